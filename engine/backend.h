@@ -1,0 +1,28 @@
+/* The public face of a compute backend: an opaque handle and its constructors.
+ * The function table lives in engine/backend_impl.h. */
+#ifndef GRAFT_BACKEND_H
+#define GRAFT_BACKEND_H
+
+#include "engine/status.h"
+
+typedef struct graft_backend graft_backend;
+
+/* device: "auto", "cpu", "cuda" or "cuda:N". threads: CPU threads, 0 = all cores.
+ * "auto" takes a usable GPU when the build has CUDA, else the CPU; when it falls
+ * back it records why in *note (a static string, NULL when there is nothing to say). */
+graft_status graft_backend_create(const char *device, int threads, graft_backend **out,
+                                  const char **note);
+void graft_backend_destroy(graft_backend *be);
+
+/* "cpu", "cuda:0", ... */
+const char *graft_backend_name(const graft_backend *be);
+
+/* A human-readable description of what runs underneath ("oneDNN 2.6.3 avx512_core, 2 threads"). */
+const char *graft_backend_describe(const graft_backend *be);
+
+graft_status graft_cpu_backend_create(int threads, graft_backend **out);
+
+/* Present only in builds with GRAFT_HAVE_CUDA; GRAFT_ENODEV when no usable GPU. */
+graft_status graft_cuda_backend_create(int device, graft_backend **out);
+
+#endif

@@ -1,0 +1,103 @@
+/* The backend seam: one table of functions per backend (CPU, CUDA).
+ *
+ * Two kinds of op:
+ *  - the frozen trunk (conv, pooling, layout changes) is planned once per
+ *    input shape, like a cuDNN execution plan: the plan owns whatever the
+ *    backend prepared (reordered weights, primitives, cuDNN graphs) and is run
+ *    many times. Activations between trunk ops stay in the backend's own
+ *    layout (graft_act.layout); only the `nchw_to_act` / `act_to_rows` plans
+ *    at the trunk's edges see plain NCHW.
+ *  - the classifier ops (linear, dropout, loss, SGD) work on plain row-major
+ *    float32 buffers in backend memory and have forward and backward entries.
+ *
+ * All pointers passed to op entries are backend memory (host memory for the
+ * CPU, device memory for CUDA) unless a name says _host. NULL entries mean
+ * "not supported". Entries return GRAFT_OK or a status with graft_detail set.
+ */
+#ifndef GRAFT_BACKEND_IMPL_H
+#define GRAFT_BACKEND_IMPL_H
+
+#include "engine/backend.h"
+#include "engine/ops.h"
+
+/* An activation of the trunk: logical NCHW shape, backend-chosen layout. */
+typedef struct graft_act {
+  int n, c, h, w;
+  int layout;   /* 0 = plain NCHW float32; other values belong to the backend */
+  size_t bytes; /* storage it needs */
+} graft_act;
+
+#define GRAFT_LAYOUT_NCHW 0
+
+typedef struct graft_plan graft_plan; /* a planned trunk op, backend-defined */
+
+typedef struct graft_backend_iface {
+  void (*destroy)(graft_backend *be);
+
+  /* ---- memory ---- */
+  graft_status (*alloc)(graft_backend *be, size_t bytes, void **out);
+  void (*free)(graft_backend *be, void *p);
+  graft_status (*upload)(graft_backend *be, void *dst, const void *src_host, size_t bytes);
+  graft_status (*download)(graft_backend *be, void *dst_host, const void *src, size_t bytes);
+  graft_status (*memset0)(graft_backend *be, void *dst, size_t bytes);
+  graft_status (*synchronize)(graft_backend *be);
+
+  /* ---- trunk plans (inference only; weights are baked into the plan) ---- */
+  /* in: layout NCHW; out: the backend's layout for the next op. */
+  graft_status (*nchw_to_act_plan)(graft_backend *be, const graft_act *in, graft_act *out,
+                                   graft_plan **plan);
+  /* w_host [out_c, in_c, k, k], b_host [out_c], float32 host memory, copied. */
+  graft_status (*conv2d_plan)(graft_backend *be, const graft_conv2d_params *p,
+                              const graft_act *in, const float *w_host, const float *b_host,
+                              graft_act *out, graft_plan **plan);
+  graft_status (*maxpool2d_plan)(graft_backend *be, const graft_pool2d_params *p,
+                                 const graft_act *in, graft_act *out, graft_plan **plan);
+  graft_status (*adaptive_avgpool2d_plan)(graft_backend *be,
+                                          const graft_adaptive_avgpool_params *p,
+                                          const graft_act *in, graft_act *out,
+                                          graft_plan **plan);
+  /* out: plain rows [n, c*h*w] in PyTorch's flatten order (layout NCHW, h = w = 1). */
+  graft_status (*act_to_rows_plan)(graft_backend *be, const graft_act *in, graft_act *out,
+                                   graft_plan **plan);
+  /* Run a plan on in.n images: x and y sized by the plan's in/out acts. */
+  graft_status (*plan_run)(graft_plan *plan, const void *x, void *y);
+  void (*plan_destroy)(graft_plan *plan);
+
+  /* ---- classifier ops on row-major float32 ---- */
+  /* y[n,out] = act(x[n,in] w[out,in]^T + b[out]) */
+  graft_status (*linear_forward)(graft_backend *be, const graft_linear_params *p, int n,
+                                 const float *x, const float *w, const float *b, float *y);
+  /* Given dy[n,out] (already through the ReLU, see relu_backward):
+   * dw[out,in] = dy^T x; db[out] = sum_n dy; dx[n,in] = dy w (skipped when dx NULL).
+   * dw and db are overwritten. */
+  graft_status (*linear_backward)(graft_backend *be, const graft_linear_params *p, int n,
+                                  const float *dy, const float *x, const float *w, float *dx,
+                                  float *dw, float *db);
+  /* dy[i] = y[i] > 0 ? dy[i] : 0, y the ReLU's output. */
+  graft_status (*relu_backward)(graft_backend *be, size_t count, const float *y, float *dy);
+  /* In place: keep element i with probability 1-p, scaled by 1/(1-p);
+   * keep[i] = graft_rng_uniform(seed, offset + i) >= p (see engine/rng.h). */
+  graft_status (*dropout_forward)(graft_backend *be, size_t count, float p, uint64_t seed,
+                                  uint64_t offset, float *x, uint8_t *keep);
+  graft_status (*dropout_backward)(graft_backend *be, size_t count, float p,
+                                   const uint8_t *keep, float *dy);
+  /* y[n,k] = softmax over each row of x[n,k]. */
+  graft_status (*softmax_forward)(graft_backend *be, int n, int k, const float *x, float *y);
+  /* loss[i] = -log softmax(logits[i])[labels[i]]; when dlogits is not NULL it
+   * receives the gradient of the mean loss over the n rows: (softmax - onehot)/n.
+   * labels int32 in backend memory; values outside [0,k) are GRAFT_ERANGE. */
+  graft_status (*cross_entropy)(graft_backend *be, int n, int k, const float *logits,
+                                const int32_t *labels, float *loss, float *dlogits);
+  /* One SGD step over count parameters (see graft_sgd_params). */
+  graft_status (*sgd_step)(graft_backend *be, size_t count, const graft_sgd_params *p,
+                           float *param, const float *grad, float *buf);
+} graft_backend_iface;
+
+struct graft_backend {
+  const graft_backend_iface *iface;
+  char name[32];
+  char description[160];
+  int threads;
+};
+
+#endif

@@ -1,0 +1,28 @@
+/* Files that are never half-written: write to a temporary name in the same
+ * directory, flush, fsync, rename, fsync the directory. */
+#ifndef GRAFT_FSUTIL_H
+#define GRAFT_FSUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/status.h"
+
+/* A unique temporary path beside `path` (same directory), malloc'd. */
+char *graft_temp_path_for(const char *path);
+
+/* fsync tmp_path, rename it to final_path, fsync the directory. On failure
+ * tmp_path is removed. */
+graft_status graft_commit_file(const char *tmp_path, const char *final_path);
+
+/* Whole-file atomic write. */
+graft_status graft_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Read a regular file (a directory or device is GRAFT_EINVAL) of at most max
+ * bytes (GRAFT_ELIMIT past it). *buf is malloc'd. */
+graft_status graft_read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
+
+/* mkdir -p */
+graft_status graft_mkdirs(const char *path);
+
+#endif

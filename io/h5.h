@@ -1,0 +1,76 @@
+/* Defensive HDF5 access. HDF5 is not hardened against hostile files, so
+ * every dataset is checked (class, size, rank, dims, contiguous layout, no
+ * filters, no external storage, extent inside the file) before it is read.
+ * HDF5's own error stack is silenced and its filter plugins are disabled;
+ * failures come back as graft statuses whose detail names the object. */
+#ifndef GRAFT_H5_H
+#define GRAFT_H5_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/status.h"
+
+typedef struct graft_h5 graft_h5; /* a file open for reading */
+
+/* GRAFT_ENOENT (missing), GRAFT_EFORMAT (not HDF5 / unreadable). */
+graft_status graft_h5_open(const char *path, graft_h5 **out);
+void graft_h5_close(graft_h5 *f);
+
+/* ---- root attributes ---- */
+bool graft_h5_has_attr(graft_h5 *f, const char *name);
+/* Names of all root attributes, sorted; free with graft_strv_free. */
+graft_status graft_h5_attr_names(graft_h5 *f, char ***names, int *count);
+/* A scalar (or 1-element) string attribute, fixed- or variable-length. */
+graft_status graft_h5_attr_string(graft_h5 *f, const char *name, char *buf, size_t cap);
+/* A 1-D array of strings (fixed or variable); free with graft_strv_free. */
+graft_status graft_h5_attr_strings(graft_h5 *f, const char *name, char ***out, int *count);
+/* Integer class attribute, scalar or 1 element. */
+graft_status graft_h5_attr_int(graft_h5 *f, const char *name, int64_t *v);
+/* Float or integer class attribute, scalar or 1 element. */
+graft_status graft_h5_attr_double(graft_h5 *f, const char *name, double *v);
+/* Exactly `count` float/int values, converted to float. */
+graft_status graft_h5_attr_floats(graft_h5 *f, const char *name, float *v, int count);
+/* The HDF5 class of an attribute for error messages: "string", "integer", "float", "other". */
+const char *graft_h5_attr_kind(graft_h5 *f, const char *name);
+
+/* ---- root datasets ---- */
+/* Names of all root datasets, sorted; free with graft_strv_free. */
+graft_status graft_h5_dataset_names(graft_h5 *f, char ***names, int *count);
+bool graft_h5_has_dataset(graft_h5 *f, const char *name);
+/* Check, then read a float32 dataset of exactly this rank and these dims.
+ * With check_finite, a NaN/Inf is GRAFT_ENONFINITE naming the index. */
+graft_status graft_h5_read_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims,
+                               float *out, bool check_finite);
+/* Same checks for integer datasets (any integer class of the given size in bytes,
+ * converted to the native type). */
+graft_status graft_h5_read_i64(graft_h5 *f, const char *name, int rank, const int64_t *dims,
+                               int64_t *out);
+graft_status graft_h5_read_u8(graft_h5 *f, const char *name, int rank, const int64_t *dims,
+                              uint8_t *out);
+
+/* ---- writing: to a temporary name beside path, renamed on commit ---- */
+typedef struct graft_h5w graft_h5w;
+graft_status graft_h5w_create(const char *path, graft_h5w **out);
+graft_status graft_h5w_attr_string(graft_h5w *w, const char *name, const char *value);
+graft_status graft_h5w_attr_strings(graft_h5w *w, const char *name, char *const *values,
+                                    int count);
+graft_status graft_h5w_attr_int(graft_h5w *w, const char *name, int64_t value);
+graft_status graft_h5w_attr_double(graft_h5w *w, const char *name, double value);
+graft_status graft_h5w_attr_floats(graft_h5w *w, const char *name, const float *v, int count);
+graft_status graft_h5w_f32(graft_h5w *w, const char *name, int rank, const int64_t *dims,
+                           const float *data);
+graft_status graft_h5w_i64(graft_h5w *w, const char *name, int rank, const int64_t *dims,
+                           const int64_t *data);
+graft_status graft_h5w_u8(graft_h5w *w, const char *name, int rank, const int64_t *dims,
+                          const uint8_t *data);
+/* Close, fsync, rename over path, fsync the directory. Frees w either way;
+ * on failure nothing is left at path that was not there before. */
+graft_status graft_h5w_commit(graft_h5w *w);
+/* Close and remove the temporary file. */
+void graft_h5w_abort(graft_h5w *w);
+
+void graft_strv_free(char **v, int count);
+
+#endif

@@ -1,0 +1,51 @@
+/* Image decoding: format detected from the bytes, never the name.
+ * Output is always 8-bit RGB, interleaved, rows top to bottom — what PIL's
+ * Image.open(f).convert('RGB') gives (alpha dropped, no EXIF rotation). */
+#ifndef GRAFT_IMAGE_H
+#define GRAFT_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/status.h"
+
+typedef struct graft_image {
+  int w, h;
+  uint8_t *px; /* w*h*3 bytes, RGBRGB... */
+} graft_image;
+
+typedef enum graft_image_format {
+  GRAFT_IMAGE_UNKNOWN = 0,
+  GRAFT_IMAGE_JPEG,
+  GRAFT_IMAGE_PNG,
+  GRAFT_IMAGE_GIF,  /* recognised, not decoded */
+  GRAFT_IMAGE_BMP,  /* recognised, not decoded */
+  GRAFT_IMAGE_WEBP, /* recognised, not decoded */
+  GRAFT_IMAGE_TIFF, /* recognised, not decoded */
+} graft_image_format;
+
+typedef struct graft_decode_opts {
+  uint64_t max_pixels;  /* refuse larger images before allocating; 0 = default 64 Mpx */
+  int max_scans;        /* progressive JPEG scan cap; 0 = default 1000 */
+  int strict;           /* nonzero: libjpeg/libpng corrupt-data warnings are errors */
+} graft_decode_opts;
+
+#define GRAFT_DEFAULT_MAX_PIXELS (64ull * 1000 * 1000)
+#define GRAFT_DEFAULT_MAX_SCANS 1000
+
+/* Format from the first bytes. */
+graft_image_format graft_image_sniff(const uint8_t *buf, size_t len);
+const char *graft_image_format_name(graft_image_format f);
+
+/* Decode an in-memory file. On failure *out is left empty and the detail says
+ * what is wrong ("not an image: GIF is not supported", "truncated JPEG data",
+ * "image is 65000x65000, over the 64000000-pixel limit"). opts may be NULL. */
+graft_status graft_image_decode(const uint8_t *buf, size_t len, const graft_decode_opts *opts,
+                                graft_image *out);
+
+/* Read and decode a file (regular files only: a directory is an error). */
+graft_status graft_image_load(const char *path, const graft_decode_opts *opts, graft_image *out);
+
+void graft_image_free(graft_image *img);
+
+#endif

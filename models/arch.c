@@ -1,0 +1,172 @@
+#include "models/arch.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* AlexNet as torchvision builds it (the 64-filter "one weird trick" variant). */
+static const struct {
+  char kind; /* 'C' conv+ReLU, 'M' maxpool */
+  int out_c, kernel, stride, pad;
+} alexnet_features[] = {
+    {'C', 64, 11, 4, 2}, {'M', 0, 3, 2, 0}, {'C', 192, 5, 1, 2}, {'M', 0, 3, 2, 0},
+    {'C', 384, 3, 1, 1}, {'C', 256, 3, 1, 1}, {'C', 256, 3, 1, 1}, {'M', 0, 3, 2, 0},
+};
+
+/* VGG configuration "D": channel counts, 0 = 2x2/2 max pooling. */
+static const int vgg16_features[] = {64,  64,  0,   128, 128, 0,   256, 256, 256,
+                                     0,   512, 512, 512, 0,   512, 512, 512, 0};
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static graft_layer *add_trunk(graft_arch *a, graft_layer_kind kind, const char *module,
+                              int index) {
+  graft_layer *l = &a->trunk[a->n_trunk++];
+  memset(l, 0, sizeof *l);
+  l->kind = kind;
+  l->module = module;
+  l->index = index;
+  return l;
+}
+
+static graft_layer *add_head(graft_arch *a, graft_layer_kind kind, int index) {
+  graft_layer *l = &a->head[a->n_head++];
+  memset(l, 0, sizeof *l);
+  l->kind = kind;
+  l->module = "classifier";
+  l->index = index;
+  return l;
+}
+
+static void add_conv(graft_arch *a, int *index, int *in_c, int out_c, int kernel, int stride,
+                     int pad) {
+  graft_layer *l = add_trunk(a, GRAFT_LAYER_CONV2D, "features", *index);
+  l->u.conv = (graft_conv2d_params){*in_c, out_c, kernel, stride, pad, true};
+  *in_c = out_c;
+  *index += 2; /* Conv2d, ReLU */
+}
+
+static void add_maxpool(graft_arch *a, int *index, int kernel, int stride) {
+  graft_layer *l = add_trunk(a, GRAFT_LAYER_MAXPOOL2D, "features", *index);
+  l->u.pool = (graft_pool2d_params){kernel, stride};
+  *index += 1;
+}
+
+static void add_linear(graft_arch *a, int index, int in, int out, bool relu) {
+  graft_layer *l = add_head(a, GRAFT_LAYER_LINEAR, index);
+  l->u.linear = (graft_linear_params){in, out, relu};
+}
+
+static void add_dropout(graft_arch *a, int index) {
+  graft_layer *l = add_head(a, GRAFT_LAYER_DROPOUT, index);
+  l->u.dropout.p = 0.5f;
+}
+
+static void add_param(graft_arch *a, const graft_layer *l, int layer, bool in_head,
+                      const char *suffix, int rank, const int64_t *dims) {
+  graft_param *p = &a->params[a->n_params++];
+  snprintf(p->name, sizeof p->name, "%s.%d.%s", l->module, l->index, suffix);
+  p->rank = rank;
+  p->count = 1;
+  for (int i = 0; i < rank; i++) {
+    p->dims[i] = dims[i];
+    p->count *= (size_t)dims[i];
+  }
+  p->offset = a->n_floats;
+  p->layer = layer;
+  p->in_head = in_head;
+  a->n_floats += p->count;
+}
+
+/* Weight and bias entries for every conv and linear, in state_dict order. */
+static void derive_params(graft_arch *a) {
+  for (int i = 0; i < a->n_trunk; i++) {
+    const graft_layer *l = &a->trunk[i];
+    if (l->kind != GRAFT_LAYER_CONV2D) continue;
+    const graft_conv2d_params *c = &l->u.conv;
+    int64_t wd[4] = {c->out_c, c->in_c, c->kernel, c->kernel}, bd[1] = {c->out_c};
+    add_param(a, l, i, false, "weight", 4, wd);
+    add_param(a, l, i, false, "bias", 1, bd);
+  }
+  a->head_offset = a->n_floats;
+  for (int i = 0; i < a->n_head; i++) {
+    const graft_layer *l = &a->head[i];
+    if (l->kind != GRAFT_LAYER_LINEAR) continue;
+    int64_t wd[2] = {l->u.linear.out, l->u.linear.in}, bd[1] = {l->u.linear.out};
+    add_param(a, l, i, true, "weight", 2, wd);
+    add_param(a, l, i, true, "bias", 1, bd);
+  }
+}
+
+graft_status graft_arch_init(graft_arch *a, const char *name, int num_classes) {
+  memset(a, 0, sizeof *a);
+  if (num_classes < 1)
+    return graft__fail(GRAFT_ERANGE, "num_classes must be at least 1, got %d", num_classes);
+  a->num_classes = num_classes;
+  int index = 0, in_c = 3;
+  if (strcmp(name, "alexnet") == 0) {
+    for (int i = 0; i < COUNT(alexnet_features); i++) {
+      if (alexnet_features[i].kind == 'C')
+        add_conv(a, &index, &in_c, alexnet_features[i].out_c, alexnet_features[i].kernel,
+                 alexnet_features[i].stride, alexnet_features[i].pad);
+      else
+        add_maxpool(a, &index, alexnet_features[i].kernel, alexnet_features[i].stride);
+    }
+    graft_layer *pool = add_trunk(a, GRAFT_LAYER_ADAPTIVE_AVGPOOL2D, "avgpool", -1);
+    pool->u.avgpool = (graft_adaptive_avgpool_params){6, 6};
+    a->feature_dim = in_c * 6 * 6;
+    add_dropout(a, 0);
+    add_linear(a, 1, a->feature_dim, 4096, true);
+    add_dropout(a, 3);
+    add_linear(a, 4, 4096, 4096, true);
+    add_linear(a, 6, 4096, num_classes, false);
+  } else if (strcmp(name, "vgg16") == 0) {
+    for (int i = 0; i < COUNT(vgg16_features); i++) {
+      if (vgg16_features[i])
+        add_conv(a, &index, &in_c, vgg16_features[i], 3, 1, 1);
+      else
+        add_maxpool(a, &index, 2, 2);
+    }
+    graft_layer *pool = add_trunk(a, GRAFT_LAYER_ADAPTIVE_AVGPOOL2D, "avgpool", -1);
+    pool->u.avgpool = (graft_adaptive_avgpool_params){7, 7};
+    a->feature_dim = in_c * 7 * 7;
+    add_linear(a, 0, a->feature_dim, 4096, true);
+    add_dropout(a, 2);
+    add_linear(a, 3, 4096, 4096, true);
+    add_dropout(a, 5);
+    add_linear(a, 6, 4096, num_classes, false);
+  } else {
+    return graft__fail(GRAFT_EINVAL, "unknown arch \"%s\" (expected one of: %s)", name,
+                       graft_arch_names());
+  }
+  snprintf(a->name, sizeof a->name, "%s", name);
+  derive_params(a);
+  return GRAFT_OK;
+}
+
+const graft_param *graft_arch_find_param(const graft_arch *a, const char *name) {
+  for (int i = 0; i < a->n_params; i++)
+    if (strcmp(a->params[i].name, name) == 0) return &a->params[i];
+  return NULL;
+}
+
+const char *graft_arch_names(void) { return "alexnet, vgg16"; }
+
+double graft_arch_flops(const graft_arch *a, int h, int w) {
+  double flops = 0;
+  for (int i = 0; i < a->n_trunk; i++) {
+    const graft_layer *l = &a->trunk[i];
+    if (l->kind == GRAFT_LAYER_CONV2D) {
+      const graft_conv2d_params *p = &l->u.conv;
+      h = graft_out_dim(h, p->kernel, p->stride, p->pad);
+      w = graft_out_dim(w, p->kernel, p->stride, p->pad);
+      flops += 2.0 * h * w * p->out_c * (double)p->in_c * p->kernel * p->kernel;
+    } else if (l->kind == GRAFT_LAYER_MAXPOOL2D) {
+      h = graft_out_dim(h, l->u.pool.kernel, l->u.pool.stride, 0);
+      w = graft_out_dim(w, l->u.pool.kernel, l->u.pool.stride, 0);
+    }
+  }
+  for (int i = 0; i < a->n_head; i++)
+    if (a->head[i].kind == GRAFT_LAYER_LINEAR)
+      flops += 2.0 * a->head[i].u.linear.in * a->head[i].u.linear.out;
+  return flops;
+}

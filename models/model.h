@@ -1,0 +1,40 @@
+/* A model: an architecture, its parameters (one contiguous float buffer laid
+ * out by graft_arch.params) and what a classifier needs to use it. */
+#ifndef GRAFT_MODEL_H
+#define GRAFT_MODEL_H
+
+#include "engine/status.h"
+#include "io/preprocess.h"
+#include "models/arch.h"
+
+#define GRAFT_WEIGHTS_FORMAT "graft-weights"
+#define GRAFT_WEIGHTS_VERSION 1
+
+typedef struct graft_model {
+  graft_arch arch;
+  float *params;       /* arch.n_floats floats */
+  char **class_names;  /* NULL or arch.num_classes strings */
+  graft_preproc pre;   /* resize, crop, mean, std */
+} graft_model;
+
+/* Zero-initialised parameters, default preprocessing, no class names. */
+graft_status graft_model_create(const char *arch, int num_classes, graft_model **out);
+void graft_model_free(graft_model *m);
+
+/* Replace the class names (count must equal num_classes; copied). */
+graft_status graft_model_set_class_names(graft_model *m, char *const *names, int count);
+
+/* Load a weights file (the graft-weights contract, README). Every dataset is
+ * checked before it is read; a missing dataset is an error, an unexpected one
+ * a warning through graft__warn. Details name the dataset. */
+graft_status graft_model_load(const char *path, graft_model **out);
+
+/* Write the model in the same contract, atomically. */
+graft_status graft_model_save(const char *path, const graft_model *m);
+
+/* Pointer to a parameter's data. */
+static inline float *graft_model_param(const graft_model *m, const graft_param *p) {
+  return m->params + p->offset;
+}
+
+#endif

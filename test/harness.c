@@ -1,0 +1,120 @@
+#include "harness.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "io/fsutil.h"
+
+int graft_test_failures;
+
+void graft_test_skip(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("SKIP: ", stdout);
+  vprintf(fmt, ap);
+  fputc('\n', stdout);
+  va_end(ap);
+  fflush(stdout);
+  exit(77);
+}
+
+int graft_test_finish(const char *name) {
+  if (graft_test_failures) {
+    printf("%s: %d check(s) FAILED\n", name, graft_test_failures);
+    return 1;
+  }
+  printf("%s: all checks passed\n", name);
+  return 0;
+}
+
+static bool is_dir(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *graft_test_data_dir(void) {
+  const char *d = getenv("GRAFT_DATA");
+  if (!d || !*d) d = GRAFT_DEFAULT_DATA;
+  return is_dir(d) ? d : NULL;
+}
+
+const char *graft_test_hymenoptera_or_skip(void) {
+  static char path[4096];
+  const char *d = graft_test_data_dir();
+  if (!d)
+    graft_test_skip("no shared data folder (set GRAFT_DATA; default %s)", GRAFT_DEFAULT_DATA);
+  snprintf(path, sizeof path, "%s/hymenoptera", d);
+  if (!is_dir(path)) graft_test_skip("%s is missing", path);
+  return path;
+}
+
+const char *graft_test_tmpdir(const char *name) {
+  static char path[4096];
+  char cmd[4200];
+  snprintf(path, sizeof path, "%s/test-tmp/%s", GRAFT_BINARY_DIR, name);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+  if (system(cmd) != 0) fprintf(stderr, "warning: could not clear %s\n", path);
+  if (graft_mkdirs(path) != GRAFT_OK) {
+    fprintf(stderr, "cannot create %s: %s\n", path, graft_detail());
+    exit(1);
+  }
+  return path;
+}
+
+const char *graft_test_python_or_skip(void) {
+  const char *py = getenv("GRAFT_PYTHON");
+  if (!py || !*py) py = GRAFT_TEST_PYTHON;
+  if (!*py) graft_test_skip("no python3 with torch, torchvision and h5py (set GRAFT_PYTHON)");
+  return py;
+}
+
+int graft_test_run_python(const char *script, const char *args) {
+  const char *py = graft_test_python_or_skip();
+  size_t need = strlen(py) + strlen(script) + strlen(args) + strlen(GRAFT_SOURCE_DIR) + 16;
+  char *cmd = malloc(need);
+  if (!cmd) return -1;
+  snprintf(cmd, need, "%s %s/%s %s", py, GRAFT_SOURCE_DIR, script, args);
+  printf("+ %s\n", cmd);
+  fflush(stdout);
+  int rc = system(cmd);
+  free(cmd);
+  if (rc == -1) return -1;
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+double graft_test_rel_error(const float *a, const float *b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)a[i] - (double)b[i];
+    num += d * d;
+    den += (double)b[i] * (double)b[i];
+  }
+  if (den == 0) return num == 0 ? 0 : INFINITY;
+  return sqrt(num / den);
+}
+
+double graft_test_max_abs_diff(const float *a, const float *b, size_t n, size_t *where) {
+  double m = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    if (d > m || isnan(d)) {
+      m = d;
+      at = i;
+    }
+  }
+  if (where) *where = at;
+  return m;
+}
+
+const char *graft_test_path(const char *dir, const char *name) {
+  static char bufs[8][4096];
+  static int next;
+  char *b = bufs[next++ % 8];
+  snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+  return b;
+}
