@@ -20,6 +20,22 @@ const char *graft_backend_name(const graft_backend *be);
 /* A human-readable description of what runs underneath ("oneDNN 2.6.3 avx512_core, 2 threads"). */
 const char *graft_backend_describe(const graft_backend *be);
 
+/* Numerics of a backend. FP32 is PyTorch's default: TF32 tensor cores allowed
+ * for convolutions, true fp32 for matmuls. FP32_STRICT: no TF32 anywhere.
+ * The CPU computes in fp32 either way. */
+typedef enum graft_precision {
+  GRAFT_PRECISION_FP32 = 0,
+  GRAFT_PRECISION_FP32_STRICT,
+} graft_precision;
+
+/* "fp32" | "fp32-strict"; GRAFT_EINVAL otherwise. */
+graft_status graft_precision_parse(const char *s, graft_precision *out);
+const char *graft_precision_name(graft_precision p);
+
+/* Set before nets are created on the backend (plans are built for it). */
+void graft_backend_set_precision(graft_backend *be, graft_precision p);
+graft_precision graft_backend_precision(const graft_backend *be);
+
 graft_status graft_cpu_backend_create(int threads, graft_backend **out);
 
 /* Present only in builds with GRAFT_HAVE_CUDA; GRAFT_ENODEV when no usable GPU. */

@@ -98,6 +98,7 @@ struct graft_backend {
   char name[32];
   char description[160];
   int threads;
+  graft_precision precision;
 };
 
 #endif

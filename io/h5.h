@@ -14,7 +14,16 @@
 
 typedef struct graft_h5 graft_h5; /* a file open for reading */
 
-/* GRAFT_ENOENT (missing), GRAFT_EFORMAT (not HDF5 / unreadable). */
+/* GRAFT_ENOENT (missing), GRAFT_EFORMAT (not HDF5 / unreadable), GRAFT_EINVAL
+ * (a directory or other non-regular file). Details never contain the path.
+ *
+ * Readers below: a missing attribute or dataset is GRAFT_ENOENT with the
+ * detail `attribute "x": missing` / `dataset "x": missing`; a wrong class is
+ * GRAFT_EFORMAT, a wrong shape GRAFT_ESHAPE; chunked, compact, virtual,
+ * filtered or external datasets are GRAFT_EUNSUPPORTED; data that does not
+ * lie inside the file is GRAFT_EFORMAT. Every entry point takes one
+ * process-wide lock (the serial HDF5 library is not thread-safe); a graft_h5
+ * may be shared between threads. */
 graft_status graft_h5_open(const char *path, graft_h5 **out);
 void graft_h5_close(graft_h5 *f);
 
@@ -22,7 +31,10 @@ void graft_h5_close(graft_h5 *f);
 bool graft_h5_has_attr(graft_h5 *f, const char *name);
 /* Names of all root attributes, sorted; free with graft_strv_free. */
 graft_status graft_h5_attr_names(graft_h5 *f, char ***names, int *count);
-/* A scalar (or 1-element) string attribute, fixed- or variable-length. */
+/* A scalar (or 1-element) string attribute, fixed- or variable-length.
+ * Before the first variable-length string of a file is read, the whole file
+ * is scanned once and its global heaps checked (io/h5_heap.c: HDF5 1.10.8
+ * overflows on forged ones); an object there over 4096 bytes is GRAFT_ELIMIT. */
 graft_status graft_h5_attr_string(graft_h5 *f, const char *name, char *buf, size_t cap);
 /* A 1-D array of strings (fixed or variable); free with graft_strv_free. */
 graft_status graft_h5_attr_strings(graft_h5 *f, const char *name, char ***out, int *count);
@@ -43,14 +55,23 @@ bool graft_h5_has_dataset(graft_h5 *f, const char *name);
  * With check_finite, a NaN/Inf is GRAFT_ENONFINITE naming the index. */
 graft_status graft_h5_read_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                float *out, bool check_finite);
+/* The checks of graft_h5_read_f32 without the read (a whole file's layout
+ * can be validated before any bulk data is touched). */
+graft_status graft_h5_check_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims);
+/* Same checks for a float64 dataset (values must be finite). */
+graft_status graft_h5_read_f64(graft_h5 *f, const char *name, int rank, const int64_t *dims,
+                               double *out);
 /* Same checks for integer datasets (any integer class of the given size in bytes,
- * converted to the native type). */
+ * signed or not, converted to the native type by HDF5). */
 graft_status graft_h5_read_i64(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                int64_t *out);
 graft_status graft_h5_read_u8(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                               uint8_t *out);
 
-/* ---- writing: to a temporary name beside path, renamed on commit ---- */
+/* ---- writing: to a temporary name beside path, renamed on commit ----
+ * HDF5 1.8 file format; strings variable-length UTF-8 (as h5py writes them);
+ * attributes scalars or 1-D arrays; datasets contiguous, little-endian, no
+ * filters. After any failed write the file can no longer be committed. */
 typedef struct graft_h5w graft_h5w;
 graft_status graft_h5w_create(const char *path, graft_h5w **out);
 graft_status graft_h5w_attr_string(graft_h5w *w, const char *name, const char *value);
@@ -61,6 +82,8 @@ graft_status graft_h5w_attr_double(graft_h5w *w, const char *name, double value)
 graft_status graft_h5w_attr_floats(graft_h5w *w, const char *name, const float *v, int count);
 graft_status graft_h5w_f32(graft_h5w *w, const char *name, int rank, const int64_t *dims,
                            const float *data);
+graft_status graft_h5w_f64(graft_h5w *w, const char *name, int rank, const int64_t *dims,
+                           const double *data);
 graft_status graft_h5w_i64(graft_h5w *w, const char *name, int rank, const int64_t *dims,
                            const int64_t *data);
 graft_status graft_h5w_u8(graft_h5w *w, const char *name, int rank, const int64_t *dims,

@@ -1,0 +1,90 @@
+#include "apps/common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/log.h"
+
+static const char *name = "graft";
+
+static void one_line(char *s) {
+  for (; *s; s++)
+    if (*s == '\n' || *s == '\r') *s = ' ';
+}
+
+static void warn_sink(const char *msg, void *user) {
+  (void)user;
+  char buf[1200];
+  snprintf(buf, sizeof buf, "%s", msg);
+  one_line(buf);
+  fprintf(stderr, "%s: warning: %s\n", name, buf);
+}
+
+void app_init(const char *n) {
+  name = n;
+  graft_set_log(warn_sink, NULL);
+}
+
+const char *app_name(void) { return name; }
+
+void app_error(const char *what, const char *fmt, ...) {
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  one_line(buf);
+  if (what)
+    fprintf(stderr, "%s: %s: %s\n", name, what, buf);
+  else
+    fprintf(stderr, "%s: %s\n", name, buf);
+}
+
+void app_status_error(const char *what, graft_status s) {
+  const char *d = graft_detail();
+  app_error(what, "%s", d[0] ? d : graft_strerror(s));
+}
+
+bool app_parse_int(const char *s, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  if (!s || !*s) return false;
+  long long v = strtoll(s, &end, 10);
+  if (errno || *end || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+bool app_parse_double(const char *s, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  if (!s || !*s) return false;
+  double v = strtod(s, &end);
+  if (errno || *end || !isfinite(v) || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+void app_json_string(void *file, const char *s) {
+  FILE *f = file;
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+      case '"': fputs("\\\"", f); break;
+      case '\\': fputs("\\\\", f); break;
+      case '\n': fputs("\\n", f); break;
+      case '\r': fputs("\\r", f); break;
+      case '\t': fputs("\\t", f); break;
+      default:
+        if (*p < 0x20)
+          fprintf(f, "\\u%04x", *p);
+        else
+          fputc(*p, f);
+    }
+  }
+  fputc('"', f);
+}

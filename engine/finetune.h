@@ -1,0 +1,34 @@
+/* The finetune loop: the PyTorch transfer-learning recipe (frozen trunk,
+ * new head, SGD with momentum, StepLR, best-on-validation) driven by a
+ * graft_config, with a feature cache and bit-exact resume. */
+#ifndef GRAFT_FINETUNE_H
+#define GRAFT_FINETUNE_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include "engine/status.h"
+#include "io/config.h"
+#include "io/report.h"
+
+typedef struct graft_finetune_hooks {
+  /* phase "train" | "val" | "cache"; done of total images so far. */
+  void (*progress)(void *user, const char *phase, int epoch, int epochs, int done, int total,
+                   double mean_loss);
+  void (*epoch_done)(void *user, const graft_epoch_metrics *m);
+  /* One line for the user ("resuming from ...", a summary). */
+  void (*message)(void *user, const char *line);
+  /* Set (by a signal handler) to stop after the current batch, saving last.h5. */
+  volatile sig_atomic_t *stop;
+  /* For benchmarks: stop after this many epochs of this invocation (0 = all). */
+  int max_epochs_now;
+  void *user;
+} graft_finetune_hooks;
+
+/* Run the training the config describes. restart ignores (and replaces) an
+ * earlier run's last.h5. GRAFT_EINTR when stopped by *hooks->stop (after
+ * last.h5 was saved). */
+graft_status graft_finetune_run(const graft_config *cfg, bool restart,
+                                const graft_finetune_hooks *hooks);
+
+#endif

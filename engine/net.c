@@ -1,0 +1,228 @@
+#include "engine/net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/net_internal.h"
+
+#define BE_CALL(net, fn, ...) ((net)->be->iface->fn((net)->be, __VA_ARGS__))
+
+static graft_status be_alloc(graft_net *net, size_t bytes, void **out, const char *what) {
+  graft_status s = BE_CALL(net, alloc, bytes, out);
+  if (s != GRAFT_OK) return graft__context(s, "allocating %s (%zu bytes)", what, bytes);
+  return GRAFT_OK;
+}
+
+/* Weight and bias parameters of layer `layer` (trunk or head). */
+void graft__layer_params(const graft_arch *a, bool in_head, int layer, const graft_param **w,
+                         const graft_param **b) {
+  *w = *b = NULL;
+  for (int i = 0; i < a->n_params; i++) {
+    const graft_param *p = &a->params[i];
+    if (p->in_head != in_head || p->layer != layer) continue;
+    if (strstr(p->name, ".weight"))
+      *w = p;
+    else
+      *b = p;
+  }
+}
+
+static void trunk_release(graft_net *net, trunk_plan *t) {
+  for (int i = 0; i < t->count; i++)
+    if (t->plans[i]) net->be->iface->plan_destroy(t->plans[i]);
+  memset(t, 0, sizeof *t);
+}
+
+static graft_status plan_layer(graft_net *net, const graft_layer *l, int index,
+                               const graft_act *in, graft_act *out, graft_plan **plan) {
+  const graft_backend_iface *f = net->be->iface;
+  const graft_arch *a = &net->m->arch;
+  switch (l->kind) {
+    case GRAFT_LAYER_CONV2D: {
+      const graft_param *w, *b;
+      graft__layer_params(a, false, index, &w, &b);
+      if (graft_out_dim(in->h, l->u.conv.kernel, l->u.conv.stride, l->u.conv.pad) < 1 ||
+          graft_out_dim(in->w, l->u.conv.kernel, l->u.conv.stride, l->u.conv.pad) < 1)
+        return graft__fail(GRAFT_ERANGE, "input %dx%d is too small for %s", net->in_w,
+                           net->in_h, a->name);
+      return f->conv2d_plan(net->be, &l->u.conv, in, graft_model_param(net->m, w),
+                            graft_model_param(net->m, b), out, plan);
+    }
+    case GRAFT_LAYER_MAXPOOL2D:
+      if (graft_out_dim(in->h, l->u.pool.kernel, l->u.pool.stride, 0) < 1 ||
+          graft_out_dim(in->w, l->u.pool.kernel, l->u.pool.stride, 0) < 1)
+        return graft__fail(GRAFT_ERANGE, "input %dx%d is too small for %s", net->in_w,
+                           net->in_h, a->name);
+      return f->maxpool2d_plan(net->be, &l->u.pool, in, out, plan);
+    case GRAFT_LAYER_ADAPTIVE_AVGPOOL2D:
+      return f->adaptive_avgpool2d_plan(net->be, &l->u.avgpool, in, out, plan);
+    default:
+      return graft__fail(GRAFT_EUNSUPPORTED, "layer kind %d in the trunk", (int)l->kind);
+  }
+}
+
+static graft_status trunk_build(graft_net *net, int n, trunk_plan *t) {
+  const graft_backend_iface *f = net->be->iface;
+  const graft_arch *a = &net->m->arch;
+  graft_status s;
+  memset(t, 0, sizeof *t);
+  t->acts[0] = (graft_act){n, 3, net->in_h, net->in_w, GRAFT_LAYOUT_NCHW,
+                           (size_t)n * 3 * net->in_h * net->in_w * sizeof(float)};
+  s = f->nchw_to_act_plan(net->be, &t->acts[0], &t->acts[1], &t->plans[0]);
+  if (s != GRAFT_OK) goto fail;
+  t->count = 1;
+  for (int i = 0; i < a->n_trunk; i++) {
+    s = plan_layer(net, &a->trunk[i], i, &t->acts[t->count], &t->acts[t->count + 1],
+                   &t->plans[t->count]);
+    if (s != GRAFT_OK) {
+      graft__context(s, "%s.%d", a->trunk[i].module, a->trunk[i].index);
+      goto fail;
+    }
+    t->count++;
+  }
+  s = f->act_to_rows_plan(net->be, &t->acts[t->count], &t->acts[t->count + 1],
+                          &t->plans[t->count]);
+  if (s != GRAFT_OK) goto fail;
+  t->count++;
+  const graft_act *last = &t->acts[t->count];
+  if ((size_t)last->c * last->h * last->w != (size_t)a->feature_dim) {
+    s = graft__fail(GRAFT_ESHAPE, "trunk gives %d features per image, classifier expects %d",
+                    last->c * last->h * last->w, a->feature_dim);
+    goto fail;
+  }
+  t->n = n;
+  return GRAFT_OK;
+fail:
+  trunk_release(net, t);
+  return s;
+}
+
+/* The plans for batch size n: cached, or built in the spare slot. */
+static graft_status trunk_for(graft_net *net, int n, trunk_plan **out) {
+  for (int i = 0; i < TRUNK_SLOTS; i++)
+    if (net->trunks[i].n == n) {
+      *out = &net->trunks[i];
+      return GRAFT_OK;
+    }
+  trunk_plan *spare = &net->trunks[TRUNK_SLOTS - 1];
+  trunk_release(net, spare);
+  GRAFT_TRY(trunk_build(net, n, spare));
+  *out = spare;
+  return GRAFT_OK;
+}
+
+graft_status graft_net_create(graft_backend *be, const graft_model *m, int max_batch, int in_h,
+                              int in_w, graft_net **out) {
+  *out = NULL;
+  if (max_batch < 1 || in_h < 1 || in_w < 1)
+    return graft__fail(GRAFT_EINVAL, "batch %d, input %dx%d", max_batch, in_w, in_h);
+  graft_net *net = calloc(1, sizeof *net);
+  if (!net) return graft__fail(GRAFT_ENOMEM, "out of memory");
+  net->be = be;
+  net->m = m;
+  net->max_batch = max_batch;
+  net->in_h = in_h;
+  net->in_w = in_w;
+  const graft_arch *a = &m->arch;
+  graft_status s = trunk_build(net, max_batch, &net->trunks[0]);
+  if (s != GRAFT_OK) goto fail;
+
+  trunk_plan *t = &net->trunks[0];
+  for (int i = 1; i < t->count; i++) /* acts[0] is the input, acts[count] the features */
+    if (t->acts[i].bytes > net->act_bytes) net->act_bytes = t->acts[i].bytes;
+  s = be_alloc(net, t->acts[0].bytes, &net->input, "input batch");
+  if (s == GRAFT_OK) s = be_alloc(net, net->act_bytes, &net->ping, "trunk activations");
+  if (s == GRAFT_OK) s = be_alloc(net, net->act_bytes, &net->pong, "trunk activations");
+  if (s == GRAFT_OK)
+    s = be_alloc(net, (size_t)max_batch * a->feature_dim * sizeof(float),
+                 (void **)&net->features, "features");
+  size_t head_bytes = (a->n_floats - a->head_offset) * sizeof(float);
+  if (s == GRAFT_OK) s = be_alloc(net, head_bytes, (void **)&net->head_params, "classifier");
+  if (s == GRAFT_OK)
+    s = BE_CALL(net, upload, net->head_params, m->params + a->head_offset, head_bytes);
+  for (int i = 0; s == GRAFT_OK && i < a->n_head; i++)
+    if (a->head[i].kind == GRAFT_LAYER_LINEAR)
+      s = be_alloc(net, (size_t)max_batch * a->head[i].u.linear.out * sizeof(float),
+                   (void **)&net->head_out[i], "classifier activations");
+  if (s == GRAFT_OK)
+    s = be_alloc(net, (size_t)max_batch * a->num_classes * sizeof(float), (void **)&net->probs,
+                 "probabilities");
+  if (s != GRAFT_OK) goto fail;
+  *out = net;
+  return GRAFT_OK;
+fail:
+  graft_net_destroy(net);
+  return s;
+}
+
+void graft_net_destroy(graft_net *net) {
+  if (!net) return;
+  const graft_backend_iface *f = net->be->iface;
+  graft__net_train_free(net);
+  for (int i = 0; i < TRUNK_SLOTS; i++) trunk_release(net, &net->trunks[i]);
+  for (int i = 0; i < GRAFT_MAX_HEAD; i++)
+    if (net->head_out[i]) f->free(net->be, net->head_out[i]);
+  void *bufs[] = {net->input, net->ping, net->pong, net->features, net->head_params, net->probs};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+    if (bufs[i]) f->free(net->be, bufs[i]);
+  free(net);
+}
+
+int graft_net_max_batch(const graft_net *net) { return net->max_batch; }
+graft_backend *graft_net_backend(const graft_net *net) { return net->be; }
+float *graft_net_feature_rows(graft_net *net) { return net->features; }
+
+graft_status graft_net_trunk(graft_net *net, int n, const float *input_host) {
+  if (n < 1 || n > net->max_batch)
+    return graft__fail(GRAFT_EINVAL, "batch of %d images (this net holds 1 to %d)", n,
+                       net->max_batch);
+  trunk_plan *t;
+  GRAFT_TRY(trunk_for(net, n, &t));
+  const graft_backend_iface *f = net->be->iface;
+  GRAFT_TRY(f->upload(net->be, net->input, input_host, t->acts[0].bytes));
+  const void *x = net->input;
+  for (int i = 0; i < t->count; i++) {
+    void *y = i == t->count - 1 ? (void *)net->features : (i % 2 == 0 ? net->ping : net->pong);
+    GRAFT_TRY(f->plan_run(t->plans[i], x, y));
+    x = y;
+  }
+  return GRAFT_OK;
+}
+
+/* Inference forward of the classifier; returns the logits buffer. */
+graft_status graft__head_forward(graft_net *net, int n, const float **logits) {
+  const graft_arch *a = &net->m->arch;
+  const graft_backend_iface *f = net->be->iface;
+  const float *x = net->features;
+  for (int i = 0; i < a->n_head; i++) {
+    const graft_layer *l = &a->head[i];
+    if (l->kind != GRAFT_LAYER_LINEAR) continue; /* dropout: identity at inference */
+    const graft_param *w, *b;
+    graft__layer_params(a, true, i, &w, &b);
+    GRAFT_TRY(f->linear_forward(net->be, &l->u.linear, n, x,
+                                net->head_params + (w->offset - a->head_offset),
+                                net->head_params + (b->offset - a->head_offset),
+                                net->head_out[i]));
+    x = net->head_out[i];
+  }
+  *logits = x;
+  return GRAFT_OK;
+}
+
+graft_status graft_net_classify_features(graft_net *net, int n, float *probs_host,
+                                         float *logits_host) {
+  const graft_backend_iface *f = net->be->iface;
+  int k = net->m->arch.num_classes;
+  const float *logits;
+  GRAFT_TRY(graft__head_forward(net, n, &logits));
+  GRAFT_TRY(f->softmax_forward(net->be, n, k, logits, net->probs));
+  if (logits_host)
+    GRAFT_TRY(f->download(net->be, logits_host, logits, (size_t)n * k * sizeof(float)));
+  return f->download(net->be, probs_host, net->probs, (size_t)n * k * sizeof(float));
+}
+
+graft_status graft_net_predict(graft_net *net, int n, const float *input_host, float *probs_host,
+                               float *logits_host) {
+  GRAFT_TRY(graft_net_trunk(net, n, input_host));
+  return graft_net_classify_features(net, n, probs_host, logits_host);
+}

@@ -1,0 +1,80 @@
+/* A model instantiated on a backend for a maximum batch size: the frozen
+ * trunk planned per batch size (plans cached), the classifier's parameters in
+ * backend memory, and every activation buffer allocated once. */
+#ifndef GRAFT_NET_H
+#define GRAFT_NET_H
+
+#include <stdint.h>
+
+#include "engine/backend.h"
+#include "engine/ops.h"
+#include "models/model.h"
+
+typedef struct graft_net graft_net;
+
+/* Plans the trunk for max_batch images of in_h x in_w (the model's crop size
+ * for classify) and uploads the classifier. The model must outlive the net. */
+graft_status graft_net_create(graft_backend *be, const graft_model *m, int max_batch, int in_h,
+                              int in_w, graft_net **out);
+void graft_net_destroy(graft_net *net);
+
+int graft_net_max_batch(const graft_net *net);
+graft_backend *graft_net_backend(const graft_net *net);
+
+/* Trunk forward of n <= max_batch images (host NCHW float32) into the net's
+ * feature rows [n, feature_dim] (backend memory, see graft_net_feature_rows). */
+graft_status graft_net_trunk(graft_net *net, int n, const float *input_host);
+
+/* The feature rows the trunk wrote (backend memory, max_batch x feature_dim). */
+float *graft_net_feature_rows(graft_net *net);
+
+/* Classifier forward at inference (dropout is the identity) from the feature
+ * rows; writes softmax probabilities [n, num_classes] to probs_host, and the
+ * logits to logits_host when not NULL. */
+graft_status graft_net_classify_features(graft_net *net, int n, float *probs_host,
+                                         float *logits_host);
+
+/* Trunk then classifier. */
+graft_status graft_net_predict(graft_net *net, int n, const float *input_host, float *probs_host,
+                               float *logits_host);
+
+/* ---- training the classifier (engine/train.c) ---- */
+
+typedef enum graft_trainable {
+  GRAFT_TRAIN_CLASSIFIER, /* every Linear of the classifier */
+  GRAFT_TRAIN_HEAD,       /* only the last Linear */
+} graft_trainable;
+
+/* Allocate gradients, momentum buffers and dropout masks for the trainable
+ * layers. dropout_p replaces the table's dropout probability in training. */
+graft_status graft_net_train_init(graft_net *net, graft_trainable which, float dropout_p);
+
+/* Floats in the trainable part: the suffix [offset, n_floats) of the arch's
+ * parameter layout (graft_net_train_offset gives offset). */
+size_t graft_net_train_count(const graft_net *net);
+size_t graft_net_train_offset(const graft_net *net);
+
+/* Copy n feature rows from the host into the net's feature rows (a cached
+ * trunk output), or out of them. */
+graft_status graft_net_put_features(graft_net *net, int n, const float *rows_host);
+graft_status graft_net_get_features(graft_net *net, int n, float *rows_host);
+
+/* One SGD step on the n images whose feature rows the net holds: classifier
+ * forward in training mode (dropout drawn from dropout_seed), cross-entropy
+ * against labels_host, backward through the trainable layers, SGD update.
+ * Per-image losses and argmax predictions go to loss_host / pred_host. */
+graft_status graft_net_train_step(graft_net *net, int n, const int32_t *labels_host,
+                                  const graft_sgd_params *sgd, uint64_t dropout_seed,
+                                  float *loss_host, int32_t *pred_host);
+
+/* Evaluation (no dropout) of the n feature rows: per-image loss and argmax. */
+graft_status graft_net_eval_step(graft_net *net, int n, const int32_t *labels_host,
+                                 float *loss_host, int32_t *pred_host);
+
+/* The classifier's parameters (the whole head, arch layout from head_offset)
+ * and the trainable part's momentum buffers, to and from the host. */
+graft_status graft_net_get_head(graft_net *net, float *head_host, float *momentum_host);
+graft_status graft_net_set_head(graft_net *net, const float *head_host,
+                                const float *momentum_host);
+
+#endif

@@ -1,0 +1,47 @@
+/* The inside of graft_net, shared by engine/net.c (trunk plans, inference)
+ * and engine/train.c (the classifier's training step). */
+#ifndef GRAFT_NET_INTERNAL_H
+#define GRAFT_NET_INTERNAL_H
+
+#include "engine/backend_impl.h"
+#include "engine/net.h"
+
+/* The trunk planned for one batch size: an edge plan into the backend's
+ * layout, one plan per trunk layer, an edge plan out to feature rows. */
+typedef struct trunk_plan {
+  int n; /* 0 = unused slot */
+  int count;
+  graft_plan *plans[GRAFT_MAX_TRUNK + 2];
+  graft_act acts[GRAFT_MAX_TRUNK + 3]; /* acts[i] is plans[i]'s input */
+} trunk_plan;
+
+/* Two slots: the full batch and the last, smaller one of a run. */
+#define TRUNK_SLOTS 2
+
+struct graft_net {
+  graft_backend *be;
+  const graft_model *m;
+  int max_batch, in_h, in_w;
+  trunk_plan trunks[TRUNK_SLOTS];
+  size_t act_bytes;     /* largest trunk activation at max_batch */
+  void *input;          /* [max_batch,3,in_h,in_w] NCHW */
+  void *ping, *pong;    /* trunk activations */
+  float *features;      /* [max_batch, feature_dim] */
+  float *head_params;   /* classifier parameters, arch layout from head_offset */
+  float *head_out[GRAFT_MAX_HEAD]; /* each linear's output [max_batch, out] */
+  float *probs;         /* [max_batch, K] */
+  struct graft_net_train *train; /* NULL until graft_net_train_init */
+};
+
+
+/* Weight and bias parameters of layer `layer` (trunk or head). */
+void graft__layer_params(const graft_arch *a, bool in_head, int layer, const graft_param **w,
+                         const graft_param **b);
+
+/* Inference forward of the classifier from the feature rows; *logits points
+ * into the net's buffers. */
+graft_status graft__head_forward(graft_net *net, int n, const float **logits);
+
+void graft__net_train_free(graft_net *net);
+
+#endif

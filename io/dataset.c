@@ -1,0 +1,178 @@
+#include "io/dataset.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/log.h"
+#include "io/image.h"
+
+/* ---- scanning ---- */
+
+typedef struct strv {
+  char **v;
+  int n, cap;
+} strv;
+
+static int strv_push(strv *s, const char *x) {
+  if (s->n == s->cap) {
+    int cap = s->cap ? s->cap * 2 : 16;
+    char **v = realloc(s->v, (size_t)cap * sizeof *v);
+    if (!v) return -1;
+    s->v = v;
+    s->cap = cap;
+  }
+  if (!(s->v[s->n] = strdup(x))) return -1;
+  s->n++;
+  return 0;
+}
+
+static void strv_clear(strv *s) {
+  for (int i = 0; i < s->n; i++) free(s->v[i]);
+  free(s->v);
+  memset(s, 0, sizeof *s);
+}
+
+static int cmp_bytes(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted entry names of dir; dirs_only selects subfolders, else files. */
+static graft_status list_dir(const char *dir, bool dirs_only, strv *out) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    int e = errno;
+    return graft__fail(e == ENOENT ? GRAFT_ENOENT : GRAFT_EIO, "%s: %s", dir, strerror(e));
+  }
+  struct dirent *e;
+  char path[8192];
+  while ((e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (len < 0 || (size_t)len >= sizeof path) continue; /* longer than any usable path */
+    struct stat st;
+    if (stat(path, &st) != 0) continue;
+    if (dirs_only ? !S_ISDIR(st.st_mode) : S_ISDIR(st.st_mode)) continue;
+    if (strv_push(out, e->d_name) != 0) {
+      closedir(d);
+      return graft__fail(GRAFT_ENOMEM, "out of memory");
+    }
+  }
+  closedir(d);
+  qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_bytes);
+  return GRAFT_OK;
+}
+
+/* JPEG or PNG by their first bytes; otherwise a reason to skip. */
+static const char *why_not_image(const char *path) {
+  static _Thread_local char why[96];
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(why, sizeof why, "cannot open: %s", strerror(errno));
+    return why;
+  }
+  uint8_t head[32];
+  size_t n = fread(head, 1, sizeof head, f);
+  fclose(f);
+  graft_image_format fmt = graft_image_sniff(head, n);
+  if (fmt == GRAFT_IMAGE_JPEG || fmt == GRAFT_IMAGE_PNG) return NULL;
+  if (n == 0) return "empty file";
+  if (fmt == GRAFT_IMAGE_UNKNOWN) return "not an image";
+  snprintf(why, sizeof why, "%s images are not supported", graft_image_format_name(fmt));
+  return why;
+}
+
+static graft_status scan_split(const char *root, const char *name, const strv *classes,
+                               graft_split *out) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/%s", root, name);
+  int cap = 0;
+  for (int c = 0; c < classes->n; c++) {
+    char cdir[4096 + 256];
+    snprintf(cdir, sizeof cdir, "%s/%s", dir, classes->v[c]);
+    strv files = {0};
+    graft_status s = list_dir(cdir, false, &files);
+    if (s != GRAFT_OK) {
+      strv_clear(&files);
+      return s;
+    }
+    int used = 0;
+    for (int i = 0; i < files.n; i++) {
+      char path[8192];
+      snprintf(path, sizeof path, "%s/%s", cdir, files.v[i]);
+      const char *why = why_not_image(path);
+      if (why) {
+        graft__warn("%s: %s; skipped", path, why);
+        out->skipped++;
+        continue;
+      }
+      if (out->n == cap) {
+        cap = cap ? cap * 2 : 256;
+        graft_sample *v = realloc(out->samples, (size_t)cap * sizeof *v);
+        if (!v) {
+          strv_clear(&files);
+          return graft__fail(GRAFT_ENOMEM, "out of memory");
+        }
+        out->samples = v;
+      }
+      if (!(out->samples[out->n].path = strdup(path))) {
+        strv_clear(&files);
+        return graft__fail(GRAFT_ENOMEM, "out of memory");
+      }
+      out->samples[out->n++].label = c;
+      used++;
+    }
+    strv_clear(&files);
+    if (used == 0)
+      return graft__fail(GRAFT_EINVAL, "%s: class \"%s\" has no images", dir, classes->v[c]);
+  }
+  return GRAFT_OK;
+}
+
+graft_status graft_dataset_open(const char *root, graft_dataset *d) {
+  memset(d, 0, sizeof *d);
+  char train[4096], val[4096];
+  snprintf(train, sizeof train, "%s/train", root);
+  snprintf(val, sizeof val, "%s/val", root);
+  strv classes = {0}, vclasses = {0};
+  graft_status s = list_dir(train, true, &classes);
+  if (s == GRAFT_ENOENT) s = graft__fail(s, "%s: no train/ folder", root);
+  if (s == GRAFT_OK && classes.n < 2)
+    s = graft__fail(GRAFT_EINVAL, "%s: %s", train,
+                    classes.n ? "only one class folder (need at least two)"
+                              : "no class folders");
+  if (s == GRAFT_OK) {
+    s = list_dir(val, true, &vclasses);
+    if (s == GRAFT_ENOENT) s = graft__fail(s, "%s: no val/ folder", root);
+  }
+  if (s == GRAFT_OK) {
+    bool same = vclasses.n == classes.n;
+    for (int i = 0; same && i < classes.n; i++) same = strcmp(classes.v[i], vclasses.v[i]) == 0;
+    if (!same) s = graft__fail(GRAFT_EINVAL, "%s: val/ has other class folders than train/", root);
+  }
+  if (s == GRAFT_OK) s = scan_split(root, "train", &classes, &d->train);
+  if (s == GRAFT_OK) s = scan_split(root, "val", &classes, &d->val);
+  strv_clear(&vclasses);
+  d->classes = classes.v;
+  d->n_classes = classes.n;
+  if (s != GRAFT_OK) graft_dataset_free(d);
+  return s;
+}
+
+static void split_free(graft_split *s) {
+  for (int i = 0; i < s->n; i++) free(s->samples[i].path);
+  free(s->samples);
+  memset(s, 0, sizeof *s);
+}
+
+void graft_dataset_free(graft_dataset *d) {
+  for (int i = 0; i < d->n_classes; i++) free(d->classes[i]);
+  free(d->classes);
+  split_free(&d->train);
+  split_free(&d->val);
+  memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,177 @@
+#include "io/report.h"
+
+#include <cairo.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/fsutil.h"
+
+graft_status graft_write_metrics_csv(const char *path, const graft_epoch_metrics *h, int n) {
+  size_t cap = 128 + (size_t)n * 160, len = 0;
+  char *buf = malloc(cap);
+  if (!buf) return graft__fail(GRAFT_ENOMEM, "out of memory");
+  len += (size_t)snprintf(buf, cap, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n");
+  for (int i = 0; i < n && len < cap; i++)
+    len += (size_t)snprintf(buf + len, cap - len, "%d,%.6f,%.6f,%.6f,%.6f,%.9g,%.3f\n",
+                            h[i].epoch, h[i].train_loss, h[i].train_acc, h[i].val_loss,
+                            h[i].val_acc, h[i].lr, h[i].seconds);
+  graft_status s = graft_write_file_atomic(path, buf, len < cap ? len : cap - 1);
+  free(buf);
+  return s;
+}
+
+/* ---- curves.png ---- */
+
+static const double PI = 3.14159265358979323846;
+
+enum { W = 1100, H = 460, PANEL_W = 520, PANEL_H = 360, LEFT = 60, TOP = 60 };
+
+typedef struct series {
+  const char *name;
+  double r, g, b;
+  size_t field; /* offset of the value in graft_epoch_metrics */
+} series;
+
+static double value(const graft_epoch_metrics *m, size_t field) {
+  return *(const double *)((const char *)m + field);
+}
+
+/* A "nice" step for about 5 ticks over span. */
+static double nice_step(double span) {
+  double raw = span / 5, mag = pow(10, floor(log10(raw))), f = raw / mag;
+  return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * mag;
+}
+
+static void panel(cairo_t *cr, double x0, double y0, const char *title, const char *ylabel,
+                  const graft_epoch_metrics *h, int n, const series *s, int ns, bool unit_range) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < ns; k++) {
+      double v = value(&h[i], s[k].field);
+      if (isfinite(v)) {
+        lo = fmin(lo, v);
+        hi = fmax(hi, v);
+      }
+    }
+  if (unit_range) {
+    lo = 0;
+    hi = 1;
+  } else {
+    if (!isfinite(lo)) lo = 0, hi = 1;
+    double pad = (hi - lo) * 0.1 + 1e-6;
+    lo = fmax(0, lo - pad);
+    hi += pad;
+  }
+  int xmax = n > 1 ? n : 2;
+  /* frame and title */
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, x0, y0, PANEL_W, PANEL_H);
+  cairo_stroke(cr);
+  cairo_set_font_size(cr, 15);
+  cairo_move_to(cr, x0 + PANEL_W / 2.0 - 40, y0 - 12);
+  cairo_show_text(cr, title);
+  cairo_set_font_size(cr, 11);
+  /* y ticks */
+  double step = nice_step(hi - lo);
+  for (double t = ceil(lo / step) * step; t <= hi + 1e-12; t += step) {
+    double y = y0 + PANEL_H - (t - lo) / (hi - lo) * PANEL_H;
+    char lab[32];
+    snprintf(lab, sizeof lab, "%.3g", t);
+    cairo_set_source_rgb(cr, 0.88, 0.88, 0.88);
+    cairo_move_to(cr, x0, y);
+    cairo_line_to(cr, x0 + PANEL_W, y);
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_move_to(cr, x0 - 45, y + 4);
+    cairo_show_text(cr, lab);
+  }
+  /* x ticks: epochs */
+  int xs = (int)fmax(1, nice_step(xmax - 1));
+  for (int e = 1; e <= xmax; e += xs) {
+    double x = x0 + (double)(e - 1) / (xmax - 1) * PANEL_W;
+    char lab[16];
+    snprintf(lab, sizeof lab, "%d", e);
+    cairo_move_to(cr, x - 4, y0 + PANEL_H + 16);
+    cairo_show_text(cr, lab);
+  }
+  cairo_move_to(cr, x0 + PANEL_W / 2.0 - 15, y0 + PANEL_H + 34);
+  cairo_show_text(cr, "epoch");
+  cairo_save(cr);
+  cairo_move_to(cr, x0 - 50, y0 + PANEL_H / 2.0 + 20);
+  cairo_rotate(cr, -PI / 2);
+  cairo_show_text(cr, ylabel);
+  cairo_restore(cr);
+  /* lines, markers and the legend */
+  for (int k = 0; k < ns; k++) {
+    cairo_set_source_rgb(cr, s[k].r, s[k].g, s[k].b);
+    cairo_set_line_width(cr, 2);
+    for (int i = 0; i < n; i++) {
+      double x = x0 + (double)(h[i].epoch - 1) / (xmax - 1) * PANEL_W;
+      double y = y0 + PANEL_H - (value(&h[i], s[k].field) - lo) / (hi - lo) * PANEL_H;
+      if (i == 0)
+        cairo_move_to(cr, x, y);
+      else
+        cairo_line_to(cr, x, y);
+    }
+    cairo_stroke(cr);
+    for (int i = 0; i < n; i++) {
+      double x = x0 + (double)(h[i].epoch - 1) / (xmax - 1) * PANEL_W;
+      double y = y0 + PANEL_H - (value(&h[i], s[k].field) - lo) / (hi - lo) * PANEL_H;
+      cairo_arc(cr, x, y, 3, 0, 2 * PI);
+      cairo_fill(cr);
+    }
+    cairo_rectangle(cr, x0 + PANEL_W - 90, y0 + 12 + 18 * k, 14, 4);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_move_to(cr, x0 + PANEL_W - 70, y0 + 18 + 18 * k);
+    cairo_show_text(cr, s[k].name);
+  }
+}
+
+graft_status graft_plot_curves(const char *path, const graft_epoch_metrics *h, int n,
+                               const char *title) {
+  cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+  if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS) {
+    cairo_surface_destroy(surf);
+    return graft__fail(GRAFT_ENOMEM, "cairo_image_surface_create failed");
+  }
+  cairo_t *cr = cairo_create(surf);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 13);
+  cairo_move_to(cr, LEFT, 22);
+  cairo_show_text(cr, title);
+  const series loss[] = {
+      {"train", 0.12, 0.47, 0.71, offsetof(graft_epoch_metrics, train_loss)},
+      {"val", 1.0, 0.5, 0.05, offsetof(graft_epoch_metrics, val_loss)}};
+  const series acc[] = {
+      {"train", 0.12, 0.47, 0.71, offsetof(graft_epoch_metrics, train_acc)},
+      {"val", 1.0, 0.5, 0.05, offsetof(graft_epoch_metrics, val_acc)}};
+  panel(cr, LEFT, TOP, "loss", "cross-entropy per image", h, n, loss, 2, false);
+  panel(cr, LEFT + PANEL_W + 60, TOP, "accuracy", "accuracy", h, n, acc, 2, true);
+  cairo_status_t cs = cairo_status(cr);
+  cairo_destroy(cr);
+  graft_status s = GRAFT_OK;
+  char *tmp = graft_temp_path_for(path);
+  if (!tmp) s = graft__fail(GRAFT_ENOMEM, "out of memory");
+  if (s == GRAFT_OK && cs != CAIRO_STATUS_SUCCESS)
+    s = graft__fail(GRAFT_EIO, "drawing failed: %s", cairo_status_to_string(cs));
+  if (s == GRAFT_OK) {
+    cs = cairo_surface_write_to_png(surf, tmp);
+    if (cs != CAIRO_STATUS_SUCCESS) {
+      remove(tmp);
+      s = graft__fail(GRAFT_EIO, "cannot write PNG: %s", cairo_status_to_string(cs));
+    }
+  }
+  cairo_surface_destroy(surf);
+  if (s == GRAFT_OK) s = graft_commit_file(tmp, path);
+  free(tmp);
+  return s;
+}
