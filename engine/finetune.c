@@ -545,6 +545,7 @@ graft_status graft_finetune_run(const graft_config *cfg, bool restart,
   r.hooks = hooks;
   graft_status s = graft_config_validate(cfg);
   if (s == GRAFT_OK) s = setup(&r, restart);
+  if (s == GRAFT_OK && hooks && hooks->started) hooks->started(hooks->user);
   if (s == GRAFT_OK) s = train_loop(&r);
   teardown(&r);
   return s;

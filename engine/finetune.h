@@ -12,6 +12,9 @@
 #include "io/report.h"
 
 typedef struct graft_finetune_hooks {
+  /* Set-up is done (data scanned, weights loaded, output ready): what fails
+   * from here on is a training failure. */
+  void (*started)(void *user);
   /* phase "train" | "val" | "cache"; done of total images so far. */
   void (*progress)(void *user, const char *phase, int epoch, int epochs, int done, int total,
                    double mean_loss);

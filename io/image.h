@@ -25,25 +25,34 @@ typedef enum graft_image_format {
 } graft_image_format;
 
 typedef struct graft_decode_opts {
-  uint64_t max_pixels;  /* refuse larger images before allocating; 0 = default 64 Mpx */
-  int max_scans;        /* progressive JPEG scan cap; 0 = default 1000 */
-  int strict;           /* nonzero: libjpeg/libpng corrupt-data warnings are errors */
+  uint64_t max_pixels;  /* refuse larger images before allocating; 0 = default 64 Mpx
+                           (at most 2^31 - 1 whatever is asked) */
+  int max_scans;        /* JPEG scan cap (progressive files); 0 = default 1000 */
+  int strict;           /* nonzero: libjpeg/libpng warnings ("Corrupt JPEG data: ...")
+                           are errors. Either way a truncated file, a CRC error or a
+                           libjpeg/libpng error is an error, as in PIL. */
 } graft_decode_opts;
 
 #define GRAFT_DEFAULT_MAX_PIXELS (64ull * 1000 * 1000)
 #define GRAFT_DEFAULT_MAX_SCANS 1000
+/* graft_image_load refuses larger files before reading them. */
+#define GRAFT_IMAGE_MAX_FILE_BYTES ((size_t)256 << 20)
 
 /* Format from the first bytes. */
 graft_image_format graft_image_sniff(const uint8_t *buf, size_t len);
 const char *graft_image_format_name(graft_image_format f);
 
-/* Decode an in-memory file. On failure *out is left empty and the detail says
- * what is wrong ("not an image: GIF is not supported", "truncated JPEG data",
- * "image is 65000x65000, over the 64000000-pixel limit"). opts may be NULL. */
+/* Decode an in-memory file. On failure *out is left empty and the one-line
+ * detail says what is wrong ("GIF is not supported (only JPEG and PNG are
+ * decoded)", "truncated JPEG data (in jpeg_read_scanlines, io/jpeg.c:190)",
+ * "image is 65000x65000, over the 64000000-pixel limit", "empty file").
+ * opts may be NULL. 16-bit grayscale PNGs give their high byte (PIL clips
+ * them to 255 instead; see io/png.c). */
 graft_status graft_image_decode(const uint8_t *buf, size_t len, const graft_decode_opts *opts,
                                 graft_image *out);
 
-/* Read and decode a file (regular files only: a directory is an error). */
+/* Read and decode a file (regular files only: a directory is an error; at
+ * most GRAFT_IMAGE_MAX_FILE_BYTES). The detail starts with the path. */
 graft_status graft_image_load(const char *path, const graft_decode_opts *opts, graft_image *out);
 
 void graft_image_free(graft_image *img);

@@ -17,23 +17,11 @@ import sys
 import h5py
 import numpy as np
 import torch
-import torchvision
 from torchvision import datasets, transforms
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
 import export_torchvision  # noqa: E402
-
-
-def make_folder(src, dst, per_class):
-    for split, count in per_class.items():
-        for cls in ("ants", "bees"):
-            os.makedirs(os.path.join(dst, split, cls), exist_ok=True)
-            names = sorted(n for n in os.listdir(os.path.join(src, split, cls))
-                           if n.lower().endswith(".jpg"))[:count]
-            for n in names:
-                link = os.path.join(dst, split, cls, n)
-                if not os.path.lexists(link):
-                    os.symlink(os.path.abspath(os.path.join(src, split, cls, n)), link)
+from small_set import make_folder, seeded_model  # noqa: E402
 
 
 def main():
@@ -52,8 +40,7 @@ def main():
     torch.set_num_threads(2)
     data = os.path.join(args.out, "data")
     make_folder(args.data, data, {"train": 8, "val": 4})
-    torch.manual_seed(args.seed)
-    model = getattr(torchvision.models, args.arch)(num_classes=2)
+    model = seeded_model(args.arch, 2, args.seed)
     export_torchvision.export(model, args.arch, os.path.join(args.out, "model.h5"),
                               class_names=["ants", "bees"])
 

@@ -1,0 +1,33 @@
+/* Shared by io/image.c, io/jpeg.c and io/png.c: the decoders behind
+ * graft_image_decode. Not a public header.
+ *
+ * Both fill *out (w, h, px) only on success and leave it empty on failure;
+ * the limits have been resolved (max_pixels and max_scans are never 0). */
+#ifndef GRAFT_IMAGE_IMPL_H
+#define GRAFT_IMAGE_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/image.h"
+
+typedef struct graft__decode_limits {
+  uint64_t max_pixels;
+  int max_scans;
+  int strict;
+} graft__decode_limits;
+
+graft_status graft__jpeg_decode(const uint8_t *buf, size_t len, const graft__decode_limits *lim,
+                                graft_image *out);
+graft_status graft__png_decode(const uint8_t *buf, size_t len, const graft__decode_limits *lim,
+                               graft_image *out);
+
+/* "io/jpeg.c" from a __FILE__ that may be an absolute path, for details. */
+const char *graft__short_file(const char *file);
+
+/* "image is 65000x65000, over the 64000000-pixel limit" when w*h is too big
+ * (or a side is 0); GRAFT_OK otherwise. Checked before anything is allocated. */
+graft_status graft__check_dims(uint64_t w, uint64_t h, uint64_t max_pixels);
+
+#endif

@@ -1,0 +1,66 @@
+# finetune end to end on a small set: the feature cache changes nothing,
+# an interrupted run resumes to exactly the uninterrupted run's files, and
+# best.h5 works with classify.
+. "$(dirname "$0")/lib.sh"
+need_python
+need_data
+scratch finetune-run
+"$PY" "$GRAFT_SOURCE_DIR/test/small_set.py" --data "$HYM" --out "$T" --train 8 --val 4 ||
+  { fail "small set"; finish; }
+FT=$GRAFT_BIN/finetune
+
+# Runs that must agree: shuffle, dropout and a new head exercise every random stream.
+common=(--arch alexnet --weights model.h5 --data data --epochs 3 --step-size 2 --augment none
+        --shuffle 1 --dropout 0.5 --new-head 1 --seed 11)
+"$FT" --init "$T/cache_on.h5" "${common[@]}" --cache-features on
+"$FT" --init "$T/cache_off.h5" "${common[@]}" --cache-features off
+"$FT" --init "$T/resumed.h5" "${common[@]}" --cache-features on
+
+same_run() { # same_run NAME DIR_A DIR_B: metrics (but the seconds), best.h5 and last.h5 identical
+  local a=$2 b=$3
+  if cmp -s <(cut -d, -f1-6 "$a/metrics.csv") <(cut -d, -f1-6 "$b/metrics.csv") &&
+     cmp -s "$a/best.h5" "$b/best.h5" && cmp -s "$a/last.h5" "$b/last.h5"; then
+    ok "$1: metrics.csv, best.h5 and last.h5 identical"
+  else
+    fail "$1: runs differ"
+    diff <(cut -d, -f1-6 "$a/metrics.csv") <(cut -d, -f1-6 "$b/metrics.csv")
+  fi
+}
+
+"$FT" -q "$T/cache_on.h5" > "$T/cache_on.out" || fail "cache on run"
+"$FT" -q "$T/cache_off.h5" > "$T/cache_off.out" || fail "cache off run"
+cat "$T/cache_on.out"
+same_run "cache on vs off" "$T/runs/cache_on" "$T/runs/cache_off"
+for f in best.h5 last.h5 metrics.csv curves.png; do
+  [ -s "$T/runs/cache_on/$f" ] && ok "$f written" || fail "$f missing"
+done
+leftovers=$(find "$T/runs" -name '*.tmp.*' -o -name '.graft-*' | wc -l)
+[ "$leftovers" -eq 0 ] && ok "no temporary files left" || fail "$leftovers temporary files left"
+grep -c "^epoch:  " "$T/cache_on.out" | grep -qx 3 && ok "three epoch blocks" || fail "epoch blocks"
+
+# Interrupt in the middle of epoch 3 (after batch 2), then run again to resume.
+GRAFT_STOP_AT=3:2 "$FT" -q "$T/resumed.h5" > "$T/resumed1.out" 2> "$T/resumed1.err"
+rc=$?
+[ "$rc" -eq 130 ] && ok "interrupted run exits 130" || fail "interrupted run exited $rc"
+grep -q "stopped at epoch 3, batch 2" "$T/resumed1.err" && ok "says where it stopped" ||
+  fail "no stop message: $(cat "$T/resumed1.err")"
+"$FT" -q "$T/resumed.h5" > "$T/resumed2.out" 2> "$T/resumed2.err" || fail "resumed run"
+grep -q "resuming from .*last.h5: epoch 3, batch 2" "$T/resumed2.err" && ok "says it resumes" ||
+  fail "no resume message: $(cat "$T/resumed2.err")"
+same_run "interrupted and resumed vs uninterrupted" "$T/runs/cache_on" "$T/runs/resumed"
+"$FT" -q "$T/resumed.h5" 2> "$T/resumed3.err" && grep -q "all 3 epochs are done" "$T/resumed3.err" &&
+  ok "a finished run says so" || fail "rerun of a finished run: $(cat "$T/resumed3.err")"
+
+# A changed config refuses to resume; --restart starts over.
+"$FT" --init "$T/changed.h5" "${common[@]}" --lr 0.01 --output runs/resumed
+expect_fail "changed config" 2 "different config.*--restart" -- "$FT" -q "$T/changed.h5"
+
+# best.h5 classifies directly.
+val_img=$(ls "$T/data/val/bees/"* | head -1)
+if out=$("$GRAFT_BIN/classify" -w "$T/runs/cache_on/best.h5" --json "$val_img"); then
+  echo "$out" | grep -q '"label": "bees"\|"label": "ants"' && ok "classify -w best.h5: $out" ||
+    fail "classify output: $out"
+else
+  fail "classify -w best.h5 failed"
+fi
+finish
