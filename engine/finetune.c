@@ -333,6 +333,7 @@ static graft_status run_pass(run *r, bool train, int epoch, double *loss_sum, in
                                        r->loss, r->pred));
       else
         GRAFT_TRY(graft_net_eval_step(r->net, kept, r->labels, r->loss, r->pred));
+      if (train) r->ck.momentum_set = 1;
       for (int j = 0; j < kept; j++) {
         if (!isfinite(r->loss[j]))
           return graft__fail(GRAFT_ENONFINITE,

@@ -9,12 +9,12 @@
 #include "engine/backend.h"
 #include "io/h5.h"
 
-typedef enum { T_STR, T_INT, T_REAL } kind;
+typedef enum { T_STR, T_INT, T_REAL } value_type;
 
 /* One setting: where it lives, its default and its bounds or choices. */
 typedef struct setting {
   const char *name;
-  kind type;
+  value_type type;
   size_t offset;
   size_t size;          /* T_STR: buffer size */
   const char *def_str;  /* T_STR default ("" = none) */
@@ -144,17 +144,19 @@ graft_status graft_config_set(graft_config *c, const char *name, const char *val
 }
 
 static graft_status load_attr(graft_h5 *f, const setting *s, graft_config *c) {
-  const char *kind_found = graft_h5_attr_kind(f, s->name);
+  const char *kind = graft_h5_attr_kind(f, s->name);
+  char kind_found[32]; /* "a string", "an integer" */
+  snprintf(kind_found, sizeof kind_found, "%s %s", strchr("aeiou", kind[0]) ? "an" : "a", kind);
   if (s->type == T_STR) {
-    if (strcmp(kind_found, "string") != 0)
+    if (strcmp(kind, "string") != 0)
       return graft__fail(GRAFT_EFORMAT, "expected a string, found %s", kind_found);
     GRAFT_TRY(graft_h5_attr_string(f, s->name, field(c, s), s->size));
   } else if (s->type == T_INT) {
-    if (strcmp(kind_found, "integer") != 0)
+    if (strcmp(kind, "integer") != 0)
       return graft__fail(GRAFT_EFORMAT, "expected an integer, found %s", kind_found);
     GRAFT_TRY(graft_h5_attr_int(f, s->name, (int64_t *)field(c, s)));
   } else {
-    if (strcmp(kind_found, "integer") != 0 && strcmp(kind_found, "float") != 0)
+    if (strcmp(kind, "integer") != 0 && strcmp(kind, "float") != 0)
       return graft__fail(GRAFT_EFORMAT, "expected a number, found %s", kind_found);
     GRAFT_TRY(graft_h5_attr_double(f, s->name, (double *)field(c, s)));
   }

@@ -54,21 +54,26 @@ graft_status graft_h5w_create(const char *path, graft_h5w **out) {
     writer_free(w);
     return st;
   }
-  hid_t fapl = H5I_INVALID_HID;
+  hid_t fapl = H5I_INVALID_HID, fcpl = H5I_INVALID_HID;
   H5WCK(fapl = H5Pcreate(H5P_FILE_ACCESS));
+  H5WCK(fcpl = H5Pcreate(H5P_FILE_CREATE));
+  /* No modification times in the root group either (see put_dataset). */
+  H5WCK(H5Pset_obj_track_times(fcpl, 0));
   H5WCK(H5Pset_fapl_sec2(fapl));
   H5WCK(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG));
   H5WCK(H5Pset_file_locking(fapl, false, true));
   /* The 1.8 format: readable by any HDF5 since 2008, and large attributes
    * (tens of thousands of class names) go to dense storage instead of failing. */
   H5WCK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18));
-  H5WCK(w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
+  H5WCK(w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, fapl));
   graft__h5_close_id(fapl);
+  graft__h5_close_id(fcpl);
   graft__h5_leave();
   *out = w;
   return GRAFT_OK;
 fail:
   graft__h5_close_id(fapl);
+  graft__h5_close_id(fcpl);
   graft__h5_leave();
   unlink(w->tmp);
   writer_free(w);

@@ -3,7 +3,11 @@
     compare_finetune.py REF.h5 RUN_DIR --trainable classifier|head [--tol 1e-4]
 
 Per-epoch losses and accuracies (metrics.csv) and the final trained
-parameters (last.h5) must agree to a relative 1e-4.
+parameters (last.h5) must agree to a relative 1e-4. So that agreeing cannot
+come from barely training, the update itself (final - initial) must also
+agree, to a relative 1e-3 (it is the difference of two close float32
+tensors; without any training it would be off by 1), and the reference must
+have moved each tensor by at least 1e-5 of its norm.
 """
 import argparse
 import csv
@@ -33,6 +37,7 @@ def main():
         want = ref["metrics"][()]
         names = [n for n in ref.keys() if n.startswith("classifier.")]
         params = {n: ref[n][()] for n in names}
+        initial = {n: ref["initial/" + n][()] for n in names}
     with open(os.path.join(args.run, "metrics.csv")) as f:
         got = [[float(r[k]) for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")]
                for r in csv.DictReader(f)]
@@ -62,9 +67,13 @@ def main():
     offset = 0
     for n in order:
         k = params[n].size
-        e = rel(trained[offset:offset + k], params[n])
-        ok = e <= args.tol
-        print("%-22s relative error %.2e %s" % (n, e, "ok" if ok else "FAIL"))
+        got = trained[offset:offset + k].reshape(params[n].shape)
+        e = rel(got, params[n])
+        moved = rel(params[n], initial[n])
+        de = rel(got - initial[n], params[n] - initial[n])
+        ok = e <= args.tol and de <= 1e-3 and moved >= 1e-5
+        print("%-22s relative error %.2e, update moved it %.2e, update error %.2e %s" % (
+            n, e, moved, de, "ok" if ok else "FAIL"))
         bad += not ok
         offset += k
     return 1 if bad else 0

@@ -7,8 +7,8 @@ Builds DIR/data (a small ImageFolder of symlinks into the shared set: 8 + 8
 train, 4 + 4 val), exports seeded weights with 2 classes to DIR/model.h5, runs
 the tutorial's loop in PyTorch with augment none, shuffle off, dropout 0 and
 the file's own last layer, and writes DIR/ref.h5: per-epoch metrics
-(epoch, train_loss, train_acc, val_loss, val_acc) and the final classifier
-parameters under their state_dict names.
+(epoch, train_loss, train_acc, val_loss, val_acc), the final classifier
+parameters under their state_dict names and the initial ones under initial/.
 """
 import argparse
 import os
@@ -44,6 +44,7 @@ def main():
     export_torchvision.export(model, args.arch, os.path.join(args.out, "model.h5"),
                               class_names=["ants", "bees"])
 
+    initial = {n: t.clone() for n, t in model.state_dict().items() if n.startswith("classifier.")}
     for p in model.features.parameters():
         p.requires_grad = False
     if args.trainable == "head":
@@ -88,6 +89,7 @@ def main():
         for name, t in model.state_dict().items():
             if name.startswith("classifier."):
                 f.create_dataset(name, data=t.numpy())
+                f.create_dataset("initial/" + name, data=initial[name].numpy())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,466 @@
+/* bench: graft's side of the benchmarks (bench/torch_bench.py is PyTorch's,
+ * bench/compare runs the two interleaved). Each workload validates before it
+ * reports: the timed run's output is checked against a reference run. */
+#include <dirent.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apps/common.h"
+#include "engine/backend.h"
+#include "engine/finetune.h"
+#include "engine/net.h"
+#include "engine/rng.h"
+#include "io/batch.h"
+#include "io/fsutil.h"
+#include "models/model.h"
+
+static const char usage[] =
+    "usage: bench WORKLOAD [options]\n"
+    "Workloads (same sizes and JSON as bench/torch_bench.py):\n"
+    "  infer            forward passes of random input tensors (no decoding)\n"
+    "  classify         the whole classify path over --images (decode, preprocess, forward)\n"
+    "  finetune-step    one training step of the trainable part, trunk forward included\n"
+    "  finetune-epoch   epochs over --data with the tutorial recipe or --augment none\n"
+    "                   (with the feature cache: first and later epochs reported apart)\n"
+    "\n"
+    "  --arch A           alexnet | vgg16 (default alexnet)\n"
+    "  --batch N          images per pass (default 1; 4 for finetune workloads)\n"
+    "  --device D         auto | cpu | cuda[:N] (default cpu)\n"
+    "  --precision P      fp32 | fp32-strict (default fp32)\n"
+    "  --threads N        CPU threads, 0 = all cores (default 0)\n"
+    "  --iterations N     timed iterations (default 10; epochs for finetune-epoch: 3)\n"
+    "  --warmup N         untimed iterations first (default 2)\n"
+    "  --num-classes K    classes of the random model (default 1000)\n"
+    "  --images DIR       image folder for classify (searched recursively, sorted)\n"
+    "  --count N          images for classify (default 64)\n"
+    "  --trainable T      classifier | head (default classifier)\n"
+    "  --data DIR         ImageFolder root with train/ and val/ for finetune-epoch\n"
+    "  --augment A        tutorial | none (default tutorial)\n"
+    "  --seed N           random weights and inputs (default 0)\n"
+    "  --json             one JSON object on stdout\n";
+
+typedef struct opts {
+  const char *workload, *arch, *device, *precision, *images, *data, *augment, *trainable;
+  long long batch, threads, iterations, warmup, num_classes, count, seed;
+  bool json;
+} opts;
+
+typedef struct result {
+  double *times;
+  int n;
+  int images;        /* per timed iteration */
+  double flops;      /* per timed iteration, 0 when not meaningful */
+  bool validated;
+  double rel_error;  /* reference vs timed output, -1 when not applicable */
+  char extra[512];   /* more JSON members, each starting with ", " */
+} result;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* A model with PyTorch's default initialisation scale: U(+-1/sqrt(fan_in)). */
+static graft_status random_model(const opts *o, int num_classes, graft_model **out) {
+  GRAFT_TRY(graft_model_create(o->arch, num_classes, out));
+  graft_model *m = *out;
+  graft_rng rng = {(uint64_t)o->seed, 0};
+  for (int i = 0; i < m->arch.n_params; i++) {
+    const graft_param *p = &m->arch.params[i];
+    const graft_param *w = p->rank == 1 ? p - 1 : p; /* a bias follows its weight */
+    size_t fan_in = w->count / (size_t)w->dims[0];
+    double bound = 1.0 / sqrt((double)fan_in);
+    float *v = graft_model_param(m, p);
+    for (size_t j = 0; j < p->count; j++) v[j] = (float)((graft_rng_double(&rng) * 2 - 1) * bound);
+  }
+  return GRAFT_OK;
+}
+
+static graft_status make_backend(const opts *o, graft_backend **be) {
+  const char *note;
+  graft_precision p;
+  GRAFT_TRY(graft_precision_parse(o->precision, &p));
+  GRAFT_TRY(graft_backend_create(o->device, (int)o->threads, be, &note));
+  graft_backend_set_precision(*be, p);
+  return GRAFT_OK;
+}
+
+static double rel_error(const float *a, const float *b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)a[i] - b[i];
+    num += d * d;
+    den += (double)b[i] * b[i];
+  }
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* ---- infer ---- */
+static graft_status bench_infer(const opts *o, graft_backend *be, result *r) {
+  graft_model *m;
+  GRAFT_TRY(random_model(o, (int)o->num_classes, &m));
+  int b = (int)o->batch, k = m->arch.num_classes;
+  size_t in = (size_t)b * 3 * 224 * 224;
+  float *x = malloc(in * sizeof *x), *ref = malloc((size_t)b * k * sizeof *ref);
+  float *probs = malloc((size_t)b * k * sizeof *probs), *logits = malloc((size_t)b * k * 4);
+  graft_net *net = NULL;
+  graft_status s = x && ref && probs && logits ? GRAFT_OK : graft__fail(GRAFT_ENOMEM, "out of memory");
+  graft_rng rng = {(uint64_t)o->seed + 1, 0};
+  for (size_t i = 0; s == GRAFT_OK && i < in; i++) x[i] = (float)(graft_rng_double(&rng) * 2 - 1);
+  if (s == GRAFT_OK) s = graft_net_create(be, m, b, 224, 224, &net);
+  if (s == GRAFT_OK) s = graft_net_predict(net, b, x, probs, ref);
+  for (int i = 0; s == GRAFT_OK && i < o->warmup; i++) s = graft_net_predict(net, b, x, probs, NULL);
+  for (int i = 0; s == GRAFT_OK && i < r->n; i++) {
+    double t = now();
+    s = graft_net_predict(net, b, x, probs, logits);
+    r->times[i] = now() - t;
+  }
+  if (s == GRAFT_OK) {
+    r->images = b;
+    r->flops = graft_arch_flops(&m->arch, 224, 224) * b;
+    r->rel_error = rel_error(logits, ref, (size_t)b * k);
+    r->validated = r->rel_error <= 1e-5;
+  }
+  graft_net_destroy(net);
+  free(x);
+  free(ref);
+  free(probs);
+  free(logits);
+  graft_model_free(m);
+  return s;
+}
+
+/* ---- classify ---- */
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* JPEG/PNG files under dir (recursively), sorted, at most max. */
+static int collect(const char *dir, char **out, int n, int max) {
+  DIR *d = opendir(dir);
+  if (!d) return n;
+  struct dirent *e;
+  char *names[4096];
+  int k = 0;
+  while ((e = readdir(d)) && k < 4096) {
+    if (e->d_name[0] == '.') continue;
+    names[k] = malloc(strlen(dir) + strlen(e->d_name) + 2);
+    if (names[k]) sprintf(names[k++], "%s/%s", dir, e->d_name);
+  }
+  closedir(d);
+  qsort(names, (size_t)k, sizeof *names, cmp_str);
+  for (int i = 0; i < k; i++) {
+    struct stat st;
+    const char *dot = strrchr(names[i], '.');
+    if (stat(names[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+      n = collect(names[i], out, n, max);
+    } else if (n < max && dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") ||
+                                  !strcasecmp(dot, ".png"))) {
+      out[n++] = names[i];
+      continue;
+    }
+    free(names[i]);
+  }
+  return n;
+}
+
+static graft_status bench_classify(const opts *o, graft_backend *be, result *r) {
+  if (!o->images) return graft__fail(GRAFT_EINVAL, "classify needs --images DIR");
+  char **paths = calloc((size_t)o->count, sizeof *paths);
+  if (!paths) return graft__fail(GRAFT_ENOMEM, "out of memory");
+  int n = collect(o->images, paths, 0, (int)o->count);
+  graft_model *m = NULL;
+  graft_net *net = NULL;
+  int b = (int)o->batch, k = (int)o->num_classes;
+  float *input = NULL, *probs = NULL;
+  int *top = NULL, *ref = NULL;
+  graft_file_result *res = NULL;
+  graft_status s = n ? GRAFT_OK : graft__fail(GRAFT_ENOENT, "no JPEG or PNG files in %s", o->images);
+  if (s == GRAFT_OK) s = random_model(o, k, &m);
+  if (s == GRAFT_OK) {
+    input = malloc((size_t)b * 3 * m->pre.crop * m->pre.crop * sizeof *input);
+    probs = malloc((size_t)b * k * sizeof *probs);
+    top = malloc((size_t)n * sizeof *top);
+    ref = malloc((size_t)n * sizeof *ref);
+    res = malloc((size_t)b * sizeof *res);
+    if (!input || !probs || !top || !ref || !res) s = graft__fail(GRAFT_ENOMEM, "out of memory");
+  }
+  if (s == GRAFT_OK) s = graft_net_create(be, m, b, m->pre.crop, m->pre.crop, &net);
+  graft_decode_opts dec = {0, 0, 1};
+  /* The classify app's path: decode + preprocess a batch on all cores, then forward. */
+  for (int it = -(int)o->warmup - 1; s == GRAFT_OK && it < r->n; it++) {
+    double t = now();
+    for (int start = 0; s == GRAFT_OK && start < n; start += b) {
+      int cnt = n - start < b ? n - start : b;
+      graft_preprocess_files(paths + start, cnt, &m->pre, &dec, input, res);
+      for (int i = 0; i < cnt; i++)
+        if (res[i].status != GRAFT_OK)
+          s = graft__fail(res[i].status, "%s: %s", paths[start + i], res[i].error);
+      if (s == GRAFT_OK) s = graft_net_predict(net, cnt, input, probs, NULL);
+      for (int i = 0; s == GRAFT_OK && i < cnt; i++) {
+        int best = 0;
+        for (int c = 1; c < k; c++)
+          if (probs[(size_t)i * k + c] > probs[(size_t)i * k + best]) best = c;
+        top[start + i] = best;
+      }
+    }
+    if (it >= 0) r->times[it] = now() - t;
+    if (it == -(int)o->warmup - 1) memcpy(ref, top, (size_t)n * sizeof *ref); /* reference run */
+  }
+  if (s == GRAFT_OK) {
+    r->images = n;
+    r->validated = memcmp(ref, top, (size_t)n * sizeof *ref) == 0;
+  }
+  graft_net_destroy(net);
+  graft_model_free(m);
+  for (int i = 0; i < n; i++) free(paths[i]);
+  free(paths);
+  free(input);
+  free(probs);
+  free(top);
+  free(ref);
+  free(res);
+  return s;
+}
+
+/* ---- finetune-step ---- */
+static graft_status bench_step(const opts *o, graft_backend *be, result *r) {
+  graft_model *m;
+  GRAFT_TRY(random_model(o, 2, &m));
+  int b = (int)o->batch;
+  size_t in = (size_t)b * 3 * 224 * 224;
+  float *x = malloc(in * sizeof *x), loss[4096];
+  int32_t labels[4096], pred[4096];
+  graft_net *net = NULL;
+  graft_status s = x && b <= 4096 ? GRAFT_OK : graft__fail(GRAFT_ENOMEM, "out of memory");
+  graft_rng rng = {(uint64_t)o->seed + 1, 0};
+  for (size_t i = 0; s == GRAFT_OK && i < in; i++) x[i] = (float)(graft_rng_double(&rng) * 2 - 1);
+  for (int i = 0; i < b && i < 4096; i++) labels[i] = i % 2;
+  if (s == GRAFT_OK) s = graft_net_create(be, m, b, 224, 224, &net);
+  if (s == GRAFT_OK)
+    s = graft_net_train_init(net, strcmp(o->trainable, "head") ? GRAFT_TRAIN_CLASSIFIER
+                                                                 : GRAFT_TRAIN_HEAD, 0.5f);
+  graft_sgd_params sgd = {0.001f, 0.9f, 0, false};
+  bool finite = true;
+  for (int it = -(int)o->warmup; s == GRAFT_OK && it < r->n; it++) {
+    double t = now();
+    s = graft_net_trunk(net, b, x);
+    if (s == GRAFT_OK) s = graft_net_train_step(net, b, labels, &sgd, (uint64_t)(it + 100), loss, pred);
+    if (it >= 0) r->times[it] = now() - t;
+    for (int i = 0; i < b; i++) finite = finite && isfinite(loss[i]);
+  }
+  if (s == GRAFT_OK) {
+    r->images = b;
+    r->validated = finite;
+    snprintf(r->extra, sizeof r->extra, ", \"trainable\": \"%s\"", o->trainable);
+  }
+  graft_net_destroy(net);
+  free(x);
+  graft_model_free(m);
+  return s;
+}
+
+/* ---- finetune-epoch ---- */
+typedef struct epoch_log {
+  double seconds[1024];
+  double val_acc[1024];
+  int n;
+  int images;
+} epoch_log;
+
+static void on_epoch(void *user, const graft_epoch_metrics *m) {
+  epoch_log *l = user;
+  if (l->n < 1024) {
+    l->seconds[l->n] = m->seconds;
+    l->val_acc[l->n++] = m->val_acc;
+  }
+}
+
+static graft_status bench_epoch(const opts *o, result *r) {
+  if (!o->data) return graft__fail(GRAFT_EINVAL, "finetune-epoch needs --data DIR");
+  char dir[] = "/tmp/graft-bench-XXXXXX";
+  if (!mkdtemp(dir)) return graft__fail(GRAFT_EIO, "cannot create a scratch folder");
+  char weights[64], cmd[128];
+  snprintf(weights, sizeof weights, "%s/weights.h5", dir);
+  graft_model *m;
+  graft_status s = random_model(o, 1000, &m);
+  if (s == GRAFT_OK) s = graft_model_save(weights, m);
+  graft_model_free(m);
+  graft_config c;
+  graft_config_defaults(&c);
+  snprintf(c.path, sizeof c.path, "%s/bench.h5", dir);
+  char seed[32], epochs[32], batch[32], threads[32];
+  snprintf(seed, sizeof seed, "%lld", o->seed);
+  snprintf(epochs, sizeof epochs, "%lld", o->iterations);
+  snprintf(batch, sizeof batch, "%lld", o->batch);
+  snprintf(threads, sizeof threads, "%lld", o->threads);
+  const char *set[][2] = {{"arch", o->arch},       {"weights", weights},
+                          {"data", o->data},       {"augment", o->augment},
+                          {"trainable", o->trainable}, {"epochs", epochs},
+                          {"batch_size", batch},   {"seed", seed},
+                          {"device", o->device},   {"precision", o->precision},
+                          {"threads", threads}};
+  for (size_t i = 0; s == GRAFT_OK && i < sizeof set / sizeof set[0]; i++)
+    s = graft_config_set(&c, set[i][0], set[i][1]);
+  epoch_log log = {0};
+  graft_finetune_hooks hooks = {NULL, NULL, on_epoch, NULL, NULL, 0, &log};
+  if (s == GRAFT_OK) s = graft_finetune_run(&c, true, &hooks);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", dir);
+  if (s != GRAFT_OK) return s;
+  bool cached = strcmp(o->augment, "none") == 0;
+  /* With the cache the first epoch computes the features: report it apart. */
+  int first = cached ? 1 : 0;
+  r->n = 0;
+  for (int i = first; i < log.n; i++) r->times[r->n++] = log.seconds[i];
+  bool ok = log.n == o->iterations && r->n > 0;
+  for (int i = 0; i < log.n; i++) ok = ok && log.val_acc[i] >= 0 && log.val_acc[i] <= 1;
+  r->validated = ok;
+  r->images = 0; /* per epoch: train + val images, filled below from the data */
+  snprintf(r->extra, sizeof r->extra,
+           ", \"augment\": \"%s\", \"cache\": %s, \"first_epoch_s\": %.6f, \"val_acc\": %.6f",
+           o->augment, cached ? "true" : "false", log.n ? log.seconds[0] : 0,
+           log.n ? log.val_acc[log.n - 1] : 0);
+  return GRAFT_OK;
+}
+
+/* Train + val images of an ImageFolder that graft decodes (for img/s). */
+static int count_images(const char *data) {
+  char *paths[8192];
+  int n = 0;
+  char sub[4096];
+  snprintf(sub, sizeof sub, "%s/train", data);
+  n = collect(sub, paths, n, 8192);
+  snprintf(sub, sizeof sub, "%s/val", data);
+  n = collect(sub, paths, n, 8192);
+  for (int i = 0; i < n; i++) free(paths[i]);
+  return n;
+}
+
+static void report(const opts *o, graft_backend *be, result *r) {
+  double lo = INFINITY, hi = 0;
+  for (int i = 0; i < r->n; i++) {
+    lo = fmin(lo, r->times[i]);
+    hi = fmax(hi, r->times[i]);
+  }
+  double med = median(r->times, r->n);
+  double ips = r->images / med;
+  if (o->json) {
+    printf("{\"engine\": \"graft\", \"version\": \"%s\", \"workload\": \"%s\", \"arch\": \"%s\", "
+           "\"batch\": %lld, \"device\": \"%s\", \"backend\": ",
+           GRAFT_VERSION, o->workload, o->arch, o->batch, graft_backend_name(be));
+    app_json_string(stdout, graft_backend_describe(be));
+    printf(", \"precision\": \"%s\", \"threads\": %lld, \"iterations\": %d, \"median_s\": %.6g, "
+           "\"min_s\": %.6g, \"max_s\": %.6g, \"images\": %d, \"images_per_s\": %.6g",
+           o->precision, o->threads, r->n, med, lo, hi, r->images, ips);
+    if (r->flops > 0) printf(", \"gflops\": %.6g", r->flops / med / 1e9);
+    printf(", \"validated\": %s", r->validated ? "true" : "false");
+    if (r->rel_error >= 0) printf(", \"max_rel_error\": %.3g", r->rel_error);
+    printf("%s}\n", r->extra);
+  } else {
+    printf("%s %s batch %lld %s: median %.4f s (%.4f-%.4f), %.2f img/s", o->workload, o->arch,
+           o->batch, graft_backend_describe(be), med, lo, hi, ips);
+    if (r->flops > 0) printf(", %.1f GFLOP/s", r->flops / med / 1e9);
+    printf("%s\n", r->validated ? "" : "  NOT VALIDATED");
+  }
+}
+
+int main(int argc, char **argv) {
+  app_init("bench");
+  opts o = {NULL, "alexnet", "cpu", "fp32", NULL, NULL, "tutorial", "classifier",
+            -1, 0, -1, 2, 1000, 64, 0, false};
+  static const struct option longs[] = {
+      {"arch", 1, 0, 'a'},       {"batch", 1, 0, 'b'},      {"device", 1, 0, 'd'},
+      {"precision", 1, 0, 'p'},  {"threads", 1, 0, 't'},    {"iterations", 1, 0, 'i'},
+      {"warmup", 1, 0, 'w'},     {"num-classes", 1, 0, 'k'}, {"images", 1, 0, 'I'},
+      {"count", 1, 0, 'c'},      {"trainable", 1, 0, 'T'},  {"data", 1, 0, 'D'},
+      {"augment", 1, 0, 'A'},    {"seed", 1, 0, 's'},       {"json", 0, 0, 'J'},
+      {"help", 0, 0, 'h'},       {"version", 0, 0, 'V'},    {0, 0, 0, 0}};
+  int ch;
+  opterr = 0;
+  while ((ch = getopt_long(argc, argv, "hV", longs, NULL)) != -1) {
+    long long *num = NULL, lo = 0, hi = 1 << 30;
+    switch (ch) {
+      case 'a': o.arch = optarg; break;
+      case 'd': o.device = optarg; break;
+      case 'p': o.precision = optarg; break;
+      case 'I': o.images = optarg; break;
+      case 'T': o.trainable = optarg; break;
+      case 'D': o.data = optarg; break;
+      case 'A': o.augment = optarg; break;
+      case 'J': o.json = true; break;
+      case 'b': num = &o.batch, lo = 1, hi = 4096; break;
+      case 't': num = &o.threads; break;
+      case 'i': num = &o.iterations, lo = 1, hi = 100000; break;
+      case 'w': num = &o.warmup; break;
+      case 'k': num = &o.num_classes, lo = 1, hi = 100000; break;
+      case 'c': num = &o.count, lo = 1, hi = 100000; break;
+      case 's': num = &o.seed; break;
+      case 'h': fputs(usage, stdout); return APP_OK;
+      case 'V': printf("bench (graft) %s\n", GRAFT_VERSION); return APP_OK;
+      default: app_error(NULL, "unknown option or missing value: %s (see --help)", argv[optind - 1]); return APP_USAGE;
+    }
+    if (num && !app_parse_int(optarg, lo, hi, num)) {
+      app_error(NULL, "%s: invalid value \"%s\"", argv[optind - 2], optarg);
+      return APP_USAGE;
+    }
+  }
+  if (optind != argc - 1) {
+    app_error(NULL, "give one workload: infer, classify, finetune-step or finetune-epoch");
+    return APP_USAGE;
+  }
+  o.workload = argv[optind];
+  bool finetune = strncmp(o.workload, "finetune", 8) == 0;
+  if (o.batch < 0) o.batch = finetune ? 4 : 1;
+  if (o.iterations < 0) o.iterations = strcmp(o.workload, "finetune-epoch") == 0 ? 3 : 10;
+
+  graft_backend *be = NULL;
+  graft_status s = make_backend(&o, &be);
+  if (s != GRAFT_OK) {
+    app_status_error(o.device, s);
+    return APP_USAGE;
+  }
+  result r = {calloc((size_t)o.iterations, sizeof(double)), (int)o.iterations, 0, 0, false, -1, ""};
+  if (!r.times) s = graft__fail(GRAFT_ENOMEM, "out of memory");
+  else if (strcmp(o.workload, "infer") == 0) s = bench_infer(&o, be, &r);
+  else if (strcmp(o.workload, "classify") == 0) s = bench_classify(&o, be, &r);
+  else if (strcmp(o.workload, "finetune-step") == 0) s = bench_step(&o, be, &r);
+  else if (strcmp(o.workload, "finetune-epoch") == 0) {
+    s = bench_epoch(&o, &r);
+    r.images = count_images(o.data);
+  } else {
+    app_error(NULL, "unknown workload \"%s\" (see --help)", o.workload);
+    graft_backend_destroy(be);
+    free(r.times);
+    return APP_USAGE;
+  }
+  int rc = APP_OK;
+  if (s != GRAFT_OK) {
+    app_status_error(o.workload, s);
+    rc = APP_FAILED;
+  } else {
+    report(&o, be, &r);
+    if (!r.validated) rc = APP_FAILED;
+  }
+  graft_backend_destroy(be);
+  free(r.times);
+  return rc;
+}

@@ -1,0 +1,187 @@
+/* The CPU backend's table: host memory, oneDNN (or im2col + OpenBLAS) for the
+ * trunk, OpenBLAS and OpenMP loops for the classifier. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/cpu/cpu.h"
+
+graft_status graft__cpu_plan_new(cpu_backend *be, size_t size,
+                                 graft_status (*run)(graft_plan *, const void *, void *),
+                                 void (*destroy)(graft_plan *), graft_plan **out) {
+  graft_plan *p = calloc(1, size);
+  if (!p) return graft__fail(GRAFT_ENOMEM, "out of memory for a plan");
+  p->run = run;
+  p->destroy = destroy;
+  p->be = be;
+  *out = p;
+  return GRAFT_OK;
+}
+
+static graft_status cpu_alloc(graft_backend *be, size_t bytes, void **out) {
+  (void)be;
+  *out = NULL;
+  if (posix_memalign(out, 64, bytes ? bytes : 64) != 0) {
+    *out = NULL;
+    return graft__fail(GRAFT_ENOMEM, "cannot allocate %zu bytes", bytes);
+  }
+  return GRAFT_OK;
+}
+
+static void cpu_free(graft_backend *be, void *p) {
+  (void)be;
+  free(p);
+}
+
+static graft_status cpu_copy(graft_backend *be, void *dst, const void *src, size_t bytes) {
+  (void)be;
+  if (bytes && dst != src) memcpy(dst, src, bytes);
+  return GRAFT_OK;
+}
+
+static graft_status cpu_memset0(graft_backend *be, void *dst, size_t bytes) {
+  (void)be;
+  memset(dst, 0, bytes);
+  return GRAFT_OK;
+}
+
+static graft_status cpu_sync(graft_backend *be) {
+  (void)be;
+  return GRAFT_OK;
+}
+
+/* The trunk's edges: into the oneDNN blocked layout, and out to plain rows. */
+static graft_status nchw_to_act(graft_backend *b, const graft_act *in, graft_act *out,
+                                graft_plan **plan) {
+  cpu_backend *be = cpu_of(b);
+  /* The first convolution reads plain NCHW itself (3 channels do not fill a
+   * block); the edge is a copy. */
+  (void)be;
+  return graft__cpu_copy_plan(be, in, out, plan);
+}
+
+static graft_status act_to_rows(graft_backend *b, const graft_act *in, graft_act *out,
+                                graft_plan **plan) {
+  cpu_backend *be = cpu_of(b);
+  graft_act flat = *in;
+  graft_status s = in->layout ? graft__dnnl_reorder_plan(be, in, 0, &flat, plan)
+                              : graft__cpu_copy_plan(be, in, &flat, plan);
+  if (s != GRAFT_OK) return s;
+  *out = (graft_act){in->n, in->c * in->h * in->w, 1, 1, 0, flat.bytes};
+  return GRAFT_OK;
+}
+
+static graft_status conv2d_plan(graft_backend *b, const graft_conv2d_params *p,
+                                const graft_act *in, const float *w, const float *bias,
+                                graft_act *out, graft_plan **plan) {
+  cpu_backend *be = cpu_of(b);
+  if (p->in_c != in->c)
+    return graft__fail(GRAFT_ESHAPE, "convolution expects %d channels, input has %d", p->in_c,
+                       in->c);
+  if (be->conv_path == CPU_CONV_GEMM) return graft__gemm_conv_plan(be, p, in, w, bias, out, plan);
+  return graft__dnnl_conv_plan(be, p, in, w, bias, out, plan);
+}
+
+static graft_status maxpool2d_plan(graft_backend *b, const graft_pool2d_params *p,
+                                   const graft_act *in, graft_act *out, graft_plan **plan) {
+  cpu_backend *be = cpu_of(b);
+  if (in->layout) return graft__dnnl_maxpool_plan(be, p, in, out, plan);
+  return graft__cpu_maxpool_plan(be, p, in, out, plan);
+}
+
+static graft_status avgpool_plan(graft_backend *b, const graft_adaptive_avgpool_params *p,
+                                 const graft_act *in, graft_act *out, graft_plan **plan) {
+  return graft__cpu_adaptive_avgpool_plan(cpu_of(b), p, in, out, plan);
+}
+
+static graft_status plan_run(graft_plan *plan, const void *x, void *y) {
+  return plan->run(plan, x, y);
+}
+
+static void plan_destroy(graft_plan *plan) {
+  if (plan) plan->destroy(plan);
+}
+
+static void cpu_destroy(graft_backend *b) {
+  cpu_backend *be = cpu_of(b);
+  graft__dnnl_release(be);
+  free(be);
+}
+
+static const graft_backend_iface cpu_iface = {
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .memset0 = cpu_memset0,
+    .synchronize = cpu_sync,
+    .nchw_to_act_plan = nchw_to_act,
+    .conv2d_plan = conv2d_plan,
+    .maxpool2d_plan = maxpool2d_plan,
+    .adaptive_avgpool2d_plan = avgpool_plan,
+    .act_to_rows_plan = act_to_rows,
+    .plan_run = plan_run,
+    .plan_destroy = plan_destroy,
+    .linear_forward = graft__cpu_linear_forward,
+    .linear_backward = graft__cpu_linear_backward,
+    .relu_backward = graft__cpu_relu_backward,
+    .dropout_forward = graft__cpu_dropout_forward,
+    .dropout_backward = graft__cpu_dropout_backward,
+    .softmax_forward = graft__cpu_softmax_forward,
+    .cross_entropy = graft__cpu_cross_entropy,
+    .sgd_step = graft__cpu_sgd_step,
+};
+
+/* GRAFT_CPU_CONV selects the convolution path: direct (default), auto
+ * (oneDNN may pick Winograd for 3x3), gemm (im2col + OpenBLAS). */
+static graft_status conv_path_from_env(cpu_conv_path *out) {
+  const char *v = getenv("GRAFT_CPU_CONV");
+  if (!v || !*v || strcmp(v, "direct") == 0)
+    *out = CPU_CONV_DNNL_DIRECT;
+  else if (strcmp(v, "auto") == 0)
+    *out = CPU_CONV_DNNL_AUTO;
+  else if (strcmp(v, "gemm") == 0)
+    *out = CPU_CONV_GEMM;
+  else
+    return graft__fail(GRAFT_EINVAL, "GRAFT_CPU_CONV=\"%s\" (expected direct, auto or gemm)", v);
+  return GRAFT_OK;
+}
+
+graft_status graft_cpu_backend_create(int threads, graft_backend **out) {
+  *out = NULL;
+  cpu_backend *be = calloc(1, sizeof *be);
+  if (!be) return graft__fail(GRAFT_ENOMEM, "out of memory");
+  graft_status s = conv_path_from_env(&be->conv_path);
+  if (s != GRAFT_OK) {
+    free(be);
+    return s;
+  }
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (threads <= 0) threads = cores > 0 ? (int)cores : 1;
+  /* One thread count for all three runtimes: oneDNN and our loops run on
+   * OpenMP, the classifier's GEMMs on OpenBLAS's own pool. */
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+  be->base.iface = &cpu_iface;
+  be->base.threads = threads;
+  snprintf(be->base.name, sizeof be->base.name, "cpu");
+  s = graft__dnnl_init(be);
+  if (s != GRAFT_OK) {
+    free(be);
+    return s;
+  }
+  char dnnl[96];
+  graft__dnnl_describe(be, dnnl, sizeof dnnl);
+  be->block = strstr(dnnl, "avx512") ? 16 : 8;
+  const char *path = be->conv_path == CPU_CONV_GEMM        ? "im2col+sgemm convolutions"
+                     : be->conv_path == CPU_CONV_DNNL_AUTO ? "oneDNN auto convolutions"
+                                                           : "oneDNN direct convolutions";
+  snprintf(be->base.description, sizeof be->base.description, "cpu: %s, %s, %s, %d threads",
+           dnnl, path, openblas_get_config(), threads);
+  *out = &be->base;
+  return GRAFT_OK;
+}

@@ -1,0 +1,102 @@
+/* Inside the CPU backend: its state, the common head of its plans, and the
+ * activation layouts it uses.
+ *
+ * Layouts (graft_act.layout): 0 = plain NCHW; 8 or 16 = oneDNN's channel-
+ * blocked nChw8c / nChw16c (8 or 16 channels innermost, channels padded to a
+ * multiple of the block). The oneDNN path keeps the trunk blocked from the
+ * first convolution's output to the flatten at the end; the GEMM path stays
+ * plain. */
+#ifndef GRAFT_CPU_H
+#define GRAFT_CPU_H
+
+#include <stddef.h>
+
+#include "engine/backend_impl.h"
+
+typedef enum cpu_conv_path {
+  CPU_CONV_DNNL_DIRECT,   /* oneDNN, direct convolution */
+  CPU_CONV_DNNL_AUTO,     /* oneDNN chooses (Winograd for 3x3 where it pays) */
+  CPU_CONV_GEMM,          /* im2col + OpenBLAS sgemm, plain NCHW */
+} cpu_conv_path;
+
+typedef struct cpu_backend {
+  graft_backend base;
+  cpu_conv_path conv_path;
+  int block;                 /* channel block of the oneDNN layout: 16, 8 or 0 */
+  struct cpu_dnnl *dnnl;     /* engine, stream, shared scratchpad (engine/cpu/dnnl.c) */
+} cpu_backend;
+
+/* Every CPU plan starts with this head. */
+struct graft_plan {
+  graft_status (*run)(graft_plan *plan, const void *x, void *y);
+  void (*destroy)(graft_plan *plan);
+  cpu_backend *be;
+};
+
+static inline cpu_backend *cpu_of(graft_backend *be) { return (cpu_backend *)be; }
+
+/* Bytes of an activation of this shape in this layout. */
+static inline size_t cpu_act_bytes(int n, int c, int h, int w, int layout) {
+  size_t cp = layout ? (size_t)((c + layout - 1) / layout) * layout : (size_t)c;
+  return (size_t)n * cp * h * w * sizeof(float);
+}
+
+/* Offset (in floats) of element (n, c, h, w). */
+static inline size_t cpu_act_index(int n, int c, int h, int w, int C, int H, int W, int layout) {
+  if (!layout) return (((size_t)n * C + c) * H + h) * W + w;
+  int cb = (C + layout - 1) / layout;
+  return ((((size_t)n * cb + c / layout) * H + h) * W + w) * layout + c % layout;
+}
+
+/* Allocate a zeroed plan of `size` bytes with its head filled. */
+graft_status graft__cpu_plan_new(cpu_backend *be, size_t size,
+                                 graft_status (*run)(graft_plan *, const void *, void *),
+                                 void (*destroy)(graft_plan *), graft_plan **out);
+
+/* ---- engine/cpu/dnnl.c: the only file that sees oneDNN ---- */
+graft_status graft__dnnl_init(cpu_backend *be);
+void graft__dnnl_release(cpu_backend *be);
+const char *graft__dnnl_describe(cpu_backend *be, char *buf, size_t cap);
+graft_status graft__dnnl_reorder_plan(cpu_backend *be, const graft_act *in, int out_layout,
+                                      graft_act *out, graft_plan **plan);
+graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *p,
+                                   const graft_act *in, const float *w, const float *b,
+                                   graft_act *out, graft_plan **plan);
+graft_status graft__dnnl_maxpool_plan(cpu_backend *be, const graft_pool2d_params *p,
+                                      const graft_act *in, graft_act *out, graft_plan **plan);
+
+/* ---- engine/cpu/conv.c: im2col + sgemm on plain NCHW ---- */
+graft_status graft__gemm_conv_plan(cpu_backend *be, const graft_conv2d_params *p,
+                                   const graft_act *in, const float *w, const float *b,
+                                   graft_act *out, graft_plan **plan);
+
+/* ---- engine/cpu/pool.c ---- */
+graft_status graft__cpu_maxpool_plan(cpu_backend *be, const graft_pool2d_params *p,
+                                     const graft_act *in, graft_act *out, graft_plan **plan);
+graft_status graft__cpu_adaptive_avgpool_plan(cpu_backend *be,
+                                              const graft_adaptive_avgpool_params *p,
+                                              const graft_act *in, graft_act *out,
+                                              graft_plan **plan);
+graft_status graft__cpu_copy_plan(cpu_backend *be, const graft_act *in, graft_act *out,
+                                  graft_plan **plan);
+
+/* ---- classifier ops (engine/cpu/linear.c, loss.c, sgd.c) ---- */
+graft_status graft__cpu_linear_forward(graft_backend *be, const graft_linear_params *p, int n,
+                                       const float *x, const float *w, const float *b, float *y);
+graft_status graft__cpu_linear_backward(graft_backend *be, const graft_linear_params *p, int n,
+                                        const float *dy, const float *x, const float *w,
+                                        float *dx, float *dw, float *db);
+graft_status graft__cpu_relu_backward(graft_backend *be, size_t count, const float *y,
+                                      float *dy);
+graft_status graft__cpu_dropout_forward(graft_backend *be, size_t count, float p, uint64_t seed,
+                                        uint64_t offset, float *x, uint8_t *keep);
+graft_status graft__cpu_dropout_backward(graft_backend *be, size_t count, float p,
+                                         const uint8_t *keep, float *dy);
+graft_status graft__cpu_softmax_forward(graft_backend *be, int n, int k, const float *x,
+                                        float *y);
+graft_status graft__cpu_cross_entropy(graft_backend *be, int n, int k, const float *logits,
+                                      const int32_t *labels, float *loss, float *dlogits);
+graft_status graft__cpu_sgd_step(graft_backend *be, size_t count, const graft_sgd_params *p,
+                                 float *param, const float *grad, float *buf);
+
+#endif
