@@ -110,8 +110,7 @@ graft_status graft_image_load(const char *path, const graft_decode_opts *opts, g
   graft_status s = graft_read_file(path, GRAFT_IMAGE_MAX_FILE_BYTES, &buf, &len);
   if (s == GRAFT_OK) s = graft_image_decode(buf, len, opts, out);
   free(buf);
-  if (s != GRAFT_OK) graft__context(s, "%s", path);
-  return s;
+  return s; /* the caller names the file: details never hold the path */
 }
 
 void graft_image_free(graft_image *img) {

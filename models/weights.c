@@ -173,16 +173,11 @@ static int cmp_name(const void *key, const void *elem) {
 }
 
 /* Every parameter's dataset present and well-formed (metadata only, no bulk
- * reads); unexpected datasets are a warning each. */
+ * reads); unexpected datasets are a warning each when the file is good. */
 static graft_status check_datasets(graft_h5 *f, const graft_model *m) {
   char **names;
   int n;
   GRAFT_TRY(graft_h5_dataset_names(f, &names, &n)); /* sorted */
-  char safe[128];
-  for (int i = 0; i < n; i++)
-    if (!graft_arch_find_param(&m->arch, names[i]))
-      graft__warn("unexpected dataset \"%s\" ignored", printable(names[i], safe, sizeof safe));
-
   char missing[512] = "";
   size_t used = 0;
   int n_missing = 0;
@@ -209,14 +204,18 @@ static graft_status check_datasets(graft_h5 *f, const graft_model *m) {
       s = graft__fail(s, "%s (attribute num_classes is %d)", why, m->arch.num_classes);
     }
   }
+  if (s == GRAFT_OK && n_missing == 1)
+    s = graft__fail(GRAFT_EFORMAT, "dataset \"%s\": missing", first_missing);
+  if (s == GRAFT_OK && n_missing > 1)
+    s = graft__fail(GRAFT_EFORMAT, "%d of %d datasets missing: %s%s", n_missing,
+                    m->arch.n_params, missing, used >= sizeof missing ? "..." : "");
+  /* Warnings only for a file that loads: a failure is reported on one line. */
+  char safe[128];
+  for (int i = 0; s == GRAFT_OK && i < n; i++)
+    if (!graft_arch_find_param(&m->arch, names[i]))
+      graft__warn("unexpected dataset \"%s\" ignored", printable(names[i], safe, sizeof safe));
   graft_strv_free(names, n);
-  if (s != GRAFT_OK) return s;
-  if (n_missing == 1)
-    return graft__fail(GRAFT_EFORMAT, "dataset \"%s\": missing", first_missing);
-  if (n_missing > 1)
-    return graft__fail(GRAFT_EFORMAT, "%d of %d datasets missing: %s%s", n_missing,
-                       m->arch.n_params, missing, used >= sizeof missing ? "..." : "");
-  return GRAFT_OK;
+  return s;
 }
 
 graft_status graft_model_load(const char *path, graft_model **out) {
