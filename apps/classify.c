@@ -90,7 +90,7 @@ static int expand_dir(const char *dir, path_list *out, int *found) {
     }
   }
   closedir(d);
-  qsort(names.v, names.n, sizeof *names.v, cmp_str);
+  if (names.n > 1) qsort(names.v, names.n, sizeof *names.v, cmp_str);
   for (size_t i = 0; i < names.n; i++) {
     if (rc == 0 && push(out, names.v[i]) != 0) rc = -1;
     free(names.v[i]);

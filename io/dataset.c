@@ -63,7 +63,7 @@ static graft_status list_dir(const char *dir, bool dirs_only, strv *out) {
     }
   }
   closedir(d);
-  qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_bytes);
+  if (out->n > 1) qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_bytes);
   return GRAFT_OK;
 }
 
