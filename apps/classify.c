@@ -26,6 +26,7 @@ static const char usage[] =
     "  -d, --device D       auto | cpu | cuda[:N] (default auto)\n"
     "  -b, --batch N        images per forward pass (default 8)\n"
     "  -t, --threads N      CPU threads, 0 = all cores (default 0)\n"
+    "      --precision P    fp32 (TF32 convolutions on GPUs, as PyTorch) | fp32-strict\n"
     "      --max-pixels N   refuse images larger than N pixels (default 64000000)\n"
     "      --json           one JSON object per image per line\n"
     "  -h, --help           this text\n"
@@ -35,7 +36,7 @@ static const char usage[] =
     "still printed), 2 usage or model error.\n";
 
 typedef struct options {
-  const char *weights, *labels, *device;
+  const char *weights, *labels, *device, *precision;
   long long topk, batch, threads, max_pixels;
   bool json;
 } options;
@@ -243,13 +244,14 @@ static char **read_labels(const char *path, int k) {
 
 int main(int argc, char **argv) {
   app_init("classify");
-  options o = {getenv("GRAFT_WEIGHTS"), NULL, "auto", -1, 8, 0, (long long)GRAFT_DEFAULT_MAX_PIXELS,
-               false};
+  options o = {getenv("GRAFT_WEIGHTS"), NULL, "auto", "fp32", -1, 8, 0,
+               (long long)GRAFT_DEFAULT_MAX_PIXELS, false};
   static const struct option longs[] = {
       {"weights", required_argument, 0, 'w'}, {"topk", required_argument, 0, 'k'},
       {"labels", required_argument, 0, 'l'},  {"device", required_argument, 0, 'd'},
       {"batch", required_argument, 0, 'b'},   {"threads", required_argument, 0, 't'},
       {"max-pixels", required_argument, 0, 'P'}, {"json", no_argument, 0, 'J'},
+      {"precision", required_argument, 0, 'R'},
       {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int c;
@@ -260,6 +262,7 @@ int main(int argc, char **argv) {
       case 'l': o.labels = optarg; break;
       case 'd': o.device = optarg; break;
       case 'J': o.json = true; break;
+      case 'R': o.precision = optarg; break;
       case 'k':
         if (!app_parse_int(optarg, 1, 1000000, &o.topk)) goto bad_value;
         break;
@@ -314,12 +317,19 @@ int main(int argc, char **argv) {
     if (!(labels = read_labels(o.labels, k))) goto done;
   }
   const char *note = NULL;
+  graft_precision precision;
+  s = graft_precision_parse(o.precision, &precision);
+  if (s != GRAFT_OK) {
+    app_status_error("--precision", s);
+    goto done;
+  }
   s = graft_backend_create(o.device, (int)o.threads, &be, &note);
   if (s != GRAFT_OK) {
     app_status_error(o.device, s);
     goto done;
   }
   if (note) app_error(NULL, "%s", note);
+  graft_backend_set_precision(be, precision);
 
   /* Gather the inputs; unreadable ones are reported in order with the rest. */
   for (int i = optind; i < argc; i++) {

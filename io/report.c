@@ -28,7 +28,7 @@ graft_status graft_write_metrics_csv(const char *path, const graft_epoch_metrics
 
 static const double PI = 3.14159265358979323846;
 
-enum { W = 1100, H = 460, PANEL_W = 520, PANEL_H = 360, LEFT = 60, TOP = 60 };
+enum { W = 1220, H = 470, PANEL_W = 500, PANEL_H = 360, LEFT = 80, TOP = 60, GAP = 110 };
 
 typedef struct series {
   const char *name;
@@ -78,16 +78,17 @@ static void panel(cairo_t *cr, double x0, double y0, const char *title, const ch
   cairo_set_font_size(cr, 11);
   /* y ticks */
   double step = nice_step(hi - lo);
+  int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
   for (double t = ceil(lo / step) * step; t <= hi + 1e-12; t += step) {
     double y = y0 + PANEL_H - (t - lo) / (hi - lo) * PANEL_H;
     char lab[32];
-    snprintf(lab, sizeof lab, "%.3g", t);
+    snprintf(lab, sizeof lab, "%.*f", decimals, t);
     cairo_set_source_rgb(cr, 0.88, 0.88, 0.88);
     cairo_move_to(cr, x0, y);
     cairo_line_to(cr, x0 + PANEL_W, y);
     cairo_stroke(cr);
     cairo_set_source_rgb(cr, 0, 0, 0);
-    cairo_move_to(cr, x0 - 45, y + 4);
+    cairo_move_to(cr, x0 - 8 - 6.5 * (double)strlen(lab), y + 4);
     cairo_show_text(cr, lab);
   }
   /* x ticks: epochs */
@@ -102,7 +103,7 @@ static void panel(cairo_t *cr, double x0, double y0, const char *title, const ch
   cairo_move_to(cr, x0 + PANEL_W / 2.0 - 15, y0 + PANEL_H + 34);
   cairo_show_text(cr, "epoch");
   cairo_save(cr);
-  cairo_move_to(cr, x0 - 50, y0 + PANEL_H / 2.0 + 20);
+  cairo_move_to(cr, x0 - 66, y0 + PANEL_H / 2.0 + 60);
   cairo_rotate(cr, -PI / 2);
   cairo_show_text(cr, ylabel);
   cairo_restore(cr);
@@ -155,7 +156,7 @@ graft_status graft_plot_curves(const char *path, const graft_epoch_metrics *h, i
       {"train", 0.12, 0.47, 0.71, offsetof(graft_epoch_metrics, train_acc)},
       {"val", 1.0, 0.5, 0.05, offsetof(graft_epoch_metrics, val_acc)}};
   panel(cr, LEFT, TOP, "loss", "cross-entropy per image", h, n, loss, 2, false);
-  panel(cr, LEFT + PANEL_W + 60, TOP, "accuracy", "accuracy", h, n, acc, 2, true);
+  panel(cr, LEFT + PANEL_W + GAP, TOP, "accuracy", "accuracy", h, n, acc, 2, true);
   cairo_status_t cs = cairo_status(cr);
   cairo_destroy(cr);
   graft_status s = GRAFT_OK;
