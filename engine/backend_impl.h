@@ -62,6 +62,12 @@ typedef struct graft_backend_iface {
   /* Run a plan on in.n images: x and y sized by the plan's in/out acts. */
   graft_status (*plan_run)(graft_plan *plan, const void *x, void *y);
   void (*plan_destroy)(graft_plan *plan);
+  /* Optional (NULL: the engine calls plan_run for each plan). Run a planned
+   * trunk: plans[i] reads xs[i] and writes ys[i], in order. A backend may
+   * capture the sequence (a CUDA graph) and replay it while the plans and
+   * buffers are unchanged; the capture belongs to plans[0] and dies with it. */
+  graft_status (*trunk_run)(graft_backend *be, graft_plan *const *plans, int count,
+                            const void *const *xs, void *const *ys);
 
   /* ---- classifier ops on row-major float32 ---- */
   /* y[n,out] = act(x[n,in] w[out,in]^T + b[out]) */

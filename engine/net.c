@@ -180,12 +180,14 @@ graft_status graft_net_trunk(graft_net *net, int n, const float *input_host) {
   GRAFT_TRY(trunk_for(net, n, &t));
   const graft_backend_iface *f = net->be->iface;
   GRAFT_TRY(f->upload(net->be, net->input, input_host, t->acts[0].bytes));
-  const void *x = net->input;
+  const void *xs[GRAFT_MAX_TRUNK + 2];
+  void *ys[GRAFT_MAX_TRUNK + 2];
   for (int i = 0; i < t->count; i++) {
-    void *y = i == t->count - 1 ? (void *)net->features : (i % 2 == 0 ? net->ping : net->pong);
-    GRAFT_TRY(f->plan_run(t->plans[i], x, y));
-    x = y;
+    xs[i] = i == 0 ? net->input : ys[i - 1];
+    ys[i] = i == t->count - 1 ? (void *)net->features : (i % 2 == 0 ? net->ping : net->pong);
   }
+  if (f->trunk_run) return f->trunk_run(net->be, t->plans, t->count, xs, ys);
+  for (int i = 0; i < t->count; i++) GRAFT_TRY(f->plan_run(t->plans[i], xs[i], ys[i]));
   return GRAFT_OK;
 }
 

@@ -42,6 +42,12 @@ same_run() { # same_run NAME DIR_A DIR_B: metrics (but the seconds), best.h5 and
   fi
 }
 
+# --show prints every setting, the given ones as given and the rest as defaults.
+show=$("$FT" --show "$T/cache_on.h5")
+echo "$show" | grep -qE '^lr += 0.001  \(default\)$' && echo "$show" | grep -qE '^seed += 11$' &&
+  echo "$show" | grep -qE "^output += $T/runs/cache_on  \(default\)$" &&
+  [ "$(echo "$show" | wc -l)" -ge 20 ] && ok "--show" || fail "--show printed: $show"
+
 "$FT" -q "$T/cache_on.h5" > "$T/cache_on.out" || fail "cache on run"
 "$FT" -q "$T/cache_off.h5" > "$T/cache_off.out" || fail "cache off run"
 cat "$T/cache_on.out"

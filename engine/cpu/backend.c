@@ -74,6 +74,21 @@ static graft_status act_to_rows(graft_backend *b, const graft_act *in, graft_act
   return GRAFT_OK;
 }
 
+/* A window (kernel, stride, pad) must fit the input at least once: oneDNN
+ * and the loops here assume outputs of at least 1x1. */
+static graft_status check_window(const char *op, const graft_act *in, int kernel, int stride,
+                                 int pad) {
+  if (in->n < 1 || in->c < 1 || in->h < 1 || in->w < 1)
+    return graft__fail(GRAFT_ESHAPE, "%s input %dx%dx%dx%d is empty", op, in->n, in->c, in->h,
+                       in->w);
+  if (kernel < 1 || stride < 1 || pad < 0 || pad >= kernel)
+    return graft__fail(GRAFT_EINVAL, "%s kernel %d, stride %d, pad %d", op, kernel, stride, pad);
+  if (in->h + 2 * pad < kernel || in->w + 2 * pad < kernel)
+    return graft__fail(GRAFT_ESHAPE, "%s input %dx%d is smaller than its %dx%d window", op,
+                       in->h, in->w, kernel, kernel);
+  return GRAFT_OK;
+}
+
 static graft_status conv2d_plan(graft_backend *b, const graft_conv2d_params *p,
                                 const graft_act *in, const float *w, const float *bias,
                                 graft_act *out, graft_plan **plan) {
@@ -81,6 +96,8 @@ static graft_status conv2d_plan(graft_backend *b, const graft_conv2d_params *p,
   if (p->in_c != in->c)
     return graft__fail(GRAFT_ESHAPE, "convolution expects %d channels, input has %d", p->in_c,
                        in->c);
+  GRAFT_TRY(check_window("convolution", in, p->kernel, p->stride, p->pad));
+  if (p->out_c < 1) return graft__fail(GRAFT_EINVAL, "convolution with %d outputs", p->out_c);
   if (be->conv_path == CPU_CONV_GEMM) return graft__gemm_conv_plan(be, p, in, w, bias, out, plan);
   return graft__dnnl_conv_plan(be, p, in, w, bias, out, plan);
 }
@@ -88,12 +105,16 @@ static graft_status conv2d_plan(graft_backend *b, const graft_conv2d_params *p,
 static graft_status maxpool2d_plan(graft_backend *b, const graft_pool2d_params *p,
                                    const graft_act *in, graft_act *out, graft_plan **plan) {
   cpu_backend *be = cpu_of(b);
+  GRAFT_TRY(check_window("max pooling", in, p->kernel, p->stride, 0));
   if (in->layout) return graft__dnnl_maxpool_plan(be, p, in, out, plan);
   return graft__cpu_maxpool_plan(be, p, in, out, plan);
 }
 
 static graft_status avgpool_plan(graft_backend *b, const graft_adaptive_avgpool_params *p,
                                  const graft_act *in, graft_act *out, graft_plan **plan) {
+  if (p->out_h < 1 || p->out_w < 1)
+    return graft__fail(GRAFT_EINVAL, "adaptive average pooling to %dx%d", p->out_h, p->out_w);
+  GRAFT_TRY(check_window("adaptive average pooling", in, 1, 1, 0));
   return graft__cpu_adaptive_avgpool_plan(cpu_of(b), p, in, out, plan);
 }
 
@@ -136,18 +157,22 @@ static const graft_backend_iface cpu_iface = {
     .sgd_step = graft__cpu_sgd_step,
 };
 
-/* GRAFT_CPU_CONV selects the convolution path: direct (default), auto
- * (oneDNN may pick Winograd for 3x3), gemm (im2col + OpenBLAS). */
+/* GRAFT_CPU_CONV selects the convolution path: winograd (default: oneDNN
+ * Winograd for 3x3/1, direct elsewhere; the fastest here), direct (oneDNN
+ * direct everywhere), auto (oneDNN's own choice), gemm (im2col + OpenBLAS). */
 static graft_status conv_path_from_env(cpu_conv_path *out) {
   const char *v = getenv("GRAFT_CPU_CONV");
-  if (!v || !*v || strcmp(v, "direct") == 0)
+  if (!v || !*v || strcmp(v, "winograd") == 0)
+    *out = CPU_CONV_DNNL_WINOGRAD;
+  else if (strcmp(v, "direct") == 0)
     *out = CPU_CONV_DNNL_DIRECT;
   else if (strcmp(v, "auto") == 0)
     *out = CPU_CONV_DNNL_AUTO;
   else if (strcmp(v, "gemm") == 0)
     *out = CPU_CONV_GEMM;
   else
-    return graft__fail(GRAFT_EINVAL, "GRAFT_CPU_CONV=\"%s\" (expected direct, auto or gemm)", v);
+    return graft__fail(GRAFT_EINVAL,
+                       "GRAFT_CPU_CONV=\"%s\" (expected winograd, direct, auto or gemm)", v);
   return GRAFT_OK;
 }
 
@@ -162,10 +187,12 @@ graft_status graft_cpu_backend_create(int threads, graft_backend **out) {
   }
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   if (threads <= 0) threads = cores > 0 ? (int)cores : 1;
-  /* One thread count for all three runtimes: oneDNN and our loops run on
-   * OpenMP, the classifier's GEMMs on OpenBLAS's own pool. */
+  /* One pool of threads: oneDNN and our loops run on OpenMP, and every
+   * OpenBLAS call is a single-threaded piece of a block split across the
+   * OpenMP team (engine/cpu/linear.c says why: two pools on the same cores
+   * cost 2-5x). */
   omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  openblas_set_num_threads(1);
   be->base.iface = &cpu_iface;
   be->base.threads = threads;
   snprintf(be->base.name, sizeof be->base.name, "cpu");
@@ -177,11 +204,20 @@ graft_status graft_cpu_backend_create(int threads, graft_backend **out) {
   char dnnl[96];
   graft__dnnl_describe(be, dnnl, sizeof dnnl);
   be->block = strstr(dnnl, "avx512") ? 16 : 8;
-  const char *path = be->conv_path == CPU_CONV_GEMM        ? "im2col+sgemm convolutions"
-                     : be->conv_path == CPU_CONV_DNNL_AUTO ? "oneDNN auto convolutions"
-                                                           : "oneDNN direct convolutions";
-  snprintf(be->base.description, sizeof be->base.description, "cpu: %s, %s, %s, %d threads",
-           dnnl, path, openblas_get_config(), threads);
+  const char *path = be->conv_path == CPU_CONV_GEMM          ? "im2col+sgemm convolutions"
+                     : be->conv_path == CPU_CONV_DNNL_AUTO   ? "oneDNN auto convolutions"
+                     : be->conv_path == CPU_CONV_DNNL_DIRECT ? "oneDNN direct convolutions"
+                                                             : "oneDNN Winograd/direct convolutions";
+  /* openblas_get_config() starts "OpenBLAS 0.3.21 ..."; the core name says
+   * which kernels run (OPENBLAS_CORETYPE can force them). */
+  const char *cfg = openblas_get_config();
+  int vlen = 0;
+  while (cfg[vlen] && cfg[vlen] != ' ') vlen++;
+  if (cfg[vlen] == ' ')
+    for (vlen++; cfg[vlen] && cfg[vlen] != ' ';) vlen++;
+  snprintf(be->base.description, sizeof be->base.description,
+           "cpu: %s, %s, %.*s (%s), %d threads", dnnl, path, vlen, cfg, openblas_get_corename(),
+           threads);
   *out = &be->base;
   return GRAFT_OK;
 }

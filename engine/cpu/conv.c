@@ -4,6 +4,7 @@
  *
  * y[n] [K, P*Q] = W [K, C*R*S] x col(x[n]) [C*R*S, P*Q] */
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +17,12 @@ typedef struct gemm_conv {
   float *weights, *bias, *col;
 } gemm_conv;
 
+/* Rows of col [C*R*S, P*Q]: row (c, r, s) holds x[c] shifted by (r, s), zero
+ * outside. An orphaned `omp for`: called inside run()'s parallel region the
+ * rows are shared out across the team. */
 static void im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh,
                    int ow, float *col) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp for collapse(2) schedule(static)
   for (int ci = 0; ci < c; ci++)
     for (int kk = 0; kk < k * k; kk++) {
       int ky = kk / k, kx = kk % k;
@@ -37,19 +41,38 @@ static void im2col(const float *x, int c, int h, int w, int k, int stride, int p
 static graft_status run(graft_plan *plan, const void *xv, void *yv) {
   gemm_conv *g = (gemm_conv *)plan;
   const graft_conv2d_params *p = &g->p;
-  const int kdim = p->in_c * p->kernel * p->kernel, pq = g->oh * g->ow;
+  const int kdim = p->in_c * p->kernel * p->kernel, pq = g->oh * g->ow, k = p->out_c;
+  const bool relu = p->relu;
+  /* A 1x1/1 convolution without padding is a plain GEMM on x itself. */
+  const bool direct = p->kernel == 1 && p->stride == 1 && p->pad == 0;
+  /* The team splits the GEMM along its longer output side: pixels for the
+   * early layers (AlexNet's first: 64 x 3025), channels for the late ones
+   * (256 x 169). OpenBLAS runs one thread per call (see linear.c). */
+  const bool by_pixels = pq >= k;
   for (int i = 0; i < g->n; i++) {
     const float *x = (const float *)xv + (size_t)i * p->in_c * g->h * g->w;
-    float *y = (float *)yv + (size_t)i * p->out_c * pq;
-    im2col(x, p->in_c, g->h, g->w, p->kernel, p->stride, p->pad, g->oh, g->ow, g->col);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->out_c, pq, kdim, 1.0f,
-                g->weights, kdim, g->col, pq, 0.0f, y, pq);
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < p->out_c; k++) {
-      float *row = y + (size_t)k * pq, b = g->bias[k];
-      for (int j = 0; j < pq; j++) {
-        float v = row[j] + b;
-        row[j] = p->relu && v < 0 ? 0.0f : v;
+    const float *col = direct ? x : g->col;
+    float *y = (float *)yv + (size_t)i * k * pq;
+#pragma omp parallel
+    {
+      if (!direct)
+        im2col(x, p->in_c, g->h, g->w, p->kernel, p->stride, p->pad, g->oh, g->ow, g->col);
+      int lo, hi;
+      graft__cpu_split(by_pixels ? pq : k, omp_get_thread_num(), omp_get_num_threads(), &lo,
+                       &hi);
+      if (hi > lo) {
+        int k0 = by_pixels ? 0 : lo, k1 = by_pixels ? k : hi;
+        int j0 = by_pixels ? lo : 0, j1 = by_pixels ? hi : pq;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k1 - k0, j1 - j0, kdim, 1.0f,
+                    g->weights + (size_t)k0 * kdim, kdim, col + j0, pq, 0.0f,
+                    y + (size_t)k0 * pq + j0, pq);
+        for (int kk = k0; kk < k1; kk++) {
+          float *row = y + (size_t)kk * pq, b = g->bias[kk];
+          for (int j = j0; j < j1; j++) {
+            float v = row[j] + b;
+            row[j] = relu && v < 0 ? 0.0f : v;
+          }
+        }
       }
     }
   }
@@ -79,13 +102,14 @@ graft_status graft__gemm_conv_plan(cpu_backend *be, const graft_conv2d_params *p
   g->oh = graft_out_dim(in->h, p->kernel, p->stride, p->pad);
   g->ow = graft_out_dim(in->w, p->kernel, p->stride, p->pad);
   size_t kdim = (size_t)p->in_c * p->kernel * p->kernel;
+  size_t col_bytes = kdim * g->oh * g->ow * sizeof(float);
   g->weights = malloc(kdim * p->out_c * sizeof(float));
   g->bias = malloc((size_t)p->out_c * sizeof(float));
-  g->col = malloc(kdim * g->oh * g->ow * sizeof(float));
-  if (!g->weights || !g->bias || !g->col) {
+  bool direct = p->kernel == 1 && p->stride == 1 && p->pad == 0;
+  g->col = direct ? NULL : malloc(col_bytes);
+  if (!g->weights || !g->bias || (!direct && !g->col)) {
     destroy(head);
-    return graft__fail(GRAFT_ENOMEM, "im2col buffers (%zu bytes)",
-                       kdim * g->oh * g->ow * sizeof(float));
+    return graft__fail(GRAFT_ENOMEM, "im2col buffers (%zu bytes)", col_bytes);
   }
   memcpy(g->weights, w, kdim * p->out_c * sizeof(float));
   memcpy(g->bias, b, (size_t)p->out_c * sizeof(float));

@@ -5,7 +5,16 @@
  * blocked nChw8c / nChw16c (8 or 16 channels innermost, channels padded to a
  * multiple of the block). The oneDNN path keeps the trunk blocked from the
  * first convolution's output to the flatten at the end; the GEMM path stays
- * plain. */
+ * plain.
+ *
+ * Plans own what they prepared: the oneDNN primitive and its weights
+ * reordered (or Winograd-transformed) once into the primitive's layout, or
+ * the GEMM path's copy of the weights and its im2col buffer; the caller's
+ * weights may be freed after planning. oneDNN plans share one scratchpad
+ * owned by the backend, so a backend runs one plan at a time.
+ *
+ * Threads: one OpenMP team of `threads` (set on the creating thread) runs
+ * oneDNN, our loops and, split into single-threaded calls, OpenBLAS. */
 #ifndef GRAFT_CPU_H
 #define GRAFT_CPU_H
 
@@ -14,8 +23,9 @@
 #include "engine/backend_impl.h"
 
 typedef enum cpu_conv_path {
-  CPU_CONV_DNNL_DIRECT,   /* oneDNN, direct convolution */
-  CPU_CONV_DNNL_AUTO,     /* oneDNN chooses (Winograd for 3x3 where it pays) */
+  CPU_CONV_DNNL_WINOGRAD, /* oneDNN, Winograd for 3x3/1 where it has a kernel, else direct */
+  CPU_CONV_DNNL_DIRECT,   /* oneDNN, direct convolution everywhere */
+  CPU_CONV_DNNL_AUTO,     /* oneDNN's own choice for 3x3/1 (Winograd at batch 8, not 1-2) */
   CPU_CONV_GEMM,          /* im2col + OpenBLAS sgemm, plain NCHW */
 } cpu_conv_path;
 
@@ -79,6 +89,10 @@ graft_status graft__cpu_adaptive_avgpool_plan(cpu_backend *be,
                                               graft_plan **plan);
 graft_status graft__cpu_copy_plan(cpu_backend *be, const graft_act *in, graft_act *out,
                                   graft_plan **plan);
+
+/* Thread t of nt's share [lo, hi) of `total` elements, cut at multiples of 16
+ * floats (engine/cpu/linear.c). */
+void graft__cpu_split(int total, int t, int nt, int *lo, int *hi);
 
 /* ---- classifier ops (engine/cpu/linear.c, loss.c, sgd.c) ---- */
 graft_status graft__cpu_linear_forward(graft_backend *be, const graft_linear_params *p, int n,

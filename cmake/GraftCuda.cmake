@@ -1,0 +1,101 @@
+# graft's CUDA backend (engine/cuda/): cuDNN graphs for the frozen trunk,
+# cuBLAS and small kernels for the classifier.
+#
+#   GRAFT_CUDA=AUTO|ON|OFF   AUTO (default): built when nvcc, cuDNN >= 9 and
+#                            cuBLAS are all found; ON: their absence is an error.
+#   GRAFT_CUDA_ARCHITECTURES default "80-real;90": SASS for sm_80, SASS + PTX
+#                            for sm_90 (the PTX runs on anything newer). An
+#                            explicit CMAKE_CUDA_ARCHITECTURES wins. Never
+#                            "native": the build machines have no GPU.
+#   CUDNN_ROOT               where cuDNN lives, if not with the toolkit or in a
+#                            pip nvidia-cudnn wheel (see FindCUDNN.cmake).
+#
+# When built, GRAFT_HAVE_CUDA is a PUBLIC compile definition of graft. The
+# binaries link cudart statically and never libcuda: on a machine without a
+# driver cudart reports cudaErrorInsufficientDriver / cudaErrorNoDevice and the
+# backend says it is unavailable.
+#
+# graft_cuda_attach(TARGET) adds the backend's sources and libraries to the
+# graft library; it does nothing when the backend is not built.
+
+set(GRAFT_CUDA AUTO CACHE STRING "Build the CUDA backend: AUTO, ON or OFF")
+set_property(CACHE GRAFT_CUDA PROPERTY STRINGS AUTO ON OFF)
+set(GRAFT_CUDA_ARCHITECTURES "80-real;90" CACHE STRING
+    "CUDA architectures when CMAKE_CUDA_ARCHITECTURES is not given (never native)")
+string(TOUPPER "${GRAFT_CUDA}" _graft_cuda)
+set(GRAFT_HAVE_CUDA OFF)
+
+function(_graft_cuda_missing what)
+  if(_graft_cuda STREQUAL "ON")
+    message(FATAL_ERROR "GRAFT_CUDA=ON but ${what}")
+  endif()
+  message(STATUS "CUDA backend: off (${what})")
+endfunction()
+
+if(_graft_cuda STREQUAL "OFF")
+  message(STATUS "CUDA backend: off (GRAFT_CUDA=OFF)")
+elseif(NOT _graft_cuda MATCHES "^(AUTO|ON)$")
+  message(FATAL_ERROR "GRAFT_CUDA=${GRAFT_CUDA}: expected AUTO, ON or OFF")
+else()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(NOT CMAKE_CUDA_COMPILER)
+    _graft_cuda_missing("no CUDA compiler (nvcc) found")
+  else()
+    if(NOT CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES "${GRAFT_CUDA_ARCHITECTURES}")
+    endif()
+    if(CMAKE_CUDA_ARCHITECTURES MATCHES "native|all")
+      message(FATAL_ERROR "CMAKE_CUDA_ARCHITECTURES=${CMAKE_CUDA_ARCHITECTURES}: "
+              "name the architectures (e.g. 80-real;90); the build machines have no GPU")
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit)
+    find_package(CUDNN 9)
+    if(NOT CUDAToolkit_FOUND)
+      _graft_cuda_missing("the CUDA toolkit was not found")
+    elseif(NOT TARGET CUDA::cublas)
+      _graft_cuda_missing("cuBLAS was not found")
+    elseif(NOT CUDNN_FOUND)
+      _graft_cuda_missing("cuDNN >= 9 was not found (set CUDNN_ROOT)")
+    else()
+      set(GRAFT_HAVE_CUDA ON)
+      message(STATUS "CUDA backend: on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
+              "cuDNN ${CUDNN_VERSION} in ${CUDNN_LIBRARY_DIR}, "
+              "architectures ${CMAKE_CUDA_ARCHITECTURES})")
+    endif()
+  endif()
+endif()
+
+function(graft_cuda_attach target)
+  if(NOT GRAFT_HAVE_CUDA)
+    return()
+  endif()
+  set(dir ${PROJECT_SOURCE_DIR}/engine/cuda)
+  file(GLOB host_sources CONFIGURE_DEPENDS ${dir}/*.c)
+  file(GLOB cuda_sources CONFIGURE_DEPENDS ${dir}/*.cu)
+
+  # The kernels: an object library of their own so that no C-only flag (the
+  # sanitizers' -fsanitize, added for every language by GraftWarnings) reaches
+  # nvcc. --fmad=false: no contraction of a*b+c into an FMA, so the
+  # elementwise kernels round exactly as the CPU backend (built with
+  # -ffp-contract=off) and PyTorch's CPU loops do.
+  add_library(graft_cuda_kernels OBJECT ${cuda_sources})
+  set_property(TARGET graft_cuda_kernels PROPERTY COMPILE_OPTIONS "")
+  target_include_directories(graft_cuda_kernels PRIVATE ${PROJECT_SOURCE_DIR})
+  set_target_properties(graft_cuda_kernels PROPERTIES
+    CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON POSITION_INDEPENDENT_CODE ON
+    CUDA_RUNTIME_LIBRARY Static)
+  target_compile_options(graft_cuda_kernels PRIVATE
+    $<$<COMPILE_LANGUAGE:CUDA>:--fmad=false -Xcompiler=-Wall,-Wextra>)
+  if(GRAFT_WERROR)
+    target_compile_options(graft_cuda_kernels PRIVATE
+      $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
+  endif()
+
+  target_sources(${target} PRIVATE ${host_sources} $<TARGET_OBJECTS:graft_cuda_kernels>)
+  target_compile_definitions(${target} PUBLIC GRAFT_HAVE_CUDA)
+  # Host code (gcc) sees the toolkit's and cuDNN's headers; cudart static,
+  # never libcuda.
+  target_link_libraries(${target} PUBLIC CUDNN::cudnn CUDA::cublas CUDA::cudart_static)
+endfunction()

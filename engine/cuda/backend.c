@@ -1,0 +1,304 @@
+/* The CUDA backend's table: device memory, copies, the cache of cuDNN plans
+ * and the shared workspace, and creation (which reports GRAFT_ENODEV when no
+ * GPU or driver is usable, so that "auto" falls back to the CPU).
+ *
+ * Streams: every op runs in order on one compute stream (cuDNN's and
+ * cuBLAS's handles are bound to it). Uploads go through double-buffered
+ * pinned staging on a second stream: the host copy into staging overlaps
+ * the GPU's work still queued, the DMA waits only for the compute queued
+ * before it (which may still read the destination), and compute waits for
+ * the DMA. Downloads are synchronous by the table's contract. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cuda/cuda.h"
+
+/* Uploads larger than this skip staging (the classifier's weights, once). */
+#define STAGE_MAX ((size_t)64 << 20)
+
+struct cuda_cached_graph {
+  cuda_cached_graph *next;
+  size_t key_size;
+  unsigned char key[64];
+  graft__cudnn_plan plan;
+};
+
+graft_status graft__cuda_plan_new(cuda_backend *be, size_t size,
+                                  graft_status (*run)(graft_plan *, const void *, void *),
+                                  void (*destroy)(graft_plan *), const graft_act *in,
+                                  const graft_act *out, graft_plan **plan) {
+  graft_plan *p = calloc(1, size);
+  if (!p) return graft__fail(GRAFT_ENOMEM, "out of memory for a plan");
+  p->run = run;
+  p->destroy = destroy;
+  p->be = be;
+  p->in = *in;
+  p->out = *out;
+  p->path = "";
+  *plan = p;
+  return GRAFT_OK;
+}
+
+graft_status graft__cuda_workspace_reserve(cuda_backend *be, size_t bytes) {
+  if (bytes <= be->workspace_bytes) return GRAFT_OK;
+  /* Work queued earlier may still use the old workspace. */
+  CU_TRY(cuda, cudaStreamSynchronize(be->stream));
+  if (be->workspace) CU_TRY(cuda, cudaFree(be->workspace));
+  be->workspace = NULL;
+  be->workspace_bytes = 0;
+  be->workspace_gen++;
+  size_t want = (bytes + 0xFFFFF) & ~(size_t)0xFFFFF; /* whole MiB */
+  graft_status s = GRAFT_CU_STATUS(cuda, cudaMalloc(&be->workspace, want));
+  if (s != GRAFT_OK)
+    return graft__context(s, "cuDNN workspace of %zu MiB; try a smaller batch size", want >> 20);
+  be->workspace_bytes = want;
+  return GRAFT_OK;
+}
+
+graft__cudnn_plan *graft__cuda_graph_find(cuda_backend *be, const void *key, size_t key_size) {
+  for (cuda_cached_graph *g = be->graphs; g; g = g->next)
+    if (g->key_size == key_size && memcmp(g->key, key, key_size) == 0) return &g->plan;
+  return NULL;
+}
+
+graft_status graft__cuda_graph_add(cuda_backend *be, const void *key, size_t key_size,
+                                   graft__cudnn_plan *p, graft__cudnn_plan **cached) {
+  cuda_cached_graph *g = calloc(1, sizeof *g);
+  if (!g || key_size > sizeof g->key) {
+    free(g);
+    graft__cudnn_plan_release(p);
+    return graft__fail(GRAFT_ENOMEM, "out of memory for the plan cache");
+  }
+  g->key_size = key_size;
+  memcpy(g->key, key, key_size);
+  g->plan = *p;
+  memset(p, 0, sizeof *p);
+  g->next = be->graphs;
+  be->graphs = g;
+  *cached = &g->plan;
+  return GRAFT_OK;
+}
+
+/* ---- memory ---- */
+static graft_status cuda_alloc(graft_backend *b, size_t bytes, void **out) {
+  cuda_backend *be = cuda_of(b);
+  *out = NULL;
+  cudaError_t e = cudaMalloc(out, bytes ? bytes : 256);
+  if (e == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    size_t free_b = 0, total = 0;
+    cudaMemGetInfo(&free_b, &total);
+    *out = NULL;
+    return graft__fail(GRAFT_ENOMEM,
+                       "out of GPU memory: %zu MiB asked for, %zu MiB free of %zu MiB on %s; "
+                       "try a smaller batch size",
+                       bytes >> 20, free_b >> 20, total >> 20, be->base.name);
+  }
+  return GRAFT_CU_STATUS(cuda, e);
+}
+
+static void cuda_free(graft_backend *b, void *p) {
+  (void)b;
+  if (p) cudaFree(p); /* implicitly waits for work using it; nothing to report */
+}
+
+static graft_status stage_reserve(cuda_stage *st, size_t bytes) {
+  if (st->cap >= bytes) return GRAFT_OK;
+  if (st->host) CU_TRY(cuda, cudaFreeHost(st->host));
+  st->host = NULL;
+  st->cap = 0;
+  size_t want = bytes < ((size_t)1 << 20) ? (size_t)1 << 20 : bytes;
+  CU_TRY(cuda, cudaMallocHost(&st->host, want));
+  st->cap = want;
+  return GRAFT_OK;
+}
+
+static graft_status cuda_upload(graft_backend *b, void *dst, const void *src, size_t bytes) {
+  cuda_backend *be = cuda_of(b);
+  if (!bytes) return GRAFT_OK;
+  if (bytes > STAGE_MAX) { /* once per model: a plain copy in stream order */
+    CU_TRY(cuda, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, be->stream));
+    CU_TRY(cuda, cudaStreamSynchronize(be->stream));
+    return GRAFT_OK;
+  }
+  cuda_stage *st = &be->stage[be->next_stage];
+  be->next_stage ^= 1;
+  if (st->used) CU_TRY(cuda, cudaEventSynchronize(st->done)); /* its last copy has left */
+  GRAFT_TRY(stage_reserve(st, bytes));
+  memcpy(st->host, src, bytes); /* overlaps whatever the GPU is still doing */
+  CU_TRY(cuda, cudaEventRecord(be->compute_mark, be->stream));
+  CU_TRY(cuda, cudaStreamWaitEvent(be->copy_stream, be->compute_mark, 0));
+  CU_TRY(cuda, cudaMemcpyAsync(dst, st->host, bytes, cudaMemcpyHostToDevice, be->copy_stream));
+  CU_TRY(cuda, cudaEventRecord(st->done, be->copy_stream));
+  st->used = true;
+  CU_TRY(cuda, cudaStreamWaitEvent(be->stream, st->done, 0));
+  return GRAFT_OK;
+}
+
+static graft_status cuda_download(graft_backend *b, void *dst, const void *src, size_t bytes) {
+  cuda_backend *be = cuda_of(b);
+  if (!bytes) return GRAFT_OK;
+  CU_TRY(cuda, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, be->stream));
+  CU_TRY(cuda, cudaStreamSynchronize(be->stream));
+  return GRAFT_OK;
+}
+
+static graft_status cuda_memset0(graft_backend *b, void *dst, size_t bytes) {
+  CU_TRY(cuda, cudaMemsetAsync(dst, 0, bytes, cuda_of(b)->stream));
+  return GRAFT_OK;
+}
+
+static graft_status cuda_sync(graft_backend *b) {
+  CU_TRY(cuda, cudaStreamSynchronize(cuda_of(b)->stream));
+  return GRAFT_OK;
+}
+
+/* ---- plans ---- */
+static graft_status plan_run(graft_plan *plan, const void *x, void *y) {
+  return plan->run(plan, x, y);
+}
+
+static void plan_destroy(graft_plan *plan) {
+  if (plan) plan->destroy(plan);
+}
+
+/* ---- the table ---- */
+static void cuda_destroy(graft_backend *b);
+
+static const graft_backend_iface cuda_iface = {
+    .destroy = cuda_destroy,
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .memset0 = cuda_memset0,
+    .synchronize = cuda_sync,
+    .nchw_to_act_plan = graft__cuda_nchw_to_act,
+    .conv2d_plan = graft__cuda_conv_plan,
+    .maxpool2d_plan = graft__cuda_maxpool_plan,
+    .adaptive_avgpool2d_plan = graft__cuda_avgpool_plan,
+    .act_to_rows_plan = graft__cuda_act_to_rows,
+    .plan_run = plan_run,
+    .plan_destroy = plan_destroy,
+    .trunk_run = graft__cuda_trunk_run,
+    .linear_forward = graft__cuda_linear_forward,
+    .linear_backward = graft__cuda_linear_backward,
+    .relu_backward = graft__cuda_relu_backward,
+    .dropout_forward = graft__cuda_dropout_forward,
+    .dropout_backward = graft__cuda_dropout_backward,
+    .softmax_forward = graft__cuda_softmax_forward,
+    .cross_entropy = graft__cuda_cross_entropy,
+    .sgd_step = graft__cuda_sgd_step,
+};
+
+static void cuda_destroy(graft_backend *b) {
+  cuda_backend *be = cuda_of(b);
+  if (be->stream) cudaStreamSynchronize(be->stream);
+  if (be->copy_stream) cudaStreamSynchronize(be->copy_stream);
+  while (be->graphs) {
+    cuda_cached_graph *g = be->graphs;
+    be->graphs = g->next;
+    graft__cudnn_plan_release(&g->plan);
+    free(g);
+  }
+  if (be->workspace) cudaFree(be->workspace);
+  for (int i = 0; i < 2; i++) {
+    if (be->stage[i].host) cudaFreeHost(be->stage[i].host);
+    if (be->stage[i].done) cudaEventDestroy(be->stage[i].done);
+  }
+  if (be->flag) cudaFree(be->flag);
+  if (be->flag_host) cudaFreeHost(be->flag_host);
+  if (be->compute_mark) cudaEventDestroy(be->compute_mark);
+  if (be->cublas) cublasDestroy(be->cublas);
+  if (be->cudnn) cudnnDestroy(be->cudnn);
+  if (be->copy_stream) cudaStreamDestroy(be->copy_stream);
+  if (be->stream) cudaStreamDestroy(be->stream);
+  free(be);
+}
+
+/* Is there a GPU graft can use? GRAFT_ENODEV with the reason if not. */
+static graft_status find_device(int device, struct cudaDeviceProp *prop) {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return graft__fail(GRAFT_ENODEV, "no usable CUDA GPU: %s (%s%s)", cudaGetErrorString(e),
+                       cudaGetErrorName(e),
+                       e == cudaErrorInsufficientDriver
+                           ? ": no NVIDIA driver, or one older than this CUDA runtime"
+                           : "");
+  }
+  if (count == 0) return graft__fail(GRAFT_ENODEV, "no usable CUDA GPU: no device found");
+  if (device < 0 || device >= count)
+    return graft__fail(GRAFT_ENODEV, "cuda:%d: this machine has %d CUDA GPU(s)", device, count);
+  e = cudaGetDeviceProperties(prop, device);
+  if (e != cudaSuccess) return GRAFT_CU_STATUS(cuda, e);
+  size_t v = cudnnGetVersion();
+  if (v / 10000 != CUDNN_MAJOR)
+    return graft__fail(GRAFT_ENODEV, "cuDNN %zu.%zu loaded, graft was built for cuDNN %d",
+                       v / 10000, v / 100 % 100, CUDNN_MAJOR);
+  return GRAFT_OK;
+}
+
+static graft_status setup(cuda_backend *be) {
+  CU_TRY(cuda, cudaSetDevice(be->device));
+  CU_TRY(cuda, cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking));
+  CU_TRY(cuda, cudaStreamCreateWithFlags(&be->copy_stream, cudaStreamNonBlocking));
+  /* A build without code for this GPU fails here rather than at the first op. */
+  graft_status s = GRAFT_CU_STATUS(cuda, graft__k_probe(be->stream));
+  if (s == GRAFT_OK) s = GRAFT_CU_STATUS(cuda, cudaStreamSynchronize(be->stream));
+  if (s != GRAFT_OK)
+    return graft__context(GRAFT_ENODEV,
+                          "sm_%d: this build has no kernels for it (rebuild with "
+                          "-DCMAKE_CUDA_ARCHITECTURES=%d)",
+                          be->sm, be->sm);
+  CU_TRY(cuda, cudaEventCreateWithFlags(&be->compute_mark, cudaEventDisableTiming));
+  for (int i = 0; i < 2; i++)
+    CU_TRY(cuda, cudaEventCreateWithFlags(&be->stage[i].done, cudaEventDisableTiming));
+  CU_TRY(cuda, cudaMalloc((void **)&be->flag, sizeof(int)));
+  CU_TRY(cuda, cudaMallocHost((void **)&be->flag_host, sizeof(int)));
+  CU_TRY(cudnn, cudnnCreate(&be->cudnn));
+  CU_TRY(cudnn, cudnnSetStream(be->cudnn, be->stream));
+  CU_TRY(cublas, cublasCreate(&be->cublas));
+  CU_TRY(cublas, cublasSetStream(be->cublas, be->stream));
+  /* Plain fp32 GEMMs: DEFAULT_MATH never lowers fp32 to TF32 (PyTorch's
+   * default for matmuls, and what both of graft's precisions ask for). */
+  CU_TRY(cublas, cublasSetMathMode(be->cublas, CUBLAS_DEFAULT_MATH));
+  return GRAFT_OK;
+}
+
+graft_status graft_cuda_backend_create(int device, graft_backend **out) {
+  *out = NULL;
+  struct cudaDeviceProp prop;
+  GRAFT_TRY(find_device(device, &prop));
+  graft__cudnn_path path;
+  GRAFT_TRY(graft__cudnn_path_from_env(&path));
+  cuda_backend *be = calloc(1, sizeof *be);
+  if (!be) return graft__fail(GRAFT_ENOMEM, "out of memory");
+  be->base.iface = &cuda_iface;
+  be->base.threads = 1;
+  be->device = device;
+  be->path = path;
+  be->sm = prop.major * 10 + prop.minor;
+  be->total_mem = prop.totalGlobalMem;
+  snprintf(be->base.name, sizeof be->base.name, "cuda:%d", device);
+  graft_status s = setup(be);
+  if (s != GRAFT_OK) {
+    graft__context(s, "%s (%.96s)", be->base.name, prop.name);
+    cuda_destroy(&be->base);
+    return s;
+  }
+  int driver = 0, cublas_v = 0;
+  cudaDriverGetVersion(&driver);
+  cublasGetVersion(be->cublas, &cublas_v);
+  size_t dnn = cudnnGetVersion();
+  snprintf(be->base.description, sizeof be->base.description,
+           "%s: %.96s (sm_%d, %zu MiB), driver %d.%d, cuDNN %zu.%zu.%zu graphs%s%s, cuBLAS %d.%d",
+           be->base.name, prop.name, be->sm, be->total_mem >> 20, driver / 1000,
+           driver % 1000 / 10, dnn / 10000, dnn / 100 % 100, dnn % 100,
+           path ? ", path " : "", path ? graft__cudnn_path_name(path) : "", cublas_v / 10000,
+           cublas_v / 100 % 100);
+  *out = &be->base;
+  return GRAFT_OK;
+}

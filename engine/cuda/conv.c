@@ -1,0 +1,239 @@
+/* Convolution + bias + ReLU of the frozen trunk on the GPU.
+ *
+ * The plan copies the layer's weights and bias to the device once and picks
+ * the first rung of this ladder that plans (GRAFT_CUDNN_PATH forces one):
+ *   1. fused graph, heuristics mode A     conv -> +bias -> ReLU in one cuDNN
+ *                                         execution (conv_graph.c)
+ *   2. fused graph, heuristics FALLBACK   the same graph, cuDNN's fallback list
+ *   3. split: conv-only graph (mode A,    then our bias/ReLU kernel over y
+ *      then FALLBACK)
+ *   4. legacy: cudnnConvolutionForward    the pre-graph API, the algorithm from
+ *      + our kernel                       cudnnGetConvolutionForwardAlgorithm_v7
+ * A rung that does not plan (no engine for this shape or precision) hands on
+ * to the next; running past the first rung is reported through graft__warn.
+ *
+ * cuDNN plans are cached in the backend by (op, rung, precision, shape,
+ * batch): VGG16's repeated layers share one plan, and a batch size planned
+ * once (the last, smaller batch of each epoch) is not planned again. The
+ * plan's workspace lives in the backend, grown to the largest plan; configs
+ * needing more than a 16th of the GPU's memory are tried last.
+ *
+ * Precision: fp32 lets cuDNN use TF32 tensor cores (PyTorch's default,
+ * torch.backends.cudnn.allow_tf32); fp32-strict drops every engine config
+ * with CUDNN_NUMERICAL_NOTE_TENSOR_CORE (cudnn_graph.c), and the legacy rung
+ * sets CUDNN_FMA_MATH. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cuda/cuda.h"
+#include "engine/log.h"
+
+enum rung { RUNG_FUSED_A, RUNG_FUSED_FALLBACK, RUNG_SPLIT, RUNG_LEGACY, RUNG_COUNT };
+
+static const char *const rung_names[RUNG_COUNT] = {
+    "fused graph (heuristics A)", "fused graph (heuristics FALLBACK)",
+    "conv graph + bias/ReLU kernel", "legacy cudnnConvolutionForward + bias/ReLU kernel"};
+
+typedef struct conv_plan {
+  graft_plan head;
+  graft__conv_shape s;
+  int oh, ow;
+  float *w, *b;                /* device copies of the frozen parameters */
+  graft__cudnn_plan *graph;    /* rungs 1-3: cached in the backend */
+  graft__cudnn_packs packs;
+  bool bias_kernel;            /* rungs 3-4 */
+  /* rung 4 */
+  cudnnTensorDescriptor_t xd, yd;
+  cudnnFilterDescriptor_t wd;
+  cudnnConvolutionDescriptor_t cd;
+  cudnnConvolutionFwdAlgo_t algo;
+  size_t ws;
+} conv_plan;
+
+/* The cache key: ints only, so no padding bytes take part in the compare. */
+typedef struct conv_key {
+  int op; /* 1 = convolution */
+  int rung, precision;
+  int n, c, h, w, k, r, stride, pad, relu;
+} conv_key;
+
+static graft_status run(graft_plan *plan, const void *x, void *y) {
+  conv_plan *c = (conv_plan *)plan;
+  cuda_backend *be = plan->be;
+  if (c->graph) {
+    void *ptrs[4] = {(void *)x, c->w, c->b, y};
+    if (c->bias_kernel) ptrs[2] = y; /* split graph: x, w, y */
+    GRAFT_TRY(graft__cudnn_execute(be->cudnn, c->graph, &c->packs, ptrs, be->workspace));
+  } else {
+    const float one = 1.0f, zero = 0.0f;
+    CU_TRY(cudnn, cudnnConvolutionForward(be->cudnn, &one, c->xd, x, c->wd, c->w, c->cd,
+                                          c->algo, be->workspace, c->ws, &zero, c->yd, y));
+  }
+  if (c->bias_kernel)
+    CU_TRY(cuda, graft__k_bias_act_nchw(be->stream, y, c->b, c->s.n, c->s.k,
+                                        (size_t)c->oh * c->ow, c->s.relu));
+  return GRAFT_OK;
+}
+
+static void destroy(graft_plan *plan) {
+  conv_plan *c = (conv_plan *)plan;
+  graft__cudnn_packs_release(&c->packs);
+  if (c->xd) cudnnDestroyTensorDescriptor(c->xd);
+  if (c->yd) cudnnDestroyTensorDescriptor(c->yd);
+  if (c->wd) cudnnDestroyFilterDescriptor(c->wd);
+  if (c->cd) cudnnDestroyConvolutionDescriptor(c->cd);
+  if (c->w) cudaFree(c->w);
+  if (c->b) cudaFree(c->b);
+  graft__cuda_plan_free(plan);
+}
+
+/* Rungs 1-3: the cached cuDNN plan for this shape, built if new. */
+static graft_status graph_rung(cuda_backend *be, conv_plan *c, enum rung r) {
+  conv_key key = {1, r, (int)be->base.precision, c->s.n, c->s.c, c->s.h, c->s.w,
+                  c->s.k, c->s.r, c->s.stride, c->s.pad, c->s.relu};
+  graft__cudnn_plan *cached = graft__cuda_graph_find(be, &key, sizeof key);
+  if (!cached) {
+    graft__cudnn_target t = {be->cudnn, NULL, (int64_t)(be->total_mem / 16)};
+    graft__cudnn_plan p;
+    graft_status s;
+    if (r == RUNG_SPLIT) {
+      s = graft__conv_graph(&t, &c->s, false, CUDNN_HEUR_MODE_A, be->base.precision, &p);
+      if (s == GRAFT_EUNSUPPORTED)
+        s = graft__conv_graph(&t, &c->s, false, CUDNN_HEUR_MODE_FALLBACK, be->base.precision,
+                              &p);
+    } else {
+      cudnnBackendHeurMode_t mode =
+          r == RUNG_FUSED_A ? CUDNN_HEUR_MODE_A : CUDNN_HEUR_MODE_FALLBACK;
+      s = graft__conv_graph(&t, &c->s, true, mode, be->base.precision, &p);
+    }
+    if (s != GRAFT_OK) return s;
+    GRAFT_TRY(graft__cuda_graph_add(be, &key, sizeof key, &p, &cached));
+  }
+  GRAFT_TRY(graft__cuda_workspace_reserve(be, (size_t)cached->workspace));
+  c->graph = cached;
+  c->bias_kernel = r == RUNG_SPLIT;
+  return GRAFT_OK;
+}
+
+/* Rung 4: the legacy API. TF32 as PyTorch sets it: TENSOR_OP_MATH when
+ * allowed, FMA_MATH (no tensor cores) in fp32-strict. */
+static graft_status legacy_rung(cuda_backend *be, conv_plan *c) {
+  const graft__conv_shape *s = &c->s;
+  bool strict = be->base.precision == GRAFT_PRECISION_FP32_STRICT;
+  CU_TRY(cudnn, cudnnCreateTensorDescriptor(&c->xd));
+  CU_TRY(cudnn, cudnnCreateTensorDescriptor(&c->yd));
+  CU_TRY(cudnn, cudnnCreateFilterDescriptor(&c->wd));
+  CU_TRY(cudnn, cudnnCreateConvolutionDescriptor(&c->cd));
+  CU_TRY(cudnn, cudnnSetTensor4dDescriptor(c->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->c,
+                                           s->h, s->w));
+  CU_TRY(cudnn, cudnnSetFilter4dDescriptor(c->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->k, s->c,
+                                           s->r, s->r));
+  CU_TRY(cudnn, cudnnSetConvolution2dDescriptor(c->cd, s->pad, s->pad, s->stride, s->stride, 1, 1,
+                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CU_TRY(cudnn, cudnnSetConvolutionMathType(c->cd, strict ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+  int n, k, h, w;
+  CU_TRY(cudnn, cudnnGetConvolution2dForwardOutputDim(c->cd, c->xd, c->wd, &n, &k, &h, &w));
+  if (n != s->n || k != s->k || h != c->oh || w != c->ow)
+    return graft__fail(GRAFT_ESHAPE, "cuDNN's output %dx%dx%dx%d, expected %dx%dx%dx%d", n, k, h,
+                       w, s->n, s->k, c->oh, c->ow);
+  CU_TRY(cudnn, cudnnSetTensor4dDescriptor(c->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, k, h, w));
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int got = 0;
+  CU_TRY(cudnn, cudnnGetConvolutionForwardAlgorithm_v7(be->cudnn, c->xd, c->wd, c->cd, c->yd,
+                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got,
+                                                       perf));
+  int pick = -1;
+  for (int pass = 0; pass < 2 && pick < 0; pass++) /* deterministic first */
+    for (int i = 0; i < got && pick < 0; i++) {
+      if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+      if (strict && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+      if ((perf[i].determinism == CUDNN_DETERMINISTIC) != (pass == 0)) continue;
+      pick = i;
+    }
+  if (pick < 0)
+    return graft__fail(GRAFT_EUNSUPPORTED, "no legacy convolution algorithm among %d", got);
+  c->algo = perf[pick].algo;
+  if (!strict) CU_TRY(cudnn, cudnnSetConvolutionMathType(c->cd, perf[pick].mathType));
+  CU_TRY(cudnn, cudnnGetConvolutionForwardWorkspaceSize(be->cudnn, c->xd, c->wd, c->cd, c->yd,
+                                                        c->algo, &c->ws));
+  GRAFT_TRY(graft__cuda_workspace_reserve(be, c->ws));
+  c->bias_kernel = true;
+  return GRAFT_OK;
+}
+
+/* Which rungs GRAFT_CUDNN_PATH lets run: [first, last]. */
+static void rung_range(graft__cudnn_path path, int *first, int *last) {
+  switch (path) {
+    case GRAFT__PATH_FUSED: *first = RUNG_FUSED_A, *last = RUNG_FUSED_FALLBACK; break;
+    case GRAFT__PATH_FALLBACK: *first = *last = RUNG_FUSED_FALLBACK; break;
+    case GRAFT__PATH_SPLIT: *first = *last = RUNG_SPLIT; break;
+    case GRAFT__PATH_LEGACY: *first = *last = RUNG_LEGACY; break;
+    default: *first = RUNG_FUSED_A, *last = RUNG_LEGACY; break;
+  }
+}
+
+static graft_status upload_params(conv_plan *c, const float *w_host, const float *b_host) {
+  size_t wn = (size_t)c->s.k * c->s.c * c->s.r * c->s.r, bn = (size_t)c->s.k;
+  graft_status s = GRAFT_CU_STATUS(cuda, cudaMalloc((void **)&c->w, wn * sizeof(float)));
+  if (s == GRAFT_OK) s = GRAFT_CU_STATUS(cuda, cudaMalloc((void **)&c->b, bn * sizeof(float)));
+  if (s != GRAFT_OK) return graft__context(s, "convolution weights; try a smaller batch size");
+  /* In stream order (a plain cudaMemcpy from pageable memory may return
+   * before its DMA lands, and our streams do not wait for the legacy one);
+   * plan time is not hot, so wait for it here. */
+  cudaStream_t st = c->head.be->stream;
+  CU_TRY(cuda, cudaMemcpyAsync(c->w, w_host, wn * sizeof(float), cudaMemcpyHostToDevice, st));
+  CU_TRY(cuda, cudaMemcpyAsync(c->b, b_host, bn * sizeof(float), cudaMemcpyHostToDevice, st));
+  CU_TRY(cuda, cudaStreamSynchronize(st));
+  return GRAFT_OK;
+}
+
+graft_status graft__cuda_conv_plan(graft_backend *b, const graft_conv2d_params *p,
+                                   const graft_act *in, const float *w_host,
+                                   const float *b_host, graft_act *out, graft_plan **plan) {
+  cuda_backend *be = cuda_of(b);
+  *plan = NULL;
+  if (in->layout != GRAFT_LAYOUT_NCHW)
+    return graft__fail(GRAFT_EUNSUPPORTED, "CUDA convolutions take plain NCHW");
+  if (p->in_c != in->c)
+    return graft__fail(GRAFT_ESHAPE, "convolution expects %d channels, input has %d", p->in_c,
+                       in->c);
+  int oh = graft_out_dim(in->h, p->kernel, p->stride, p->pad);
+  int ow = graft_out_dim(in->w, p->kernel, p->stride, p->pad);
+  graft_act o = {in->n, p->out_c, oh, ow, GRAFT_LAYOUT_NCHW,
+                 (size_t)in->n * p->out_c * oh * ow * sizeof(float)};
+  graft_plan *head;
+  GRAFT_TRY(graft__cuda_plan_new(be, sizeof(conv_plan), run, destroy, in, &o, &head));
+  conv_plan *c = (conv_plan *)head;
+  c->s = (graft__conv_shape){in->n, in->c, in->h, in->w, p->out_c, p->kernel, p->stride, p->pad,
+                             p->relu};
+  c->oh = oh;
+  c->ow = ow;
+  graft_status s = upload_params(c, w_host, b_host);
+  int first, last;
+  rung_range(be->path, &first, &last);
+  char why[512] = "";
+  int r = first;
+  for (; s == GRAFT_OK && r <= last; r++) {
+    graft_status rs = r == RUNG_LEGACY ? legacy_rung(be, c) : graph_rung(be, c, (enum rung)r);
+    if (rs == GRAFT_OK) break;
+    if (rs == GRAFT_ENOMEM) s = rs; /* a smaller batch is the cure, not another rung */
+    if (!why[0]) snprintf(why, sizeof why, "%s: %s", rung_names[r], graft_detail());
+  }
+  if (s == GRAFT_OK && r > last)
+    s = graft__fail(GRAFT_EUNSUPPORTED, "no cuDNN path plans this convolution (path %s): %s",
+                    graft__cudnn_path_name(be->path), why);
+  if (s != GRAFT_OK) {
+    destroy(head);
+    return graft__context(s, "conv %dx%d/%d %d->%d on %dx%d, batch %d", p->kernel, p->kernel,
+                          p->stride, p->in_c, p->out_c, in->h, in->w, in->n);
+  }
+  head->path = rung_names[r];
+  if (r != first)
+    graft__warn("%s: conv %d->%d on %dx%d, batch %d runs as %s (%s)", be->base.name, p->in_c,
+                p->out_c, in->h, in->w, in->n, rung_names[r], why);
+  graft_clear_detail();
+  *out = o;
+  *plan = head;
+  return GRAFT_OK;
+}

@@ -1,0 +1,260 @@
+/* Inside the CUDA backend: its state, the head of its plans, the one macro
+ * family that checks every CUDA / cuDNN / cuBLAS call, and the cuDNN graph
+ * layer that works with a real GPU or with a device description alone.
+ *
+ * Which path each op takes (details at the top of each file):
+ *   conv2d         cuDNN operation graph conv -> +bias -> ReLU (engine/cuda/conv.c,
+ *                  graphs in conv_graph.c), down a ladder of fall-backs
+ *   max pooling    cuDNN resample graph, else cudnnPoolingForward (pool.c)
+ *   adaptive avg   identity copy at the trunk's native size, else our kernel (pool.c)
+ *   edges          device-to-device copies: activations stay plain NCHW
+ *   classifier     cuBLAS SGEMM (no TF32) + small kernels (linear.c, loss.c, kernels.cu)
+ *
+ * Activations stay in plain NCHW (graft_act.layout 0) throughout: cuDNN's
+ * pre-compiled ConvBiasAct engines take NCHW fp32 directly, and the
+ * runtime-fused engines that would want NHWC are not needed (CUDNN.md §3). */
+#ifndef GRAFT_CUDA_H
+#define GRAFT_CUDA_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/backend_impl.h"
+#include "engine/cuda/kernels.h"
+
+/* ---- errors: one macro family for all three libraries ----
+ * GRAFT_CU_STATUS(lib, call) evaluates call once and returns GRAFT_OK, or
+ * records "call (file:line): what the library said" as the detail and returns
+ * the matching status (ENOMEM, ENODEV, EUNSUPPORTED or EBACKEND). For cuDNN
+ * the detail carries cudnnGetLastErrorString. lib is cuda, cudnn or cublas.
+ * Kernel launches go through the launchers of kernels.h, which return
+ * cudaGetLastError() after the launch: CU_TRY(cuda, graft__k_...(...)). */
+graft_status graft__cuda_check(cudaError_t e, const char *call, const char *file, int line);
+graft_status graft__cudnn_check(cudnnStatus_t e, const char *call, const char *file, int line);
+graft_status graft__cublas_check(cublasStatus_t e, const char *call, const char *file, int line);
+
+#define GRAFT_CU_STATUS(lib, call) graft__##lib##_check((call), #call, __FILE__, __LINE__)
+#define CU_TRY(lib, call)                                     \
+  do {                                                        \
+    graft_status cu_s_ = GRAFT_CU_STATUS(lib, call);          \
+    if (cu_s_ != GRAFT_OK) return cu_s_;                      \
+  } while (0)
+/* In a goto ladder: s = CU_STEP(lib, call); if (s) goto fail; */
+#define CU_STEP(lib, call) GRAFT_CU_STATUS(lib, call)
+
+/* ---- which rungs of the convolution ladder may run (env GRAFT_CUDNN_PATH) ---- */
+typedef enum graft__cudnn_path {
+  GRAFT__PATH_AUTO = 0, /* unset: the whole ladder, first rung that plans wins */
+  GRAFT__PATH_FUSED,    /* fused graph only: heuristics mode A, then FALLBACK */
+  GRAFT__PATH_FALLBACK, /* fused graph, FALLBACK heuristics only */
+  GRAFT__PATH_SPLIT,    /* conv-only graph + our bias/ReLU kernel */
+  GRAFT__PATH_LEGACY,   /* cudnnConvolutionForward + kernel; cudnnPoolingForward */
+} graft__cudnn_path;
+
+/* GRAFT_CUDNN_PATH = auto|fused|fallback|split|legacy (unset = auto). */
+graft_status graft__cudnn_path_from_env(graft__cudnn_path *out);
+const char *graft__cudnn_path_name(graft__cudnn_path p);
+
+/* ---- the cuDNN graph layer (cudnn_graph.c), usable without a GPU ---- */
+
+/* Where graphs are planned: a real GPU (handle) or, deviceless, a finalized
+ * CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR made from a device's JSON. */
+typedef struct graft__cudnn_target {
+  cudnnHandle_t handle;
+  cudnnBackendDescriptor_t device;
+  int64_t workspace_limit; /* prefer configs needing at most this (0: any) */
+} graft__cudnn_target;
+
+#define GRAFT__CUDNN_KEEP 20
+#define GRAFT__CUDNN_MAX_IO 4
+
+/* One finalized execution plan and what it needs at run time. */
+typedef struct graft__cudnn_plan {
+  cudnnBackendDescriptor_t plan;
+  cudnnBackendDescriptor_t keep[GRAFT__CUDNN_KEEP]; /* graph pieces, alive as long as the plan */
+  int n_keep;
+  int64_t uids[GRAFT__CUDNN_MAX_IO]; /* the non-virtual tensors, in run order */
+  int n_uids;
+  int64_t workspace;     /* bytes */
+  int64_t engine;        /* CUDNN_ATTR_ENGINE_GLOBAL_INDEX of the chosen config */
+  int candidates;        /* configs the heuristics returned */
+  int viable;            /* of those, configs our precision filter keeps */
+  int tried;             /* plans finalized or attempted before one worked */
+  bool tensor_core;      /* the chosen engine uses tensor cores (TF32) */
+  cudnnBackendHeurMode_t mode;
+} graft__cudnn_plan;
+
+/* The last variant packs (data pointers + workspace) of one user of a plan,
+ * reused while the same buffers come back: the trunk's ping-pong makes that
+ * the rule, so steady-state runs build no descriptor. */
+typedef struct graft__cudnn_packs {
+  struct {
+    void *ptrs[GRAFT__CUDNN_MAX_IO];
+    void *ws;
+    cudnnBackendDescriptor_t pack;
+  } slot[2];
+  int next;
+} graft__cudnn_packs;
+void graft__cudnn_packs_release(graft__cudnn_packs *packs);
+
+/* A finalized device description from its JSON text (deviceless planning). */
+graft_status graft__cudnn_device_from_json(const char *json, cudnnBackendDescriptor_t *out);
+
+/* A non-virtual (or virtual) fp32 tensor, packed NCHW strides, 16-byte aligned. */
+graft_status graft__cudnn_tensor(int64_t uid, const int64_t dims[4], bool is_virtual,
+                                 cudnnBackendDescriptor_t *out);
+
+/* Keep a descriptor with the plan (destroyed by graft__cudnn_plan_release). */
+graft_status graft__cudnn_keep(graft__cudnn_plan *p, cudnnBackendDescriptor_t d);
+
+/* Make the operation graph of ops[] (already kept), run heuristics in `mode`
+ * on the target, drop configs the precision forbids (FP32_STRICT: tensor-core
+ * TF32 and down-converting engines; both: non-deterministic ones when others
+ * exist), and finalize the first config that finalizes. GRAFT_EUNSUPPORTED
+ * with the reason when none does. */
+graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_plan *p,
+                                     const cudnnBackendDescriptor_t *ops, int n_ops,
+                                     cudnnBackendHeurMode_t mode, graft_precision prec);
+
+/* Execute with data pointers in the order of p->uids. Async on the handle's stream. */
+graft_status graft__cudnn_execute(cudnnHandle_t h, const graft__cudnn_plan *p,
+                                  graft__cudnn_packs *packs, void *const *ptrs, void *workspace);
+
+/* The variant pack alone (deviceless tests finalize one with dummy pointers). */
+graft_status graft__cudnn_make_pack(const graft__cudnn_plan *p, void *const *ptrs, void *ws,
+                                    cudnnBackendDescriptor_t *out);
+
+void graft__cudnn_plan_release(graft__cudnn_plan *p);
+
+/* ---- graphs graft builds (conv_graph.c) ---- */
+
+/* A convolution as the trunk uses it: x [n,c,h,w], w [k,c,r,r], stride, pad. */
+typedef struct graft__conv_shape {
+  int n, c, h, w;
+  int k, r, stride, pad;
+  bool relu;
+} graft__conv_shape;
+
+/* fused: conv -> ADD(bias) -> RELU (uids x=1, w=2, b=3, y=4);
+ * not fused: conv alone (x=1, w=2, y=4). */
+graft_status graft__conv_graph(const graft__cudnn_target *t, const graft__conv_shape *s,
+                               bool fused, cudnnBackendHeurMode_t mode, graft_precision prec,
+                               graft__cudnn_plan *out);
+
+/* Max pooling as a resample graph, floor mode, no padding (x=1, y=2);
+ * heuristics mode A then FALLBACK (NCHW pooling has only pre-compiled
+ * engines, which FALLBACK lists). */
+graft_status graft__maxpool_graph(const graft__cudnn_target *t, int n, int c, int h, int w,
+                                  int kernel, int stride, graft_precision prec,
+                                  graft__cudnn_plan *out);
+
+/* ---- the backend ---- */
+
+typedef struct cuda_cached_graph cuda_cached_graph; /* backend.c: cuDNN plans by key */
+
+typedef struct cuda_stage {
+  void *host;          /* pinned */
+  size_t cap;
+  cudaEvent_t done;    /* the copy out of it has finished */
+  bool used;
+} cuda_stage;
+
+typedef struct cuda_backend {
+  graft_backend base;
+  int device;
+  int sm;                       /* compute capability * 10 */
+  size_t total_mem;
+  cudaStream_t stream;          /* all compute, in order */
+  cudaStream_t copy_stream;     /* host-to-device copies */
+  cudaEvent_t compute_mark;     /* copies wait for the compute queued before them */
+  cuda_stage stage[2];          /* double-buffered pinned staging for uploads */
+  int next_stage;
+  cudnnHandle_t cudnn;
+  cublasHandle_t cublas;
+  graft__cudnn_path path;
+  void *workspace;              /* one cuDNN workspace, grown to the largest plan */
+  size_t workspace_bytes;
+  unsigned workspace_gen;       /* bumped when it moves (captured graphs are stale) */
+  int *flag;                    /* device int: label range check */
+  int *flag_host;               /* pinned */
+  cuda_cached_graph *graphs;    /* cuDNN plans by (op, shape, precision, rung) */
+} cuda_backend;
+
+static inline cuda_backend *cuda_of(graft_backend *be) { return (cuda_backend *)be; }
+
+/* A captured trunk (graft__cuda_trunk_run), owned by the trunk's first plan. */
+typedef struct cuda_trunk_graph cuda_trunk_graph;
+
+/* Every CUDA plan starts with this head. */
+struct graft_plan {
+  graft_status (*run)(graft_plan *plan, const void *x, void *y);
+  void (*destroy)(graft_plan *plan);
+  cuda_backend *be;
+  graft_act in, out;
+  const char *path; /* how it runs, for logs and tests: "fused graph (mode A)", ... */
+  cuda_trunk_graph *captured;
+};
+
+/* Allocate a zeroed plan of `size` bytes with its head filled. */
+graft_status graft__cuda_plan_new(cuda_backend *be, size_t size,
+                                  graft_status (*run)(graft_plan *, const void *, void *),
+                                  void (*destroy)(graft_plan *), const graft_act *in,
+                                  const graft_act *out, graft_plan **plan);
+
+/* Frees a plan's head resources (a captured trunk) and the plan itself: the
+ * last step of every plan's destroy. */
+void graft__cuda_plan_free(graft_plan *plan);
+
+/* Grow the shared workspace to at least bytes (at plan time only). */
+graft_status graft__cuda_workspace_reserve(cuda_backend *be, size_t bytes);
+
+/* The backend's cached plan for key (compared bytewise; zero the key's
+ * padding), or NULL; and adding one (the cache takes *p over). */
+graft__cudnn_plan *graft__cuda_graph_find(cuda_backend *be, const void *key, size_t key_size);
+graft_status graft__cuda_graph_add(cuda_backend *be, const void *key, size_t key_size,
+                                   graft__cudnn_plan *p, graft__cudnn_plan **cached);
+
+/* Proposed table entry (see the report): run a whole trunk, plans[i] from
+ * xs[i] to ys[i]. The first run of a set of plans and buffers is eager; the
+ * second captures the sequence as a CUDA graph; later ones replay it. */
+graft_status graft__cuda_trunk_run(graft_backend *be, graft_plan *const *plans, int count,
+                                   const void *const *xs, void *const *ys);
+
+/* ---- plans (conv.c, pool.c) ---- */
+graft_status graft__cuda_conv_plan(graft_backend *be, const graft_conv2d_params *p,
+                                   const graft_act *in, const float *w_host,
+                                   const float *b_host, graft_act *out, graft_plan **plan);
+graft_status graft__cuda_maxpool_plan(graft_backend *be, const graft_pool2d_params *p,
+                                      const graft_act *in, graft_act *out, graft_plan **plan);
+graft_status graft__cuda_avgpool_plan(graft_backend *be, const graft_adaptive_avgpool_params *p,
+                                      const graft_act *in, graft_act *out, graft_plan **plan);
+graft_status graft__cuda_nchw_to_act(graft_backend *be, const graft_act *in, graft_act *out,
+                                     graft_plan **plan);
+graft_status graft__cuda_act_to_rows(graft_backend *be, const graft_act *in, graft_act *out,
+                                     graft_plan **plan);
+
+/* ---- classifier ops (linear.c, loss.c) ---- */
+graft_status graft__cuda_linear_forward(graft_backend *be, const graft_linear_params *p, int n,
+                                        const float *x, const float *w, const float *b,
+                                        float *y);
+graft_status graft__cuda_linear_backward(graft_backend *be, const graft_linear_params *p, int n,
+                                         const float *dy, const float *x, const float *w,
+                                         float *dx, float *dw, float *db);
+graft_status graft__cuda_relu_backward(graft_backend *be, size_t count, const float *y,
+                                       float *dy);
+graft_status graft__cuda_dropout_forward(graft_backend *be, size_t count, float p,
+                                         uint64_t seed, uint64_t offset, float *x,
+                                         uint8_t *keep);
+graft_status graft__cuda_dropout_backward(graft_backend *be, size_t count, float p,
+                                          const uint8_t *keep, float *dy);
+graft_status graft__cuda_softmax_forward(graft_backend *be, int n, int k, const float *x,
+                                         float *y);
+graft_status graft__cuda_cross_entropy(graft_backend *be, int n, int k, const float *logits,
+                                       const int32_t *labels, float *loss, float *dlogits);
+graft_status graft__cuda_sgd_step(graft_backend *be, size_t count, const graft_sgd_params *p,
+                                  float *param, const float *grad, float *buf);
+
+#endif

@@ -1,0 +1,302 @@
+/* cuDNN's graph (backend) API from C: tensors, operation graphs, heuristics,
+ * the precision filter, finalizing an execution plan, running it.
+ *
+ * Everything here except graft__cudnn_execute works without a GPU: given a
+ * device description (CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR from the device's
+ * JSON) instead of a handle, heuristics return the configs for that device
+ * and plans finalize, or fail, as they would on it. test_cudnn_deviceless
+ * plans every graph graft builds this way, against an A100 and an H100.
+ *
+ * With a real GPU the graph and the plan get the handle (the attribute is
+ * marked deprecated in 9.x headers but is the documented way a plan learns
+ * its device); deviceless, the heuristics and the plan get the description. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cuda/cuda.h"
+
+#define SET(d, name, type, count, ptr) \
+  CU_STEP(cudnn, cudnnBackendSetAttribute((d), (name), (type), (count), (ptr)))
+
+graft_status graft__cudnn_keep(graft__cudnn_plan *p, cudnnBackendDescriptor_t d) {
+  if (p->n_keep == GRAFT__CUDNN_KEEP) {
+    cudnnBackendDestroyDescriptor(d);
+    return graft__fail(GRAFT_ELIMIT, "more than %d cuDNN descriptors in one graph",
+                       GRAFT__CUDNN_KEEP);
+  }
+  p->keep[p->n_keep++] = d;
+  return GRAFT_OK;
+}
+
+graft_status graft__cudnn_device_from_json(const char *json, cudnnBackendDescriptor_t *out) {
+  cudnnBackendDescriptor_t d = NULL;
+  *out = NULL;
+  CU_TRY(cudnn, cudnnBackendCreateDescriptor(CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR, &d));
+  graft_status s = SET(d, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION, CUDNN_TYPE_CHAR,
+                       (int64_t)strlen(json) + 1, json);
+  if (s == GRAFT_OK) s = CU_STEP(cudnn, cudnnBackendFinalize(d));
+  if (s != GRAFT_OK) {
+    cudnnBackendDestroyDescriptor(d);
+    return graft__context(s, "device description");
+  }
+  *out = d;
+  return GRAFT_OK;
+}
+
+graft_status graft__cudnn_tensor(int64_t uid, const int64_t dims[4], bool is_virtual,
+                                 cudnnBackendDescriptor_t *out) {
+  const int64_t strides[4] = {dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1};
+  const cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  const int64_t align = 16; /* cudaMalloc gives 256; plans check their pointers */
+  const bool virt = is_virtual;
+  cudnnBackendDescriptor_t d = NULL;
+  *out = NULL;
+  CU_TRY(cudnn, cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &d));
+  graft_status s = SET(d, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid);
+  if (s == GRAFT_OK) s = SET(d, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type);
+  if (s == GRAFT_OK) s = SET(d, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dims);
+  if (s == GRAFT_OK) s = SET(d, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, strides);
+  if (s == GRAFT_OK) s = SET(d, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align);
+  if (s == GRAFT_OK) s = SET(d, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt);
+  if (s == GRAFT_OK) s = CU_STEP(cudnn, cudnnBackendFinalize(d));
+  if (s != GRAFT_OK) {
+    cudnnBackendDestroyDescriptor(d);
+    return s;
+  }
+  *out = d;
+  return GRAFT_OK;
+}
+
+/* What an engine config is: its global engine index and numerical notes. */
+typedef struct cfg_info {
+  int64_t engine;
+  int64_t workspace; /* CUDNN_ATTR_ENGINECFG_WORKSPACE_SIZE */
+  bool known; /* its notes could be read */
+  bool tensor_core, down_convert, reduced_reduction, nondeterministic;
+} cfg_info;
+
+static graft_status read_cfg(cudnnBackendDescriptor_t cfg, cfg_info *info) {
+  cudnnBackendDescriptor_t eng = NULL;
+  memset(info, 0, sizeof *info);
+  info->engine = -1;
+  CU_TRY(cudnn, cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng));
+  int64_t got = 0;
+  graft_status s = CU_STEP(cudnn, cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE,
+                                                           CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                                           &got, &eng));
+  if (s == GRAFT_OK)
+    s = CU_STEP(cudnn, cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX,
+                                                CUDNN_TYPE_INT64, 1, &got, &info->engine));
+  cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+  int64_t n_notes = 0;
+  if (s == GRAFT_OK)
+    s = CU_STEP(cudnn, cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
+                                                CUDNN_TYPE_NUMERICAL_NOTE,
+                                                CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n_notes, notes));
+  for (int64_t i = 0; s == GRAFT_OK && i < n_notes; i++) {
+    info->tensor_core |= notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE;
+    info->down_convert |= notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS;
+    info->reduced_reduction |= notes[i] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION;
+    info->nondeterministic |= notes[i] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC;
+  }
+  cudnnBackendDestroyDescriptor(eng);
+  if (s == GRAFT_OK &&
+      cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &got,
+                               &info->workspace) != CUDNN_STATUS_SUCCESS)
+    info->workspace = 0; /* unknown: the plan will say */
+  return s;
+}
+
+/* fp32: PyTorch's default, TF32 tensor cores allowed for convolutions.
+ * fp32-strict: true fp32 arithmetic: no tensor-core (TF32) engine, nothing
+ * that converts inputs down or reduces in lower precision. */
+static bool allowed(const cfg_info *c, graft_precision prec) {
+  if (!c->known) return false;
+  if (prec == GRAFT_PRECISION_FP32_STRICT)
+    return !c->tensor_core && !c->down_convert && !c->reduced_reduction;
+  return !c->down_convert; /* fp16/bf16 down-conversion is never PyTorch's fp32 */
+}
+
+/* Finalize a plan for cfg; on failure the reason goes to why. */
+static cudnnBackendDescriptor_t try_plan(const graft__cudnn_target *t,
+                                         cudnnBackendDescriptor_t cfg, char *why,
+                                         size_t why_cap) {
+  cudnnBackendDescriptor_t plan = NULL;
+  cudnnStatus_t e = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan);
+  if (e == CUDNN_STATUS_SUCCESS)
+    e = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg);
+  if (e == CUDNN_STATUS_SUCCESS)
+    e = t->handle ? cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
+                                             CUDNN_TYPE_HANDLE, 1, &t->handle)
+                  : cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP,
+                                             CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t->device);
+  if (e == CUDNN_STATUS_SUCCESS) e = cudnnBackendFinalize(plan);
+  if (e == CUDNN_STATUS_SUCCESS) return plan;
+  char last[256] = "";
+  cudnnGetLastErrorString(last, sizeof last);
+  snprintf(why, why_cap, "%s (%d)%s%s", cudnnGetErrorString(e), (int)e, last[0] ? ": " : "",
+           last);
+  if (plan) cudnnBackendDestroyDescriptor(plan);
+  return NULL;
+}
+
+static graft_status run_heuristics(const graft__cudnn_target *t, cudnnBackendDescriptor_t graph,
+                                   cudnnBackendHeurMode_t mode, cudnnBackendDescriptor_t *heur,
+                                   cudnnBackendDescriptor_t **cfgs, int64_t *count) {
+  *cfgs = NULL;
+  *count = 0;
+  CU_TRY(cudnn, cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, heur));
+  GRAFT_TRY(SET(*heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                &graph));
+  GRAFT_TRY(SET(*heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
+  if (!t->handle)
+    GRAFT_TRY(SET(*heur, CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                  &t->device));
+  CU_TRY(cudnn, cudnnBackendFinalize(*heur));
+  int64_t n = 0, got = 0;
+  CU_TRY(cudnn, cudnnBackendGetAttribute(*heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                         CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &n, NULL));
+  if (n <= 0) return GRAFT_OK;
+  *cfgs = calloc((size_t)n, sizeof **cfgs);
+  if (!*cfgs) return graft__fail(GRAFT_ENOMEM, "out of memory");
+  for (int64_t i = 0; i < n; i++) {
+    CU_TRY(cudnn, cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &(*cfgs)[i]));
+    *count = i + 1; /* created, to be destroyed */
+  }
+  /* In 9.x this drops configs that fail support checks: use `got`. */
+  CU_TRY(cudnn, cudnnBackendGetAttribute(*heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                         CUDNN_TYPE_BACKEND_DESCRIPTOR, n, &got, *cfgs));
+  for (int64_t i = got; i < n; i++) cudnnBackendDestroyDescriptor((*cfgs)[i]);
+  *count = got;
+  return GRAFT_OK;
+}
+
+static const char *mode_name(cudnnBackendHeurMode_t m) {
+  return m == CUDNN_HEUR_MODE_A ? "A" : m == CUDNN_HEUR_MODE_FALLBACK ? "FALLBACK"
+                                      : m == CUDNN_HEUR_MODE_B        ? "B"
+                                                                      : "INSTANT";
+}
+
+graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_plan *p,
+                                     const cudnnBackendDescriptor_t *ops, int n_ops,
+                                     cudnnBackendHeurMode_t mode, graft_precision prec) {
+  cudnnBackendDescriptor_t graph = NULL, heur = NULL, *cfgs = NULL;
+  int64_t n = 0;
+  p->mode = mode;
+  CU_TRY(cudnn, cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
+  GRAFT_TRY(graft__cudnn_keep(p, graph));
+  GRAFT_TRY(SET(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops));
+  if (t->handle)
+    GRAFT_TRY(SET(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &t->handle));
+  CU_TRY(cudnn, cudnnBackendFinalize(graph));
+
+  graft_status s = run_heuristics(t, graph, mode, &heur, &cfgs, &n);
+  cfg_info *info = s == GRAFT_OK && n ? calloc((size_t)n, sizeof *info) : NULL;
+  if (s == GRAFT_OK && n && !info) s = graft__fail(GRAFT_ENOMEM, "out of memory");
+  p->candidates = (int)n;
+  p->viable = 0;
+  for (int64_t i = 0; s == GRAFT_OK && i < n; i++) {
+    /* A config whose notes cannot be read is not used: strict could not be kept. */
+    info[i].known = read_cfg(cfgs[i], &info[i]) == GRAFT_OK;
+    if (allowed(&info[i], prec)) p->viable++;
+  }
+  /* Deterministic configs first (bench and tests compare reruns bit for
+   * bit), a non-deterministic one only when nothing else finalizes; within
+   * that, configs whose workspace fits the target's limit first (VGG16's
+   * fastest fp32 engines at batch 64 ask for 1.5 GB). */
+  char why[320] = "no engine config was allowed";
+  int chosen = -1;
+  for (int pass = 0; s == GRAFT_OK && chosen < 0 && pass < 4; pass++)
+    for (int64_t i = 0; chosen < 0 && i < n; i++) {
+      if (!allowed(&info[i], prec) || info[i].nondeterministic != (pass % 2 == 1)) continue;
+      bool fits = !t->workspace_limit || info[i].workspace <= t->workspace_limit;
+      if (fits != (pass < 2)) continue;
+      p->tried++;
+      cudnnBackendDescriptor_t plan = try_plan(t, cfgs[i], why, sizeof why);
+      if (!plan) continue;
+      int64_t got = 0;
+      s = CU_STEP(cudnn, cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                                  CUDNN_TYPE_INT64, 1, &got, &p->workspace));
+      p->plan = plan;
+      chosen = (int)i;
+    }
+  if (s == GRAFT_OK && chosen < 0)
+    s = graft__fail(GRAFT_EUNSUPPORTED,
+                    "heuristics mode %s: %d engine config(s), %d allowed in %s, none finalized: %s",
+                    mode_name(mode), p->candidates, p->viable, graft_precision_name(prec), why);
+  if (chosen >= 0) {
+    p->engine = info[chosen].engine;
+    p->tensor_core = info[chosen].tensor_core;
+  }
+  /* The chosen config and the heuristics stay with the plan (whether a plan
+   * needs them alive is not documented); the other configs go now. */
+  for (int64_t i = 0; i < n; i++) {
+    if (i == chosen && graft__cudnn_keep(p, cfgs[i]) == GRAFT_OK) continue;
+    if (i != chosen) cudnnBackendDestroyDescriptor(cfgs[i]);
+  }
+  if (heur && graft__cudnn_keep(p, heur) != GRAFT_OK && s == GRAFT_OK)
+    s = graft__fail(GRAFT_ELIMIT, "too many cuDNN descriptors");
+  free(cfgs);
+  free(info);
+  return s;
+}
+
+graft_status graft__cudnn_make_pack(const graft__cudnn_plan *p, void *const *ptrs, void *ws,
+                                    cudnnBackendDescriptor_t *out) {
+  void *data[GRAFT__CUDNN_MAX_IO];
+  for (int i = 0; i < p->n_uids; i++) data[i] = ptrs[i];
+  cudnnBackendDescriptor_t d = NULL;
+  CU_TRY(cudnn, cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &d));
+  graft_status s = SET(d, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, p->n_uids, p->uids);
+  if (s == GRAFT_OK)
+    s = SET(d, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, p->n_uids, data);
+  if (s == GRAFT_OK) s = SET(d, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
+  if (s == GRAFT_OK) s = CU_STEP(cudnn, cudnnBackendFinalize(d));
+  if (s != GRAFT_OK) {
+    cudnnBackendDestroyDescriptor(d);
+    return s;
+  }
+  *out = d;
+  return GRAFT_OK;
+}
+
+graft_status graft__cudnn_execute(cudnnHandle_t h, const graft__cudnn_plan *p,
+                                  graft__cudnn_packs *packs, void *const *ptrs, void *workspace) {
+  cudnnBackendDescriptor_t pack = NULL;
+  for (int k = 0; k < 2 && !pack; k++) {
+    if (!packs->slot[k].pack || packs->slot[k].ws != workspace) continue;
+    bool same = true;
+    for (int i = 0; i < p->n_uids; i++) same = same && packs->slot[k].ptrs[i] == ptrs[i];
+    if (same) pack = packs->slot[k].pack;
+  }
+  if (!pack) {
+    for (int i = 0; i < p->n_uids; i++)
+      if ((uintptr_t)ptrs[i] % 16)
+        return graft__fail(GRAFT_EINVAL, "cuDNN tensor %d at %p is not 16-byte aligned", i,
+                           ptrs[i]);
+    GRAFT_TRY(graft__cudnn_make_pack(p, ptrs, workspace, &pack));
+    int k = packs->next;
+    packs->next = (k + 1) % 2;
+    if (packs->slot[k].pack) cudnnBackendDestroyDescriptor(packs->slot[k].pack);
+    packs->slot[k].pack = pack;
+    packs->slot[k].ws = workspace;
+    for (int i = 0; i < p->n_uids; i++) packs->slot[k].ptrs[i] = ptrs[i];
+  }
+  CU_TRY(cudnn, cudnnBackendExecute(h, p->plan, pack));
+  return GRAFT_OK;
+}
+
+void graft__cudnn_packs_release(graft__cudnn_packs *packs) {
+  for (int k = 0; k < 2; k++)
+    if (packs->slot[k].pack) cudnnBackendDestroyDescriptor(packs->slot[k].pack);
+  memset(packs, 0, sizeof *packs);
+}
+
+void graft__cudnn_plan_release(graft__cudnn_plan *p) {
+  if (!p) return;
+  if (p->plan) cudnnBackendDestroyDescriptor(p->plan);
+  for (int i = p->n_keep - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(p->keep[i]);
+  memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,113 @@
+/* A whole trunk as one CUDA graph: at a fixed batch size the trunk is the
+ * same sequence of cuDNN executions, kernels and copies on the same buffers
+ * every time, so it is captured once and replayed, which removes the host's
+ * per-op launch cost (tens of microseconds per layer, most of AlexNet's time
+ * at batch 1).
+ *
+ * The per-plan table entries cannot express this (the backend never sees
+ * which plans form a trunk, nor its buffers), hence graft__cuda_trunk_run,
+ * the proposed `trunk_run` entry. The capture is keyed on the plans, their
+ * buffers and the workspace: a change of any of them starts over. The first
+ * run of a key is eager (it loads every kernel and builds the variant packs);
+ * the second captures and replays; a failed capture falls back to eager runs
+ * for good. GRAFT_CUDA_GRAPHS=0 turns capture off. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cuda/cuda.h"
+#include "models/arch.h"
+
+#define MAX_STEPS (GRAFT_MAX_TRUNK + 2)
+
+struct cuda_trunk_graph {
+  int count;
+  graft_plan *plans[MAX_STEPS];
+  const void *xs[MAX_STEPS];
+  void *ys[MAX_STEPS];
+  void *ws;
+  unsigned ws_gen;
+  int runs;    /* eager runs of this key */
+  bool failed; /* capture failed: stay eager */
+  cudaGraphExec_t exec;
+};
+
+static void reset(cuda_trunk_graph *g) {
+  if (g->exec) cudaGraphExecDestroy(g->exec); /* freed once an in-flight replay ends */
+  memset(g, 0, sizeof *g);
+}
+
+void graft__cuda_plan_free(graft_plan *plan) {
+  if (!plan) return;
+  if (plan->captured) {
+    reset(plan->captured);
+    free(plan->captured);
+  }
+  free(plan);
+}
+
+static graft_status run_eager(graft_plan *const *plans, int count, const void *const *xs,
+                              void *const *ys) {
+  for (int i = 0; i < count; i++) GRAFT_TRY(plans[i]->run(plans[i], xs[i], ys[i]));
+  return GRAFT_OK;
+}
+
+static bool same_key(const cuda_trunk_graph *g, const cuda_backend *be, graft_plan *const *plans,
+                     int count, const void *const *xs, void *const *ys) {
+  if (g->count != count || g->ws != be->workspace || g->ws_gen != be->workspace_gen) return false;
+  for (int i = 0; i < count; i++)
+    if (g->plans[i] != plans[i] || g->xs[i] != xs[i] || g->ys[i] != ys[i]) return false;
+  return true;
+}
+
+/* Capture the sequence into g->exec; false (errors cleared) when it cannot be. */
+static bool capture(cuda_backend *be, cuda_trunk_graph *g) {
+  if (cudaStreamBeginCapture(be->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  graft_status s = run_eager(g->plans, g->count, g->xs, g->ys);
+  cudaGraph_t graph = NULL;
+  cudaError_t e = cudaStreamEndCapture(be->stream, &graph);
+  if (s == GRAFT_OK && e == cudaSuccess && graph)
+    e = cudaGraphInstantiate(&g->exec, graph, 0);
+  if (graph) cudaGraphDestroy(graph);
+  if (s != GRAFT_OK || e != cudaSuccess || !g->exec) {
+    (void)cudaGetLastError();
+    graft_clear_detail();
+    if (g->exec) cudaGraphExecDestroy(g->exec);
+    g->exec = NULL;
+    return false;
+  }
+  return true;
+}
+
+graft_status graft__cuda_trunk_run(graft_backend *b, graft_plan *const *plans, int count,
+                                   const void *const *xs, void *const *ys) {
+  cuda_backend *be = cuda_of(b);
+  if (count < 1 || count > MAX_STEPS)
+    return graft__fail(GRAFT_EINVAL, "a trunk of %d plans (1 to %d)", count, MAX_STEPS);
+  const char *env = getenv("GRAFT_CUDA_GRAPHS");
+  if (env && strcmp(env, "0") == 0) return run_eager(plans, count, xs, ys);
+  cuda_trunk_graph *g = plans[0]->captured;
+  if (!g) {
+    g = calloc(1, sizeof *g);
+    if (!g) return run_eager(plans, count, xs, ys);
+    plans[0]->captured = g;
+  }
+  if (!same_key(g, be, plans, count, xs, ys)) {
+    reset(g);
+    g->count = count;
+    memcpy(g->plans, plans, (size_t)count * sizeof *plans);
+    memcpy(g->xs, xs, (size_t)count * sizeof *xs);
+    memcpy(g->ys, ys, (size_t)count * sizeof *ys);
+    g->ws = be->workspace;
+    g->ws_gen = be->workspace_gen;
+  }
+  if (!g->exec && !g->failed && g->runs > 0 && !capture(be, g)) g->failed = true;
+  if (!g->exec) {
+    g->runs++;
+    return run_eager(plans, count, xs, ys);
+  }
+  CU_TRY(cuda, cudaGraphLaunch(g->exec, be->stream));
+  return GRAFT_OK;
+}

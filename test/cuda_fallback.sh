@@ -1,0 +1,36 @@
+# A CUDA build on a machine without a usable GPU (no device, or no driver):
+# `-d cuda` exits 2 with one line on stderr saying why, `-d auto` classifies
+# on the CPU and says so in one line. Skips where a GPU is usable.
+. "$(dirname "$0")/lib.sh"
+need_python
+scratch cuda-fallback
+C=$GRAFT_BIN/classify
+"$PY" "$GRAFT_SOURCE_DIR/models/export_torchvision.py" --arch alexnet --num-classes 3 \
+  -o "$T/w.h5" >/dev/null 2>&1 || skip "models/export_torchvision.py failed (no torch?)"
+"$PY" -c "from PIL import Image; Image.new('RGB', (300, 240), (120, 60, 200)).save('$T/img.png')" ||
+  skip "no PIL to write a test image"
+
+if "$C" -w "$T/w.h5" -d cuda "$T/img.png" >/dev/null 2>&1; then
+  skip "a usable CUDA GPU is present: the fallback is for machines without one"
+fi
+expect_fail "classify -d cuda" 2 "cuda: .*(no usable CUDA GPU|CUDA GPU)" -- \
+  "$C" -w "$T/w.h5" -d cuda "$T/img.png"
+expect_fail "classify -d cuda:3" 2 "cuda:3: .*(no usable CUDA GPU|CUDA GPU)" -- \
+  "$C" -w "$T/w.h5" -d cuda:3 "$T/img.png"
+expect_fail "bench --device cuda" 2 "cuda: .*(no usable CUDA GPU|CUDA GPU)" -- \
+  "$GRAFT_BIN/bench" infer --device cuda --iterations 1 --warmup 0
+
+# auto: the CPU, with exactly one line of explanation
+if "$C" -w "$T/w.h5" -d auto "$T/img.png" >"$T/out" 2>"$T/err"; then
+  ok "classify -d auto exits 0"
+else
+  fail "classify -d auto exited $?: $(cat "$T/err")"
+fi
+lines=$(grep -c . "$T/err" || true)
+if [ "$lines" -eq 1 ] && grep -q "no usable CUDA GPU; running on the CPU" "$T/err"; then
+  ok "one fallback line: $(cat "$T/err")"
+else
+  fail "expected one fallback line on stderr, got $lines: $(cat "$T/err")"
+fi
+grep -q "img.png" "$T/out" && ok "image classified on the CPU" || fail "no result: $(cat "$T/out")"
+finish

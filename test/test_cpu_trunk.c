@@ -1,0 +1,183 @@
+/* Whole trunks, planned from the layer tables of models/arch.h with random
+ * weights, through every CPU convolution path (oneDNN Winograd, direct and
+ * auto, im2col+GEMM): each against a double-precision reference and the
+ * oneDNN paths against the GEMM one, relative L2 error <= 1e-4 (Winograd's
+ * transforms cost bits: VGG16 at 224x224, 13 of its convolutions, is the
+ * case that shows how many). Sizes other than
+ * 224x224 exercise the adaptive average pooling (256x300 gives AlexNet a 7x8
+ * map pooled to 6x6; VGG16 at 64x64 a 2x2 map stretched to 7x7). Also the
+ * backend's refusals: device names, GRAFT_CPU_CONV values, misfit windows. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cpu_ref.h"
+#include "models/arch.h"
+
+static const char *paths[] = {"winograd", "direct", "auto", "gemm"};
+#define N_PATHS 4
+#define GEMM 3
+
+/* He-uniform weights and small biases for every convolution, in trunk order. */
+static float **random_weights(const graft_arch *a, graft_rng *r, float ***biases) {
+  float **w = calloc(a->n_trunk, sizeof *w), **b = calloc(a->n_trunk, sizeof *b);
+  if (!w || !b) exit(1);
+  for (int i = 0; i < a->n_trunk; i++) {
+    const graft_layer *l = &a->trunk[i];
+    if (l->kind != GRAFT_LAYER_CONV2D) continue;
+    const graft_conv2d_params *p = &l->u.conv;
+    size_t fan_in = (size_t)p->in_c * p->kernel * p->kernel;
+    float lim = sqrtf(6.0f / (float)fan_in);
+    w[i] = ref_alloc_floats(fan_in * p->out_c);
+    b[i] = ref_alloc_floats(p->out_c);
+    ref_fill(r, w[i], fan_in * p->out_c, -lim, lim);
+    ref_fill(r, b[i], p->out_c, -0.1f, 0.1f);
+  }
+  *biases = b;
+  return w;
+}
+
+/* The trunk in double; returns rows [n, c*h*w] (caller frees), *dim their width. */
+static double *reference_trunk(const graft_arch *a, float **w, float **b, int n, int h, int wd,
+                               const float *x, int *dim) {
+  int c = 3;
+  double *cur = ref_alloc_doubles((size_t)n * c * h * wd);
+  for (size_t i = 0; i < (size_t)n * c * h * wd; i++) cur[i] = x[i];
+  for (int i = 0; i < a->n_trunk; i++) {
+    const graft_layer *l = &a->trunk[i];
+    int oc = c, oh = h, ow = wd;
+    if (l->kind == GRAFT_LAYER_CONV2D) {
+      oc = l->u.conv.out_c;
+      oh = graft_out_dim(h, l->u.conv.kernel, l->u.conv.stride, l->u.conv.pad);
+      ow = graft_out_dim(wd, l->u.conv.kernel, l->u.conv.stride, l->u.conv.pad);
+    } else if (l->kind == GRAFT_LAYER_MAXPOOL2D) {
+      oh = graft_out_dim(h, l->u.pool.kernel, l->u.pool.stride, 0);
+      ow = graft_out_dim(wd, l->u.pool.kernel, l->u.pool.stride, 0);
+    } else {
+      oh = l->u.avgpool.out_h;
+      ow = l->u.avgpool.out_w;
+    }
+    double *next = ref_alloc_doubles((size_t)n * oc * oh * ow);
+    if (l->kind == GRAFT_LAYER_CONV2D)
+      ref_conv(&l->u.conv, n, h, wd, cur, w[i], b[i], next);
+    else if (l->kind == GRAFT_LAYER_MAXPOOL2D)
+      ref_maxpool(&l->u.pool, n * c, h, wd, cur, next);
+    else
+      ref_adaptive_avg(n * c, h, wd, oh, ow, cur, next);
+    free(cur);
+    cur = next;
+    c = oc, h = oh, wd = ow;
+  }
+  *dim = c * h * wd;
+  return cur;
+}
+
+/* The trunk on a backend: plan every layer, run them in order. */
+static void backend_trunk(graft_backend *be, const graft_arch *a, float **w, float **b, int n,
+                          int h, int wd, const float *x, float *rows) {
+  ref_act t = ref_to_act(be, n, 3, h, wd, x, false);
+  for (int i = 0; i < a->n_trunk; i++) {
+    const graft_layer *l = &a->trunk[i];
+    ref_act next = {{0}, NULL};
+    graft_plan *plan;
+    if (l->kind == GRAFT_LAYER_CONV2D)
+      CHECK_OK(be->iface->conv2d_plan(be, &l->u.conv, &t.a, w[i], b[i], &next.a, &plan));
+    else if (l->kind == GRAFT_LAYER_MAXPOOL2D)
+      CHECK_OK(be->iface->maxpool2d_plan(be, &l->u.pool, &t.a, &next.a, &plan));
+    else
+      CHECK_OK(be->iface->adaptive_avgpool2d_plan(be, &l->u.avgpool, &t.a, &next.a, &plan));
+    ref_run(be, plan, &t, &next);
+    ref_act_free(be, &t);
+    t = next;
+  }
+  ref_from_act(be, &t, rows);
+}
+
+static double rel_ff(const float *a, const float *b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)a[i] - b[i];
+    num += d * d;
+    den += (double)b[i] * b[i];
+  }
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void run_case(graft_backend *const *bes, const char *arch, int n, int h, int w) {
+  graft_arch a;
+  CHECK_OK(graft_arch_init(&a, arch, 10));
+  graft_rng r = {7, 0};
+  float **bias, **wts = random_weights(&a, &r, &bias);
+  size_t nx = (size_t)n * 3 * h * w;
+  float *x = ref_alloc_floats(nx);
+  ref_fill(&r, x, nx, -2, 2);
+  int dim;
+  double *ref = reference_trunk(&a, wts, bias, n, h, w, x, &dim);
+  size_t rows_n = (size_t)n * dim;
+  float *rows[N_PATHS];
+  for (int p = 0; p < N_PATHS; p++) {
+    rows[p] = ref_alloc_floats(rows_n);
+    backend_trunk(bes[p], &a, wts, bias, n, h, w, x, rows[p]);
+    double rel = ref_rel(rows[p], ref, rows_n);
+    size_t zeros = 0;
+    for (size_t i = 0; i < rows_n; i++) zeros += ref[i] == 0;
+    printf("%s trunk n%d %dx%d, %-8s vs double: rel %.2e max %.2e (%d features, %.0f%% zero)\n",
+           arch, n, h, w, paths[p], rel, ref_max_abs(rows[p], ref, rows_n), dim,
+           100.0 * zeros / rows_n);
+    CHECK_MSG(rel <= 1e-4, "%s %s rel %.3e", arch, paths[p], rel);
+  }
+  for (int p = 0; p < GEMM; p++) {
+    double rel = rel_ff(rows[p], rows[GEMM], rows_n);
+    printf("%s trunk n%d %dx%d, %-8s vs gemm: rel %.2e\n", arch, n, h, w, paths[p], rel);
+    CHECK_MSG(rel <= 1e-4, "%s %s vs gemm rel %.3e", arch, paths[p], rel);
+  }
+  for (int p = 0; p < N_PATHS; p++) free(rows[p]);
+  for (int i = 0; i < a.n_trunk; i++) free(wts[i]), free(bias[i]);
+  free(wts), free(bias), free(x), free(ref);
+}
+
+/* Refusals: device names, GRAFT_CPU_CONV values, windows that do not fit. */
+static void test_errors(graft_backend *be) {
+  graft_backend *other = NULL;
+  const char *note = "unset";
+  CHECK_OK(graft_backend_create("auto", 1, &other, &note));
+#ifndef GRAFT_HAVE_CUDA
+  CHECK(note == NULL && strcmp(graft_backend_name(other), "cpu") == 0);
+  graft_backend_destroy(other);
+  CHECK(graft_backend_create("cuda:1", 0, &other, NULL) == GRAFT_ENODEV && other == NULL);
+  CHECK(strstr(graft_detail(), "no CUDA support") != NULL);
+#else
+  graft_backend_destroy(other);
+#endif
+  CHECK(graft_backend_create("tpu", 0, &other, NULL) == GRAFT_EINVAL && other == NULL);
+  CHECK(strstr(graft_detail(), "tpu") != NULL);
+  CHECK(graft_backend_create("cuda:x", 0, &other, NULL) == GRAFT_EINVAL);
+  setenv("GRAFT_CPU_CONV", "fastest", 1);
+  CHECK(graft_cpu_backend_create(0, &other) == GRAFT_EINVAL && other == NULL);
+  CHECK(strstr(graft_detail(), "fastest") != NULL);
+  unsetenv("GRAFT_CPU_CONV");
+
+  float w[64 * 3 * 121] = {0}, b[64] = {0};
+  graft_act in = {1, 3, 8, 8, GRAFT_LAYOUT_NCHW, 3 * 8 * 8 * sizeof(float)}, out;
+  graft_plan *plan = NULL;
+  graft_conv2d_params conv = {3, 64, 11, 4, 1, true};
+  CHECK(be->iface->conv2d_plan(be, &conv, &in, w, b, &out, &plan) == GRAFT_ESHAPE);
+  CHECK(strstr(graft_detail(), "smaller") != NULL);
+  graft_pool2d_params pool = {3, 0};
+  CHECK(be->iface->maxpool2d_plan(be, &pool, &in, &out, &plan) == GRAFT_EINVAL);
+  graft_adaptive_avgpool_params avg = {0, 6};
+  CHECK(be->iface->adaptive_avgpool2d_plan(be, &avg, &in, &out, &plan) == GRAFT_EINVAL);
+  CHECK(plan == NULL);
+}
+
+int main(void) {
+  graft_backend *bes[N_PATHS];
+  for (int i = 0; i < N_PATHS; i++) bes[i] = ref_cpu_backend(paths[i]);
+  for (int i = 0; i < N_PATHS; i++) test_errors(bes[i]);
+  run_case(bes, "alexnet", 1, 224, 224);
+  run_case(bes, "alexnet", 2, 256, 300);
+  run_case(bes, "vgg16", 1, 64, 64);
+  run_case(bes, "vgg16", 1, 224, 224);
+  for (int i = 0; i < N_PATHS; i++) graft_backend_destroy(bes[i]);
+  return graft_test_finish("cpu_trunk");
+}

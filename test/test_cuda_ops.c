@@ -1,0 +1,456 @@
+/* Every op of the CUDA backend against the CPU backend, over a table of
+ * shapes, in both precisions and down every rung of the convolution ladder
+ * (GRAFT_CUDNN_PATH=fused|fallback|split|legacy, one backend each).
+ *
+ * Tolerances, relative to the reference's norm: trunk ops in fp32-strict
+ * 1e-5, in fp32 (TF32 convolutions) 5e-3; the classifier's GEMMs never use
+ * TF32, so 1e-5 in both. Pooling, copies, dropout (masks and values), the
+ * ReLU's backward, bias column sums and SGD must match bit for bit; softmax
+ * and cross-entropy (double reductions, device exp/log) to 1e-6. Then the
+ * whole trunk through graft__cuda_trunk_run (eager, captured, replayed) must
+ * equal the plan-by-plan run bit for bit, and a random AlexNet predicts and
+ * trains like the CPU. Skips (77) without a usable GPU. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend_impl.h"
+#include "engine/cuda/cuda.h"
+#include "engine/net.h"
+#include "engine/rng.h"
+#include "harness.h"
+#include "models/model.h"
+
+static graft_backend *cpu;
+static uint64_t seed_counter = 1;
+
+static float *rand_host(size_t n, float lo, float hi) {
+  float *v = malloc(n * sizeof *v + 1);
+  graft_rng r = {seed_counter++, 0};
+  for (size_t i = 0; v && i < n; i++) v[i] = lo + (hi - lo) * (float)graft_rng_double(&r);
+  CHECK(v != NULL);
+  return v;
+}
+
+static void *dev(graft_backend *be, const void *host, size_t bytes) {
+  void *d;
+  CHECK_OK(be->iface->alloc(be, bytes, &d));
+  if (host) CHECK_OK(be->iface->upload(be, d, host, bytes));
+  return d;
+}
+
+static float *back(graft_backend *be, const void *d, size_t n) {
+  float *h = malloc(n * sizeof *h + 1);
+  CHECK(h != NULL);
+  CHECK_OK(be->iface->download(be, h, d, n * sizeof *h));
+  return h;
+}
+
+static void expect_close(const char *what, const float *got, const float *want, size_t n,
+                         double tol) {
+  size_t at = 0;
+  double rel = graft_test_rel_error(got, want, n), mx = graft_test_max_abs_diff(got, want, n, &at);
+  printf("  %-60s rel %.3g max|d| %.3g\n", what, rel, mx);
+  if (tol == 0)
+    CHECK_MSG(memcmp(got, want, n * sizeof *got) == 0, "%s: not bit-identical (max |d| %g at %zu)",
+              what, mx, at);
+  else
+    CHECK_MSG(rel <= tol, "%s: relative error %.3g > %.3g", what, rel, tol);
+}
+
+/* Run one planned trunk op on CPU and CUDA and compare. */
+typedef graft_status (*plan_fn)(graft_backend *, const void *params, const graft_act *,
+                                const float *w, const float *b, graft_act *, graft_plan **);
+
+static graft_status conv_fn(graft_backend *be, const void *p, const graft_act *in,
+                            const float *w, const float *b, graft_act *out, graft_plan **plan) {
+  return be->iface->conv2d_plan(be, p, in, w, b, out, plan);
+}
+static graft_status max_fn(graft_backend *be, const void *p, const graft_act *in,
+                           const float *w, const float *b, graft_act *out, graft_plan **plan) {
+  (void)w, (void)b;
+  return be->iface->maxpool2d_plan(be, p, in, out, plan);
+}
+static graft_status avg_fn(graft_backend *be, const void *p, const graft_act *in,
+                           const float *w, const float *b, graft_act *out, graft_plan **plan) {
+  (void)w, (void)b;
+  return be->iface->adaptive_avgpool2d_plan(be, p, in, out, plan);
+}
+
+/* The CPU's output in plain NCHW: plan then, if blocked, reorder through act_to_rows. */
+static float *cpu_run(plan_fn fn, const void *params, const graft_act *in, const float *x,
+                      const float *w, const float *b, size_t *count) {
+  graft_act out, rows;
+  graft_plan *plan, *flat;
+  CHECK_OK(fn(cpu, params, in, w, b, &out, &plan));
+  float *y = malloc(out.bytes), *r;
+  CHECK_OK(cpu->iface->plan_run(plan, x, y));
+  CHECK_OK(cpu->iface->act_to_rows_plan(cpu, &out, &rows, &flat));
+  r = malloc(rows.bytes);
+  CHECK_OK(cpu->iface->plan_run(flat, y, r));
+  cpu->iface->plan_destroy(plan);
+  cpu->iface->plan_destroy(flat);
+  free(y);
+  *count = (size_t)rows.n * rows.c;
+  return r;
+}
+
+static void compare_op(graft_backend *be, const char *what, plan_fn fn, const void *params,
+                       const graft_act *in, const float *w, const float *b, double tol) {
+  size_t count;
+  const float *x = rand_host((size_t)in->n * in->c * in->h * in->w, -1, 1);
+  float *want = cpu_run(fn, params, in, x, w, b, &count);
+  graft_act out;
+  graft_plan *plan;
+  graft_status s = fn(be, params, in, w, b, &out, &plan);
+  CHECK_MSG(s == GRAFT_OK, "%s: plan: %s: %s", what, graft_strerror(s), graft_detail());
+  if (s == GRAFT_OK) {
+    void *dx = dev(be, x, in->bytes), *dy = dev(be, NULL, out.bytes);
+    CHECK_OK(be->iface->plan_run(plan, dx, dy));
+    float *got = back(be, dy, count);
+    char label[160];
+    snprintf(label, sizeof label, "%s [%s]", what, plan->path);
+    expect_close(label, got, want, count, tol);
+    free(got);
+    be->iface->free(be, dx);
+    be->iface->free(be, dy);
+    be->iface->plan_destroy(plan);
+  }
+  free((void *)x);
+  free(want);
+}
+
+static const struct { int n, c, h, w, k, r, stride, pad, relu; } convs[] = {
+    {1, 3, 224, 224, 64, 11, 4, 2, 1}, {2, 64, 27, 27, 192, 5, 1, 2, 1},
+    {4, 64, 56, 56, 128, 3, 1, 1, 1},  {3, 16, 13, 15, 8, 3, 1, 1, 0},
+    {8, 512, 14, 14, 512, 3, 1, 1, 1}, {2, 3, 256, 300, 64, 11, 4, 2, 1},
+};
+
+static void trunk_ops(graft_backend *be, const char *path, graft_precision prec) {
+  double tol = prec == GRAFT_PRECISION_FP32_STRICT ? 1e-5 : 5e-3;
+  for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
+    graft_conv2d_params p = {convs[i].c, convs[i].k, convs[i].r, convs[i].stride, convs[i].pad,
+                             convs[i].relu};
+    graft_act in = {convs[i].n, convs[i].c, convs[i].h, convs[i].w, 0,
+                    (size_t)convs[i].n * convs[i].c * convs[i].h * convs[i].w * 4};
+    float bound = 1.0f / sqrtf((float)(p.in_c * p.kernel * p.kernel));
+    float *w = rand_host((size_t)p.out_c * p.in_c * p.kernel * p.kernel, -bound, bound);
+    float *b = rand_host((size_t)p.out_c, -bound, bound);
+    char what[128];
+    snprintf(what, sizeof what, "%s %s conv %d->%d %dx%d/%d %dx%d b%d", path,
+             graft_precision_name(prec), p.in_c, p.out_c, p.kernel, p.kernel, p.stride, in.h,
+             in.w, in.n);
+    compare_op(be, what, conv_fn, &p, &in, w, b, tol);
+    free(w);
+    free(b);
+  }
+  static const struct { int n, c, h, w, k, s; } pools[] = {
+      {2, 64, 55, 55, 3, 2}, {1, 512, 14, 14, 2, 2}, {2, 3, 9, 11, 3, 2}, {2, 64, 74, 73, 3, 2}};
+  for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
+    graft_pool2d_params p = {pools[i].k, pools[i].s};
+    graft_act in = {pools[i].n, pools[i].c, pools[i].h, pools[i].w, 0,
+                    (size_t)pools[i].n * pools[i].c * pools[i].h * pools[i].w * 4};
+    char what[128];
+    snprintf(what, sizeof what, "%s maxpool %d/%d %dx%d c%d b%d", path, p.kernel, p.stride, in.h,
+             in.w, in.c, in.n);
+    compare_op(be, what, max_fn, &p, &in, NULL, NULL, 0);
+  }
+  static const struct { int n, c, h, w, oh, ow; } avgs[] = {
+      {2, 256, 6, 6, 6, 6}, {2, 256, 8, 9, 6, 6}, {1, 512, 9, 10, 7, 7}, {3, 5, 3, 4, 7, 7}};
+  for (size_t i = 0; i < sizeof avgs / sizeof avgs[0]; i++) {
+    graft_adaptive_avgpool_params p = {avgs[i].oh, avgs[i].ow};
+    graft_act in = {avgs[i].n, avgs[i].c, avgs[i].h, avgs[i].w, 0,
+                    (size_t)avgs[i].n * avgs[i].c * avgs[i].h * avgs[i].w * 4};
+    char what[128];
+    snprintf(what, sizeof what, "%s adaptive avgpool %dx%d -> %dx%d", path, in.h, in.w, p.out_h,
+             p.out_w);
+    compare_op(be, what, avg_fn, &p, &in, NULL, NULL, 0);
+  }
+}
+
+/* A small trunk run plan by plan, then through trunk_run three times. */
+static void trunk_capture(graft_backend *be) {
+  graft_conv2d_params c1 = {3, 16, 5, 2, 2, true}, c2 = {16, 32, 3, 1, 1, true};
+  graft_pool2d_params mp = {3, 2};
+  graft_adaptive_avgpool_params ap = {3, 3};
+  graft_act acts[8];
+  graft_plan *plans[7];
+  acts[0] = (graft_act){2, 3, 40, 44, 0, (size_t)2 * 3 * 40 * 44 * 4};
+  float *w1 = rand_host(16 * 3 * 25, -0.2f, 0.2f), *b1 = rand_host(16, -0.1f, 0.1f);
+  float *w2 = rand_host(32 * 16 * 9, -0.1f, 0.1f), *b2 = rand_host(32, -0.1f, 0.1f);
+  const graft_backend_iface *f = be->iface;
+  CHECK_OK(f->nchw_to_act_plan(be, &acts[0], &acts[1], &plans[0]));
+  CHECK_OK(f->conv2d_plan(be, &c1, &acts[1], w1, b1, &acts[2], &plans[1]));
+  CHECK_OK(f->maxpool2d_plan(be, &mp, &acts[2], &acts[3], &plans[2]));
+  CHECK_OK(f->conv2d_plan(be, &c2, &acts[3], w2, b2, &acts[4], &plans[3]));
+  CHECK_OK(f->adaptive_avgpool2d_plan(be, &ap, &acts[4], &acts[5], &plans[4]));
+  CHECK_OK(f->act_to_rows_plan(be, &acts[5], &acts[6], &plans[5]));
+  size_t big = 0;
+  for (int i = 0; i < 7; i++) big = acts[i].bytes > big ? acts[i].bytes : big;
+  float *x = rand_host(acts[0].bytes / 4, -1, 1);
+  void *in = dev(be, x, acts[0].bytes), *ping = dev(be, NULL, big), *pong = dev(be, NULL, big);
+  void *out = dev(be, NULL, acts[6].bytes);
+  const void *xs[6] = {in, ping, pong, ping, pong, ping};
+  void *ys[6] = {ping, pong, ping, pong, ping, out};
+  for (int i = 0; i < 6; i++) CHECK_OK(f->plan_run(plans[i], xs[i], ys[i]));
+  size_t n = acts[6].bytes / 4;
+  float *want = back(be, out, n);
+  for (int rep = 0; rep < 3; rep++) {
+    CHECK_OK(f->memset0(be, out, acts[6].bytes));
+    CHECK_OK(graft__cuda_trunk_run(be, plans, 6, xs, ys));
+    float *got = back(be, out, n);
+    const char *names[] = {"trunk_run eager", "trunk_run captured", "trunk_run replayed"};
+    expect_close(names[rep], got, want, n, 0);
+    free(got);
+  }
+  printf("  trunk_run: %s\n", plans[0]->captured ? "graph state attached" : "no graph state");
+  for (int i = 0; i < 6; i++) f->plan_destroy(plans[i]);
+  void *bufs[] = {in, ping, pong, out};
+  for (int i = 0; i < 4; i++) f->free(be, bufs[i]);
+  free(x), free(want), free(w1), free(b1), free(w2), free(b2);
+}
+
+static void classifier_ops(graft_backend *be) {
+  static const struct { int n, in, out, relu; } lin[] = {
+      {1, 9216, 4096, 1}, {4, 25088, 64, 1}, {7, 4096, 10, 0}, {64, 4096, 1000, 1}, {3, 5, 2, 0}};
+  const graft_backend_iface *f = be->iface;
+  for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
+    graft_linear_params p = {lin[i].in, lin[i].out, lin[i].relu};
+    int n = lin[i].n;
+    size_t nx = (size_t)n * p.in, nw = (size_t)p.in * p.out, ny = (size_t)n * p.out;
+    float bound = 1.0f / sqrtf((float)p.in);
+    float *x = rand_host(nx, -1, 1), *w = rand_host(nw, -bound, bound);
+    float *b = rand_host((size_t)p.out, -bound, bound), *dyh = rand_host(ny, -1, 1);
+    float *y = malloc(ny * 4), *dx = malloc(nx * 4), *dw = malloc(nw * 4), *db = malloc(p.out * 4);
+    CHECK_OK(cpu->iface->linear_forward(cpu, &p, n, x, w, b, y));
+    CHECK_OK(cpu->iface->linear_backward(cpu, &p, n, dyh, x, w, dx, dw, db));
+    float *gx = dev(be, x, nx * 4), *gw = dev(be, w, nw * 4), *gb = dev(be, b, p.out * 4);
+    float *gy = dev(be, NULL, ny * 4), *gdy = dev(be, dyh, ny * 4), *gdx = dev(be, NULL, nx * 4);
+    float *gdw = dev(be, NULL, nw * 4), *gdb = dev(be, NULL, p.out * 4);
+    CHECK_OK(f->linear_forward(be, &p, n, gx, gw, gb, gy));
+    CHECK_OK(f->linear_backward(be, &p, n, gdy, gx, gw, gdx, gdw, gdb));
+    char what[128];
+    float *h;
+    snprintf(what, sizeof what, "linear %d x %d -> %d%s forward", n, p.in, p.out,
+             p.relu ? " relu" : "");
+    expect_close(what, h = back(be, gy, ny), y, ny, 1e-5), free(h);
+    snprintf(what, sizeof what, "linear %d x %d -> %d backward dx", n, p.in, p.out);
+    expect_close(what, h = back(be, gdx, nx), dx, nx, 1e-5), free(h);
+    snprintf(what, sizeof what, "linear %d x %d -> %d backward dw", n, p.in, p.out);
+    expect_close(what, h = back(be, gdw, nw), dw, nw, 1e-5), free(h);
+    snprintf(what, sizeof what, "linear %d x %d -> %d backward db (column sums)", n, p.in, p.out);
+    expect_close(what, h = back(be, gdb, (size_t)p.out), db, (size_t)p.out, 0), free(h);
+    /* ReLU backward on the forward's output */
+    CHECK_OK(cpu->iface->relu_backward(cpu, ny, y, dyh));
+    CHECK_OK(f->relu_backward(be, ny, gy, gdy));
+    h = back(be, gdy, ny);
+    expect_close("relu backward", h, dyh, ny, 0), free(h);
+    float *bufs[] = {gx, gw, gb, gy, gdy, gdx, gdw, gdb};
+    for (int k = 0; k < 8; k++) f->free(be, bufs[k]);
+    free(x), free(w), free(b), free(dyh), free(y), free(dx), free(dw), free(db);
+  }
+
+  /* dropout: identical masks and values, offsets past 2^32 included */
+  static const struct { size_t count; float p; uint64_t seed, offset; } drops[] = {
+      {4096 * 3, 0.5f, 42, 0}, {9216 * 2 + 7, 0.3f, 7, 5000000000ull}, {17, 0.9f, 1, 3}};
+  for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+    size_t n = drops[i].count;
+    float *x = rand_host(n, -1, 1), *g = rand_host(n, -1, 1);
+    uint8_t *keep = malloc(n), *gkeep_h = malloc(n);
+    float *gx = dev(be, x, n * 4), *gg = dev(be, g, n * 4);
+    uint8_t *gkeep = dev(be, NULL, n);
+    CHECK_OK(cpu->iface->dropout_forward(cpu, n, drops[i].p, drops[i].seed, drops[i].offset, x,
+                                         keep));
+    CHECK_OK(f->dropout_forward(be, n, drops[i].p, drops[i].seed, drops[i].offset, gx, gkeep));
+    CHECK_OK(f->download(be, gkeep_h, gkeep, n));
+    CHECK_MSG(memcmp(keep, gkeep_h, n) == 0, "dropout %zu p %g: masks differ", n, drops[i].p);
+    float *h = back(be, gx, n);
+    expect_close("dropout forward", h, x, n, 0), free(h);
+    CHECK_OK(cpu->iface->dropout_backward(cpu, n, drops[i].p, keep, g));
+    CHECK_OK(f->dropout_backward(be, n, drops[i].p, gkeep, gg));
+    expect_close("dropout backward", h = back(be, gg, n), g, n, 0), free(h);
+    f->free(be, gx), f->free(be, gg), f->free(be, gkeep);
+    free(x), free(g), free(keep), free(gkeep_h);
+  }
+
+  /* softmax and cross-entropy */
+  static const struct { int n, k; } sm[] = {{1, 1000}, {64, 2}, {5, 10}, {3, 1}};
+  for (size_t i = 0; i < sizeof sm / sizeof sm[0]; i++) {
+    int n = sm[i].n, k = sm[i].k;
+    size_t nk = (size_t)n * k;
+    float *x = rand_host(nk, -20, 20), *y = malloc(nk * 4), *dl = malloc(nk * 4);
+    float *loss = malloc(n * 4);
+    int32_t *labels = malloc(n * 4);
+    for (int r = 0; r < n; r++) labels[r] = (r * 7 + 3) % k;
+    CHECK_OK(cpu->iface->softmax_forward(cpu, n, k, x, y));
+    CHECK_OK(cpu->iface->cross_entropy(cpu, n, k, x, labels, loss, dl));
+    float *gx = dev(be, x, nk * 4), *gy = dev(be, NULL, nk * 4), *gdl = dev(be, NULL, nk * 4);
+    float *gloss = dev(be, NULL, n * 4);
+    int32_t *glab = dev(be, labels, n * 4);
+    CHECK_OK(f->softmax_forward(be, n, k, gx, gy));
+    CHECK_OK(f->cross_entropy(be, n, k, gx, glab, gloss, gdl));
+    float *h;
+    expect_close("softmax", h = back(be, gy, nk), y, nk, 1e-6), free(h);
+    expect_close("cross-entropy loss", h = back(be, gloss, n), loss, n, 1e-6), free(h);
+    expect_close("cross-entropy dlogits", h = back(be, gdl, nk), dl, nk, 1e-6), free(h);
+    CHECK_OK(f->cross_entropy(be, n, k, gx, glab, gloss, NULL));
+    labels[n - 1] = k; /* out of range */
+    CHECK_OK(f->upload(be, glab, labels, n * 4));
+    graft_status s = f->cross_entropy(be, n, k, gx, glab, gloss, gdl);
+    CHECK_MSG(s == GRAFT_ERANGE, "bad label: %s (%s)", graft_strerror(s), graft_detail());
+    printf("  bad label: %s\n", graft_detail());
+    void *bufs[] = {gx, gy, gdl, gloss, glab};
+    for (int j = 0; j < 5; j++) f->free(be, bufs[j]);
+    free(x), free(y), free(dl), free(loss), free(labels);
+  }
+
+  /* SGD: bit for bit, with and without weight decay, first step and later */
+  size_t n = 1000003;
+  float *p0 = rand_host(n, -1, 1), *g = rand_host(n, -1, 1), *buf = rand_host(n, -1, 1);
+  float *gp = dev(be, p0, n * 4), *gg = dev(be, g, n * 4), *gbuf = dev(be, buf, n * 4);
+  graft_sgd_params steps[] = {{0.01f, 0.9f, 0, true}, {0.001f, 0.9f, 5e-4f, false},
+                              {0.1f, 0.0f, 0, false}};
+  for (size_t i = 0; i < 3; i++) {
+    CHECK_OK(cpu->iface->sgd_step(cpu, n, &steps[i], p0, g, buf));
+    CHECK_OK(f->sgd_step(be, n, &steps[i], gp, gg, gbuf));
+    float *h;
+    expect_close("sgd param", h = back(be, gp, n), p0, n, 0), free(h);
+    expect_close("sgd momentum", h = back(be, gbuf, n), buf, n, 0), free(h);
+  }
+  f->free(be, gp), f->free(be, gg), f->free(be, gbuf);
+  free(p0), free(g), free(buf);
+}
+
+static void memory(graft_backend *be) {
+  const graft_backend_iface *f = be->iface;
+  size_t sizes[] = {1, 4096, (size_t)70 << 20}; /* the last skips pinned staging */
+  for (int i = 0; i < 3; i++) {
+    unsigned char *h = malloc(sizes[i]), *r = malloc(sizes[i]);
+    for (size_t j = 0; j < sizes[i]; j++) h[j] = (unsigned char)(j * 131 + i);
+    void *d = dev(be, h, sizes[i]);
+    CHECK_OK(f->download(be, r, d, sizes[i]));
+    CHECK_MSG(memcmp(h, r, sizes[i]) == 0, "round trip of %zu bytes", sizes[i]);
+    CHECK_OK(f->memset0(be, d, sizes[i]));
+    CHECK_OK(f->download(be, r, d, sizes[i]));
+    CHECK(r[0] == 0 && r[sizes[i] - 1] == 0);
+    f->free(be, d);
+    free(h), free(r);
+  }
+  void *huge;
+  graft_status s = f->alloc(be, (size_t)1 << 50, &huge);
+  CHECK_MSG(s == GRAFT_ENOMEM && strstr(graft_detail(), "smaller batch"),
+            "1 PiB allocation: %s: %s", graft_strerror(s), graft_detail());
+  printf("  out of memory: %s\n", graft_detail());
+}
+
+/* A random AlexNet predicts and trains on CUDA as on the CPU. */
+static void whole_net(graft_backend *be, graft_precision prec) {
+  graft_model *m;
+  CHECK_OK(graft_model_create("alexnet", 5, &m));
+  graft_rng r = {99, 0};
+  for (int i = 0; i < m->arch.n_params; i++) {
+    const graft_param *p = &m->arch.params[i], *w = p->rank == 1 ? p - 1 : p;
+    double bound = 1.0 / sqrt((double)(w->count / (size_t)w->dims[0]));
+    float *v = graft_model_param(m, p);
+    for (size_t j = 0; j < p->count; j++) v[j] = (float)((graft_rng_double(&r) * 2 - 1) * bound);
+  }
+  enum { B = 3 };
+  float *x = rand_host((size_t)B * 3 * 224 * 224, -2, 2);
+  float pc[B * 5], lc[B * 5], pg[B * 5], lg[B * 5], loss_c[B], loss_g[B];
+  int32_t labels[B] = {0, 3, 4}, pred[B];
+  graft_net *nc, *ng;
+  CHECK_OK(graft_net_create(cpu, m, B, 224, 224, &nc));
+  CHECK_OK(graft_net_create(be, m, B, 224, 224, &ng));
+  CHECK_OK(graft_net_predict(nc, B, x, pc, lc));
+  CHECK_OK(graft_net_predict(ng, B, x, pg, lg));
+  double tol = prec == GRAFT_PRECISION_FP32_STRICT ? 1e-4 : 1e-2;
+  expect_close("alexnet logits (net_predict)", lg, lc, B * 5, tol);
+  CHECK_OK(graft_net_train_init(nc, GRAFT_TRAIN_CLASSIFIER, 0.5f));
+  CHECK_OK(graft_net_train_init(ng, GRAFT_TRAIN_CLASSIFIER, 0.5f));
+  size_t fd = (size_t)m->arch.feature_dim, count = graft_net_train_count(nc);
+  float *feat = malloc(B * fd * 4);
+  CHECK_OK(graft_net_get_features(nc, B, feat)); /* the same features on both */
+  CHECK_OK(graft_net_put_features(ng, B, feat));
+  graft_sgd_params sgd = {0.01f, 0.9f, 1e-4f, false};
+  for (int step = 0; step < 3; step++) {
+    CHECK_OK(graft_net_put_features(nc, B, feat));
+    CHECK_OK(graft_net_put_features(ng, B, feat));
+    CHECK_OK(graft_net_train_step(nc, B, labels, &sgd, 7 + step, loss_c, pred));
+    CHECK_OK(graft_net_train_step(ng, B, labels, &sgd, 7 + step, loss_g, pred));
+    expect_close("alexnet training loss", loss_g, loss_c, B, 1e-4);
+  }
+  size_t head = m->arch.n_floats - m->arch.head_offset;
+  float *hc = malloc(head * 4), *hg = malloc(head * 4), *mc = malloc(count * 4),
+        *mg = malloc(count * 4);
+  CHECK_OK(graft_net_get_head(nc, hc, mc));
+  CHECK_OK(graft_net_get_head(ng, hg, mg));
+  expect_close("alexnet classifier after 3 steps", hg, hc, head, 1e-5);
+  expect_close("alexnet momentum after 3 steps", mg, mc, count, 1e-4);
+  graft_net_destroy(nc);
+  graft_net_destroy(ng);
+  graft_model_free(m);
+  free(x), free(feat), free(hc), free(hg), free(mc), free(mg);
+}
+
+/* The real device's description as cuDNN writes it (CUDNN.md: replace the
+ * hand-made JSON of shared/docs/cudnn-devices with this) to
+ * $GRAFT_CUDNN_DEVICE_JSON_OUT when set. */
+static void dump_device_json(graft_backend *be) {
+  const char *path = getenv("GRAFT_CUDNN_DEVICE_JSON_OUT");
+  if (!path || !*path) return;
+  cudnnHandle_t h = cuda_of(be)->cudnn;
+  cudnnBackendDescriptor_t d = NULL;
+  static char json[1 << 16];
+  int64_t n = 0;
+  CHECK_OK(GRAFT_CU_STATUS(cudnn, cudnnBackendCreateDescriptor(
+                                      CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR, &d)));
+  CHECK_OK(GRAFT_CU_STATUS(cudnn, cudnnBackendSetAttribute(d, CUDNN_ATTR_DEVICEPROP_HANDLE,
+                                                           CUDNN_TYPE_HANDLE, 1, &h)));
+  CHECK_OK(GRAFT_CU_STATUS(cudnn, cudnnBackendFinalize(d)));
+  CHECK_OK(GRAFT_CU_STATUS(cudnn, cudnnBackendGetAttribute(
+                                      d, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
+                                      CUDNN_TYPE_CHAR, sizeof json - 1, &n, json)));
+  json[n > 0 && n < (int64_t)sizeof json ? n : 0] = '\0';
+  cudnnBackendDestroyDescriptor(d);
+  FILE *f = fopen(path, "w");
+  CHECK_MSG(f != NULL, "cannot write %s", path);
+  if (f) {
+    fprintf(f, "%s\n", json);
+    fclose(f);
+    printf("device description (%ld chars) written to %s\n", (long)n, path);
+  }
+}
+
+int main(void) {
+  graft_backend *be;
+  graft_status s = graft_cuda_backend_create(0, &be);
+  if (s == GRAFT_ENODEV) graft_test_skip("cuda: %s", graft_detail());
+  CHECK_OK(s);
+  printf("%s\n", graft_backend_describe(be));
+  dump_device_json(be);
+  CHECK_OK(graft_cpu_backend_create(0, &cpu));
+  memory(be);
+  classifier_ops(be);
+  trunk_capture(be);
+  for (int prec = 1; prec >= 0; prec--) {
+    graft_backend_set_precision(be, (graft_precision)prec);
+    trunk_ops(be, "auto", (graft_precision)prec);
+    whole_net(be, (graft_precision)prec);
+  }
+  graft_backend_destroy(be);
+  /* every rung of the ladder, forced */
+  const char *paths[] = {"fused", "fallback", "split", "legacy"};
+  for (int i = 0; i < 4; i++) {
+    setenv("GRAFT_CUDNN_PATH", paths[i], 1);
+    CHECK_OK(graft_cuda_backend_create(0, &be));
+    for (int prec = 1; prec >= 0; prec--) {
+      graft_backend_set_precision(be, (graft_precision)prec);
+      trunk_ops(be, paths[i], (graft_precision)prec);
+    }
+    graft_backend_destroy(be);
+  }
+  unsetenv("GRAFT_CUDNN_PATH");
+  graft_backend_destroy(cpu);
+  return graft_test_finish("cuda_ops");
+}

@@ -1,0 +1,220 @@
+/* Every cuDNN graph graft builds for AlexNet and VGG16, planned without a GPU.
+ *
+ * cuDNN 9 runs heuristics and finalizes execution plans against a device
+ * description (CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR from JSON) with no GPU and
+ * no driver. For each conv layer at batch 1, 4, 8 and 64, in fp32 and
+ * fp32-strict, on an A100 and an H100 description, this builds the graphs of
+ * the convolution ladder (engine/cuda/conv.c) through the backend's own code:
+ *   fused graph, heuristics A, then FALLBACK, then the conv-only graph (A,
+ *   then FALLBACK only if nothing else planned): the first that plans is what
+ *   graft runs (marked '*') and one must; the others are reported, with the
+ *   reason when they do not plan;
+ * and each max pooling's resample graph (must finalize: the legacy pooling
+ * API is the run-time fall-back, but the graph is what runs by default), plus
+ * the 256x300 shapes of test_models at batch 2. A variant pack with dummy
+ * pointers is finalized for every plan. fp32-strict plans must not use tensor
+ * cores. Prints per layer the chosen engine, viable configs / heuristics
+ * results, and workspace.
+ *
+ * Devices: $GRAFT_CUDNN_DEVICES (a folder with a100.json, h100.json), default
+ * GRAFT_SOURCE_DIR/../shared/docs/cudnn-devices. Skips when absent. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cuda/cuda.h"
+#include "harness.h"
+#include "models/arch.h"
+
+static const char *const device_names[] = {"a100", "h100"};
+enum { N_DEV = 2 };
+static graft__cudnn_target targets[N_DEV];
+static int plans_ok, plans_failed;
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = NULL;
+  if (fseek(f, 0, SEEK_END) == 0) {
+    long n = ftell(f);
+    if (n > 0 && n < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+      if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+      } else {
+        buf[n] = '\0';
+      }
+    }
+  }
+  fclose(f);
+  return buf;
+}
+
+static void human(char *out, size_t cap, int64_t bytes) {
+  if (bytes >= (1 << 20))
+    snprintf(out, cap, "%.1fM", (double)bytes / (1 << 20));
+  else if (bytes >= 1024)
+    snprintf(out, cap, "%.1fK", (double)bytes / 1024);
+  else
+    snprintf(out, cap, "%ld", (long)bytes);
+}
+
+/* Check a planned graph: its variant pack finalizes, strict has no TF32. */
+static void check_plan(graft__cudnn_plan *p, graft_precision prec, const char *what) {
+  void *dummy[GRAFT__CUDNN_MAX_IO];
+  for (int i = 0; i < GRAFT__CUDNN_MAX_IO; i++) dummy[i] = (void *)(uintptr_t)(0x10000 * (i + 1));
+  cudnnBackendDescriptor_t pack = NULL;
+  graft_status s = graft__cudnn_make_pack(p, dummy, (void *)(uintptr_t)0x100000, &pack);
+  CHECK_MSG(s == GRAFT_OK, "%s: variant pack: %s", what, graft_detail());
+  if (pack) cudnnBackendDestroyDescriptor(pack);
+  if (prec == GRAFT_PRECISION_FP32_STRICT)
+    CHECK_MSG(!p->tensor_core, "%s: fp32-strict chose tensor-core engine %ld", what,
+              (long)p->engine);
+}
+
+/* "e26 20/20 6.4M" or "none" (the reason printed as a note). */
+static void cell(char *out, size_t cap, graft_status s, graft__cudnn_plan *p,
+                 graft_precision prec, const char *what) {
+  if (s == GRAFT_OK) {
+    char ws[32];
+    human(ws, sizeof ws, p->workspace);
+    snprintf(out, cap, "e%-3ld %2d/%-2d %6s", (long)p->engine, p->viable, p->candidates, ws);
+    check_plan(p, prec, what);
+    plans_ok++;
+    graft__cudnn_plan_release(p);
+  } else {
+    snprintf(out, cap, "%-17s", "none");
+    printf("  note: %s: %s\n", what, graft_detail());
+  }
+}
+
+/* The ladder's graph rungs in conv.c's order: the first that plans is what
+ * graft runs (marked '*'); at least one must. Each is reported. */
+static void conv_row(const char *arch, const graft_layer *l, const graft__conv_shape *sh,
+                     graft_precision prec) {
+  static const struct {
+    bool fused;
+    cudnnBackendHeurMode_t mode;
+    const char *name;
+  } rungs[] = {{true, CUDNN_HEUR_MODE_A, "fused/A"},
+               {true, CUDNN_HEUR_MODE_FALLBACK, "fused/FALLBACK"},
+               {false, CUDNN_HEUR_MODE_A, "split/A"},
+               {false, CUDNN_HEUR_MODE_FALLBACK, "split/FALLBACK"}};
+  char line[1024];
+  int at = snprintf(line, sizeof line, "%-7s %s.%-2d %3d->%-3d %2dx%-2d/%d %3dx%-3d b%-2d %-11s",
+                    arch, l->module, l->index, sh->c, sh->k, sh->r, sh->r, sh->stride, sh->h,
+                    sh->w, sh->n, graft_precision_name(prec));
+  for (int d = 0; d < N_DEV; d++) {
+    bool chosen = false;
+    for (size_t k = 0; k < 3; k++) { /* split/FALLBACK only when needed, below */
+      graft__cudnn_plan p;
+      char what[160], c[64];
+      snprintf(what, sizeof what, "%s %s.%d batch %d %s %s %s", arch, l->module, l->index,
+               sh->n, graft_precision_name(prec), device_names[d], rungs[k].name);
+      graft_status s = graft__conv_graph(&targets[d], sh, rungs[k].fused, rungs[k].mode, prec, &p);
+      bool first = s == GRAFT_OK && !chosen;
+      chosen = chosen || s == GRAFT_OK;
+      cell(c, sizeof c, s, &p, prec, what);
+      at += snprintf(line + at, sizeof line - (size_t)at, "%s%s%s", k ? " " : " | ",
+                     first ? "*" : " ", c);
+    }
+    if (!chosen) {
+      graft__cudnn_plan p;
+      char what[160], c[64];
+      snprintf(what, sizeof what, "%s %s.%d batch %d %s %s %s", arch, l->module, l->index,
+               sh->n, graft_precision_name(prec), device_names[d], rungs[3].name);
+      graft_status s = graft__conv_graph(&targets[d], sh, false, rungs[3].mode, prec, &p);
+      chosen = s == GRAFT_OK;
+      cell(c, sizeof c, s, &p, prec, what);
+      at += snprintf(line + at, sizeof line - (size_t)at, " split/FALLBACK:%s", c);
+    }
+    if (!chosen) plans_failed++;
+    CHECK_MSG(chosen, "%s %s.%d batch %d %s %s: no graph rung plans", arch, l->module, l->index,
+              sh->n, graft_precision_name(prec), device_names[d]);
+  }
+  puts(line);
+}
+
+static void pool_row(const char *arch, const graft_layer *l, int n, int c, int h, int w,
+                     graft_precision prec) {
+  char line[512];
+  int at = snprintf(line, sizeof line, "%-7s %s.%-2d maxpool %d/%d %3d ch %3dx%-3d b%-2d %-11s",
+                    arch, l->module, l->index, l->u.pool.kernel, l->u.pool.stride, c, h, w, n,
+                    graft_precision_name(prec));
+  for (int d = 0; d < N_DEV; d++) {
+    graft__cudnn_plan p;
+    char what[160], cs[64];
+    snprintf(what, sizeof what, "%s %s.%d maxpool batch %d %s %s", arch, l->module, l->index, n,
+             graft_precision_name(prec), device_names[d]);
+    graft_status s = graft__maxpool_graph(&targets[d], n, c, h, w, l->u.pool.kernel,
+                                          l->u.pool.stride, prec, &p);
+    int mode = s == GRAFT_OK ? (int)p.mode : -1;
+    cell(cs, sizeof cs, s, &p, prec, what);
+    if (s != GRAFT_OK) plans_failed++;
+    CHECK_MSG(s == GRAFT_OK, "%s: no resample plan", what);
+    at += snprintf(line + at, sizeof line - (size_t)at, " | %s %s", cs,
+                   mode == CUDNN_HEUR_MODE_A ? "(A)" : mode >= 0 ? "(FALLBACK)" : "");
+  }
+  puts(line);
+}
+
+/* Walk the trunk at h x w, as engine/net.c plans it, visiting each graph. */
+static void walk(const graft_arch *a, int n, int h, int w, graft_precision prec) {
+  int c = 3;
+  for (int i = 0; i < a->n_trunk; i++) {
+    const graft_layer *l = &a->trunk[i];
+    if (l->kind == GRAFT_LAYER_CONV2D) {
+      const graft_conv2d_params *p = &l->u.conv;
+      graft__conv_shape sh = {n, c, h, w, p->out_c, p->kernel, p->stride, p->pad, p->relu};
+      conv_row(a->name, l, &sh, prec);
+      h = graft_out_dim(h, p->kernel, p->stride, p->pad);
+      w = graft_out_dim(w, p->kernel, p->stride, p->pad);
+      c = p->out_c;
+    } else if (l->kind == GRAFT_LAYER_MAXPOOL2D) {
+      pool_row(a->name, l, n, c, h, w, prec);
+      h = graft_out_dim(h, l->u.pool.kernel, l->u.pool.stride, 0);
+      w = graft_out_dim(w, l->u.pool.kernel, l->u.pool.stride, 0);
+    }
+  }
+}
+
+int main(void) {
+  const char *dir = getenv("GRAFT_CUDNN_DEVICES");
+  char fallback[4096];
+  if (!dir || !*dir) {
+    snprintf(fallback, sizeof fallback, "%s/../shared/docs/cudnn-devices", GRAFT_SOURCE_DIR);
+    dir = fallback;
+  }
+  size_t version = cudnnGetVersion();
+  printf("cuDNN %zu (headers %d.%d.%d), device descriptions in %s\n", version, CUDNN_MAJOR,
+         CUDNN_MINOR, CUDNN_PATCHLEVEL, dir);
+  for (int d = 0; d < N_DEV; d++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.json", dir, device_names[d]);
+    char *json = slurp(path);
+    if (!json) graft_test_skip("no device description %s (set GRAFT_CUDNN_DEVICES)", path);
+    CHECK_OK(graft__cudnn_device_from_json(json, &targets[d].device));
+    /* the backend's workspace preference: a 16th of the GPU's memory */
+    const char *mem = strstr(json, "\"totalGlobalMem\":");
+    if (mem) targets[d].workspace_limit = strtoll(mem + 17, NULL, 10) / 16;
+    printf("%s: workspace limit %lld MiB\n", device_names[d],
+           (long long)(targets[d].workspace_limit >> 20));
+    free(json);
+  }
+  printf("columns per device: fused/A, fused/FALLBACK, split/A; each "
+         "e<engine id> <viable>/<heuristics results> <workspace>; * = the plan graft runs\n");
+  printf("%-52s | %-53s | %s\n", "layer", "A100", "H100");
+  static const int batches[] = {1, 4, 8, 64};
+  static const char *const archs[] = {"alexnet", "vgg16"};
+  for (size_t ai = 0; ai < 2; ai++) {
+    graft_arch a;
+    CHECK_OK(graft_arch_init(&a, archs[ai], 1000));
+    for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++)
+      for (int prec = 0; prec < 2; prec++) walk(&a, batches[b], 224, 224, (graft_precision)prec);
+    /* test_models' second size, where the adaptive pooling is a real kernel */
+    for (int prec = 0; prec < 2; prec++) walk(&a, 2, 256, 300, (graft_precision)prec);
+  }
+  for (int d = 0; d < N_DEV; d++) cudnnBackendDestroyDescriptor(targets[d].device);
+  printf("%d plans finalized, %d required plans failed\n", plans_ok, plans_failed);
+  return graft_test_finish("cudnn_deviceless");
+}
