@@ -8,6 +8,7 @@
 #include "engine/finetune.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,20 @@ typedef struct split_state {
   uint8_t *bad;               /* [n] undecodable, left out */
 } split_state;
 
+/* The files of an epoch (best.h5, last.h5) are written by a thread while the
+ * next epoch trains: it works from a snapshot (the head and momentum copied
+ * to host buffers the loop leaves alone until the next save, and its own copy
+ * of the checkpoint's bookkeeping). A failed write stops the run at the next
+ * save or at the end, and the previous files stay as they were. */
+typedef struct writer {
+  pthread_t thread;
+  bool running;
+  bool best;            /* best.h5 too */
+  graft_checkpoint ck;  /* snapshot: history and bad-sample flags owned */
+  graft_status status;
+  char detail[1024];
+} writer;
+
 typedef struct run {
   const graft_config *cfg;
   const graft_finetune_hooks *hooks;
@@ -62,6 +77,7 @@ typedef struct run {
   float *head_host, *momentum_host;
   size_t head_count, train_count, train_offset;
   graft_checkpoint ck; /* the run's position, sums, best and history */
+  writer writer;
 } run;
 
 static void say(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -173,20 +189,62 @@ static graft_status prepare_output(run *r) {
 
 /* ---- checkpoints ---- */
 
-static graft_status save_last(run *r) {
-  GRAFT_TRY(graft_net_get_head(r->net, r->head_host, r->momentum_host));
-  r->ck.params = r->head_host + (r->train_offset - r->m->arch.head_offset);
-  r->ck.momentum = r->momentum_host;
-  graft_status s = graft_checkpoint_save(r->last, &r->ck);
-  r->ck.params = r->ck.momentum = NULL;
-  return s == GRAFT_OK ? s : graft__context(s, "%s", r->last);
+static void *write_files(void *arg) {
+  run *r = arg;
+  writer *w = &r->writer;
+  graft_status s = GRAFT_OK;
+  if (w->best && (s = graft_model_save(r->best, r->m)) != GRAFT_OK)
+    graft__context(s, "%s", r->best);
+  if (s == GRAFT_OK && (s = graft_checkpoint_save(r->last, &w->ck)) != GRAFT_OK)
+    graft__context(s, "%s", r->last);
+  w->status = s;
+  if (s != GRAFT_OK) snprintf(w->detail, sizeof w->detail, "%s", graft_detail());
+  return NULL;
 }
 
-static graft_status save_best(run *r) {
-  GRAFT_TRY(graft_net_get_head(r->net, r->head_host, NULL));
-  memcpy(r->m->params + r->m->arch.head_offset, r->head_host, r->head_count * sizeof(float));
-  graft_status s = graft_model_save(r->best, r->m);
-  return s == GRAFT_OK ? s : graft__context(s, "%s", r->best);
+/* Wait for the files being written; their failure is the run's. */
+static graft_status writer_join(run *r) {
+  writer *w = &r->writer;
+  if (w->running) pthread_join(w->thread, NULL);
+  w->running = false;
+  free(w->ck.history);
+  free(w->ck.train_bad);
+  free(w->ck.val_bad);
+  w->ck.history = NULL;
+  w->ck.train_bad = w->ck.val_bad = NULL;
+  graft_status s = w->status;
+  w->status = GRAFT_OK;
+  return s == GRAFT_OK ? s : graft__fail(s, "%s", w->detail);
+}
+
+/* Save last.h5 (and best.h5 when `best`) from the net's present state: in
+ * the background, or before returning when `wait`. */
+static graft_status save(run *r, bool best, bool wait) {
+  writer *w = &r->writer;
+  GRAFT_TRY(writer_join(r));
+  GRAFT_TRY(graft_net_get_head(r->net, r->head_host, r->momentum_host));
+  if (best)
+    memcpy(r->m->params + r->m->arch.head_offset, r->head_host, r->head_count * sizeof(float));
+  const graft_checkpoint *ck = &r->ck;
+  w->ck = *ck;
+  w->ck.params = r->head_host + (r->train_offset - r->m->arch.head_offset);
+  w->ck.momentum = r->momentum_host;
+  w->ck.history = malloc((size_t)(ck->n_history ? ck->n_history : 1) * sizeof *ck->history);
+  w->ck.train_bad = malloc((size_t)(ck->n_train ? ck->n_train : 1));
+  w->ck.val_bad = malloc((size_t)(ck->n_val ? ck->n_val : 1));
+  if (!w->ck.history || !w->ck.train_bad || !w->ck.val_bad) {
+    writer_join(r); /* frees the partial snapshot */
+    return graft__fail(GRAFT_ENOMEM, "out of memory");
+  }
+  memcpy(w->ck.history, ck->history, (size_t)ck->n_history * sizeof *ck->history);
+  memcpy(w->ck.train_bad, ck->train_bad, (size_t)ck->n_train);
+  memcpy(w->ck.val_bad, ck->val_bad, (size_t)ck->n_val);
+  w->best = best;
+  if (wait || pthread_create(&w->thread, NULL, write_files, r) != 0)
+    write_files(r);
+  else
+    w->running = true;
+  return wait ? writer_join(r) : GRAFT_OK;
 }
 
 static graft_status resume(run *r, bool restart) {
@@ -372,8 +430,8 @@ static graft_status epoch_end(run *r, int epoch, double seconds, double val_loss
   ck->history = h;
   h[ck->n_history++] = m;
   if (r->hooks && r->hooks->epoch_done) r->hooks->epoch_done(r->hooks->user, &m);
-  if (val_acc > ck->best_acc) {
-    GRAFT_TRY(save_best(r));
+  bool best = val_acc > ck->best_acc;
+  if (best) {
     ck->best_acc = val_acc;
     ck->best_epoch = epoch + 1;
   }
@@ -388,7 +446,7 @@ static graft_status epoch_end(run *r, int epoch, double seconds, double val_loss
   ck->step = 0;
   ck->loss_sum = 0;
   ck->correct = ck->seen = 0;
-  return save_last(r);
+  return save(r, best, false);
 }
 
 static graft_status train_loop(run *r) {
@@ -404,7 +462,7 @@ static graft_status train_loop(run *r) {
     double t0 = now();
     graft_status s = run_pass(r, true, epoch, &ck->loss_sum, &ck->correct, &ck->seen);
     if (s == GRAFT_EINTR) {
-      graft_status w = save_last(r);
+      graft_status w = save(r, false, true);
       if (w != GRAFT_OK) return w;
       say(r, "stopped at epoch %d, batch %d; %s saved (run again to resume)", epoch + 1,
           ck->step, r->last);
@@ -418,10 +476,12 @@ static graft_status train_loop(run *r) {
     GRAFT_TRY(epoch_end(r, epoch, seconds, vseen ? vloss / (double)vseen : 0,
                         vseen ? (double)vcorrect / (double)vseen : 0));
     if (stop_requested(r)) {
+      GRAFT_TRY(writer_join(r));
       say(r, "stopped after epoch %d; %s saved (run again to resume)", epoch + 1, r->last);
       return GRAFT_EINTR;
     }
   }
+  GRAFT_TRY(writer_join(r));
   if (ck->best_epoch > 0)
     say(r, "best validation accuracy %.6f at epoch %d (%s); skipped files: %d train, %d val",
         ck->best_acc, ck->best_epoch, r->best, r->data.train.skipped, r->data.val.skipped);
@@ -548,6 +608,9 @@ graft_status graft_finetune_run(const graft_config *cfg, bool restart,
   if (s == GRAFT_OK) s = setup(&r, restart);
   if (s == GRAFT_OK && hooks && hooks->started) hooks->started(hooks->user);
   if (s == GRAFT_OK) s = train_loop(&r);
+  /* Whatever happened, the files of the last finished epoch are complete. */
+  graft_status w = writer_join(&r);
+  if (s == GRAFT_OK) s = w;
   teardown(&r);
   return s;
 }
