@@ -45,6 +45,53 @@ static int half_round_even(int d) {
   return (d % 2 == 0 || q % 2 == 0) ? q : q + 1;
 }
 
+/* The common end of both transforms: resize the view (as a whole) to
+ * nw x nh, take the crop x crop square whose top-left corner is (left, top)
+ * in the resized image (where it leaves the image the pixels are zero, as
+ * torchvision's padding), mirror it when flip, and normalise into CHW. */
+static graft_status resized_square(const graft__rgb_view *v, int nw, int nh, int left, int top,
+                                   int crop, bool flip, const graft_preproc *p, float *out) {
+  /* the part of the square that lies on the resized image */
+  int x0 = left > 0 ? left : 0, y0 = top > 0 ? top : 0;
+  int x1 = left + crop < nw ? left + crop : nw, y1 = top + crop < nh ? top + crop : nh;
+  int ww = x1 - x0, wh = y1 - y0;
+  uint8_t *px = malloc(3 * (size_t)ww * (size_t)wh);
+  if (!px) return graft__fail(GRAFT_ENOMEM, "out of memory for a %dx%d crop", ww, wh);
+  /* (same size and whole box: no pass runs, as torchvision returns the image) */
+  const double box[4] = {0, 0, v->w, v->h};
+  graft_status s = graft__resize_window(v, box, nw, nh, x0, y0, ww, wh, px);
+  if (s != GRAFT_OK) {
+    free(px);
+    return s;
+  }
+  float lut[3][256];
+  make_lut(p, lut);
+  const size_t plane = (size_t)crop * (size_t)crop;
+  const int xa = x0 - left, xb = x1 - left; /* square columns that hit the image */
+  /* output columns that hit it: [xa, xb), or mirrored [crop - xb, crop - xa) */
+  const int oa = flip ? crop - xb : xa, ob = flip ? crop - xa : xb;
+  for (int c = 0; c < 3; c++) {
+    const float *l = lut[c];
+    for (int y = 0; y < crop; y++) {
+      int sy = top + y;
+      float *orow = out + c * plane + (size_t)y * (size_t)crop;
+      if (sy < y0 || sy >= y1) {
+        for (int x = 0; x < crop; x++) orow[x] = l[0];
+        continue;
+      }
+      const uint8_t *prow = px + 3 * (size_t)(sy - y0) * (size_t)ww + c;
+      for (int x = 0; x < oa; x++) orow[x] = l[0];
+      if (flip)
+        for (int x = oa; x < ob; x++) orow[x] = l[prow[3 * (crop - 1 - x - xa)]];
+      else
+        for (int x = oa; x < ob; x++) orow[x] = l[prow[3 * (x - xa)]];
+      for (int x = ob; x < crop; x++) orow[x] = l[0];
+    }
+  }
+  free(px);
+  return GRAFT_OK;
+}
+
 graft_status graft_preprocess_eval(const graft_image *img, const graft_preproc *p, float *out) {
   GRAFT_TRY(check_args(img, p, out));
   const int w = img->w, h = img->h, crop = p->crop;
@@ -67,44 +114,8 @@ graft_status graft_preprocess_eval(const graft_image *img, const graft_preproc *
   int pt = crop > nh ? (crop - nh) / 2 : 0, pb = crop > nh ? (crop - nh + 1) / 2 : 0;
   int pw = nw + pl + pr, ph = nh + pt + pb;
   int left = half_round_even(pw - crop) - pl, top = half_round_even(ph - crop) - pt;
-  /* the part of the crop that lies on the resized image */
-  int x0 = left > 0 ? left : 0, y0 = top > 0 ? top : 0;
-  int x1 = left + crop < nw ? left + crop : nw, y1 = top + crop < nh ? top + crop : nh;
-  int ww = x1 - x0, wh = y1 - y0;
-
-  uint8_t *px = malloc(3 * (size_t)ww * (size_t)wh);
-  if (!px) return graft__fail(GRAFT_ENOMEM, "out of memory for a %dx%d crop", ww, wh);
   graft__rgb_view v = {img->px, 3 * (size_t)w, w, h};
-  /* (same size and whole box: no pass runs, as torchvision returns the image) */
-  const double box[4] = {0, 0, w, h};
-  graft_status s = graft__resize_window(&v, box, nw, nh, x0, y0, ww, wh, px);
-  if (s != GRAFT_OK) {
-    free(px);
-    return s;
-  }
-
-  float lut[3][256];
-  make_lut(p, lut);
-  const size_t plane = (size_t)crop * (size_t)crop;
-  for (int c = 0; c < 3; c++) {
-    const float *l = lut[c];
-    float *o = out + c * plane;
-    for (int y = 0; y < crop; y++) {
-      int sy = top + y;
-      float *orow = o + (size_t)y * (size_t)crop;
-      if (sy < y0 || sy >= y1) {
-        for (int x = 0; x < crop; x++) orow[x] = l[0];
-        continue;
-      }
-      const uint8_t *prow = px + 3 * (size_t)(sy - y0) * (size_t)ww + c;
-      int xa = x0 - left, xb = x1 - left; /* crop columns that hit the image */
-      for (int x = 0; x < xa; x++) orow[x] = l[0];
-      for (int x = xa; x < xb; x++) orow[x] = l[prow[3 * (x - xa)]];
-      for (int x = xb; x < crop; x++) orow[x] = l[0];
-    }
-  }
-  free(px);
-  return GRAFT_OK;
+  return resized_square(&v, nw, nh, left, top, crop, false, p, out);
 }
 
 /* Python's int(round(x)) for x >= 0: halves to even. */
@@ -159,27 +170,5 @@ graft_status graft_preprocess_train(const graft_image *img, const graft_preproc 
    * crop), then resize the crop as a whole image */
   graft__rgb_view v = {img->px + 3 * ((size_t)i * (size_t)img->w + (size_t)j), 3 * (size_t)img->w,
                        cw, ch};
-  const double box[4] = {0, 0, cw, ch};
-  uint8_t *px = malloc(3 * (size_t)crop * (size_t)crop);
-  if (!px) return graft__fail(GRAFT_ENOMEM, "out of memory for a %dx%d crop", crop, crop);
-  graft_status s = graft__resize_window(&v, box, crop, crop, 0, 0, crop, crop, px);
-  if (s != GRAFT_OK) {
-    free(px);
-    return s;
-  }
-  float lut[3][256];
-  make_lut(p, lut);
-  const size_t plane = (size_t)crop * (size_t)crop;
-  for (int c = 0; c < 3; c++) {
-    for (int y = 0; y < crop; y++) {
-      const uint8_t *prow = px + 3 * (size_t)y * (size_t)crop + c;
-      float *orow = out + c * plane + (size_t)y * (size_t)crop;
-      if (flip)
-        for (int x = 0; x < crop; x++) orow[x] = lut[c][prow[3 * (crop - 1 - x)]];
-      else
-        for (int x = 0; x < crop; x++) orow[x] = lut[c][prow[3 * x]];
-    }
-  }
-  free(px);
-  return GRAFT_OK;
+  return resized_square(&v, crop, crop, 0, 0, crop, flip, p, out);
 }

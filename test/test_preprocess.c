@@ -73,6 +73,32 @@ static void train_checks(void) {
     flips += left > right;
   }
   CHECK_MSG(flips > n * 0.45 && flips < n * 0.55, "%d flips of %d", flips, n);
+  /* exactly F.resized_crop then hflip: the same draws, composed from the
+   * public resize (checked against PIL below) and the normalisation */
+  for (int t = 0; t < 40; t++) {
+    graft_rng r = {7, (uint64_t)t * 1000}, q = r;
+    CHECK_OK(graft_preprocess_train(&img, &p, &r, a));
+    int ti, tj, th, tw;
+    graft__random_resized_crop_params(w, h, &q, &ti, &tj, &th, &tw);
+    bool flip = graft_rng_double(&q) < 0.5;
+    graft_image part = {tw, th, malloc((size_t)tw * th * 3)}, sized;
+    for (int y = 0; y < th; y++)
+      memcpy(part.px + (size_t)y * tw * 3, img.px + ((size_t)(ti + y) * w + tj) * 3,
+             (size_t)tw * 3);
+    CHECK_OK(graft_image_resize(&part, 0, 0, tw, th, 32, 32, &sized));
+    size_t bad = 0;
+    for (int c = 0; c < 3; c++)
+      for (int y = 0; y < 32; y++)
+        for (int x = 0; x < 32; x++) {
+          uint8_t v = sized.px[((size_t)y * 32 + (flip ? 31 - x : x)) * 3 + c];
+          float want = ((float)v / 255.0f - p.mean[c]) / p.std[c];
+          bad += memcmp(&want, &a[(c * 32 + y) * 32 + x], sizeof want) != 0;
+        }
+    CHECK_MSG(bad == 0, "draw %d (%s): %zu values differ from crop+resize%s", t,
+              flip ? "flipped" : "not flipped", bad, flip ? "+flip" : "");
+    graft_image_free(&part);
+    graft_image_free(&sized);
+  }
   /* determinism: the same rng state gives the same tensor */
   graft_rng r1 = {5, 17}, r2 = {5, 17}, r3 = {5, 18};
   p.crop = 224;
