@@ -13,6 +13,7 @@
 #include "io/batch.h"
 #include "io/image.h"
 #include "io/preprocess.h"
+#include "io/strlist.h"
 #include "models/model.h"
 
 static const char usage[] =
@@ -42,34 +43,12 @@ typedef struct options {
 } options;
 
 /* ---- the list of inputs ---- */
-typedef struct path_list {
-  char **v;
-  size_t n, cap;
-} path_list;
-
-static int push(path_list *l, const char *p) {
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 64;
-    char **v = realloc(l->v, cap * sizeof *v);
-    if (!v) return -1;
-    l->v = v;
-    l->cap = cap;
-  }
-  if (!(l->v[l->n] = strdup(p))) return -1;
-  l->n++;
-  return 0;
-}
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Files of a directory that look like images (by their first bytes), sorted
  * by name; hidden files and other files are skipped. */
-static int expand_dir(const char *dir, path_list *out, int *found) {
+static int expand_dir(const char *dir, graft_strlist *out, int *found) {
   DIR *d = opendir(dir);
   if (!d) return -1;
-  path_list names = {0};
+  graft_strlist names = {0};
   struct dirent *e;
   int rc = 0;
   while ((e = readdir(d))) {
@@ -85,19 +64,17 @@ static int expand_dir(const char *dir, path_list *out, int *found) {
     size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
     if (graft_image_sniff(head, got) == GRAFT_IMAGE_UNKNOWN) continue;
-    if (push(&names, path) != 0) {
+    if (graft_strlist_push(&names, path) != 0) {
       rc = -1;
       break;
     }
   }
   closedir(d);
-  if (names.n > 1) qsort(names.v, names.n, sizeof *names.v, cmp_str);
-  for (size_t i = 0; i < names.n; i++) {
-    if (rc == 0 && push(out, names.v[i]) != 0) rc = -1;
-    free(names.v[i]);
-  }
-  free(names.v);
+  graft_strlist_sort(&names);
+  for (size_t i = 0; rc == 0 && i < names.n; i++)
+    if (graft_strlist_push(out, names.v[i]) != 0) rc = -1;
   *found = (int)names.n;
+  graft_strlist_clear(&names);
   return rc;
 }
 
@@ -156,7 +133,7 @@ static void print_result(const options *o, const graft_model *m, char **labels, 
 }
 
 static int run_batches(const options *o, const graft_model *m, char **labels, graft_net *net,
-                       const path_list *paths) {
+                       const graft_strlist *paths) {
   const int crop = m->pre.crop, b = (int)o->batch, k = m->arch.num_classes;
   const size_t per = (size_t)3 * crop * crop;
   float *input = malloc((size_t)b * per * sizeof *input);
@@ -300,7 +277,7 @@ int main(int argc, char **argv) {
   graft_backend *be = NULL;
   graft_net *net = NULL;
   char **labels = NULL;
-  path_list paths = {0};
+  graft_strlist paths = {0};
   graft_status s = graft_model_load(o.weights, &m);
   if (s != GRAFT_OK) {
     app_status_error(o.weights, s);
@@ -339,7 +316,7 @@ int main(int argc, char **argv) {
       char line[4096];
       while (fgets(line, sizeof line, stdin)) {
         line[strcspn(line, "\r\n")] = '\0';
-        if (line[0] && push(&paths, line) != 0) goto oom;
+        if (line[0] && graft_strlist_push(&paths, line) != 0) goto oom;
       }
     } else if (stat(a, &st) == 0 && S_ISDIR(st.st_mode)) {
       int found = 0;
@@ -350,7 +327,7 @@ int main(int argc, char **argv) {
         app_error(a, "no images in this directory");
         failed++;
       }
-    } else if (push(&paths, a) != 0) {
+    } else if (graft_strlist_push(&paths, a) != 0) {
       goto oom;
     }
   }
@@ -373,8 +350,7 @@ oom:
 done:
   graft_net_destroy(net);
   if (be) graft_backend_destroy(be);
-  for (size_t i = 0; i < paths.n; i++) free(paths.v[i]);
-  free(paths.v);
+  graft_strlist_clear(&paths);
   if (labels)
     for (int i = 0; i < m->arch.num_classes; i++) free(labels[i]);
   free(labels);

@@ -10,39 +10,12 @@
 
 #include "engine/log.h"
 #include "io/image.h"
+#include "io/strlist.h"
 
 /* ---- scanning ---- */
 
-typedef struct strv {
-  char **v;
-  int n, cap;
-} strv;
-
-static int strv_push(strv *s, const char *x) {
-  if (s->n == s->cap) {
-    int cap = s->cap ? s->cap * 2 : 16;
-    char **v = realloc(s->v, (size_t)cap * sizeof *v);
-    if (!v) return -1;
-    s->v = v;
-    s->cap = cap;
-  }
-  if (!(s->v[s->n] = strdup(x))) return -1;
-  s->n++;
-  return 0;
-}
-
-static void strv_clear(strv *s) {
-  for (int i = 0; i < s->n; i++) free(s->v[i]);
-  free(s->v);
-  memset(s, 0, sizeof *s);
-}
-
-static int cmp_bytes(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Sorted entry names of dir; dirs_only selects subfolders, else files. */
-static graft_status list_dir(const char *dir, bool dirs_only, strv *out) {
+static graft_status list_dir(const char *dir, bool dirs_only, graft_strlist *out) {
   DIR *d = opendir(dir);
   if (!d) {
     int e = errno;
@@ -57,13 +30,13 @@ static graft_status list_dir(const char *dir, bool dirs_only, strv *out) {
     struct stat st;
     if (stat(path, &st) != 0) continue;
     if (dirs_only ? !S_ISDIR(st.st_mode) : S_ISDIR(st.st_mode)) continue;
-    if (strv_push(out, e->d_name) != 0) {
+    if (graft_strlist_push(out, e->d_name) != 0) {
       closedir(d);
       return graft__fail(GRAFT_ENOMEM, "out of memory");
     }
   }
   closedir(d);
-  if (out->n > 1) qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_bytes);
+  graft_strlist_sort(out);
   return GRAFT_OK;
 }
 
@@ -86,22 +59,22 @@ static const char *why_not_image(const char *path) {
   return why;
 }
 
-static graft_status scan_split(const char *root, const char *name, const strv *classes,
+static graft_status scan_split(const char *root, const char *name, const graft_strlist *classes,
                                graft_split *out) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/%s", root, name);
   int cap = 0;
-  for (int c = 0; c < classes->n; c++) {
+  for (int c = 0; c < (int)classes->n; c++) {
     char cdir[4096 + 256];
     snprintf(cdir, sizeof cdir, "%s/%s", dir, classes->v[c]);
-    strv files = {0};
+    graft_strlist files = {0};
     graft_status s = list_dir(cdir, false, &files);
     if (s != GRAFT_OK) {
-      strv_clear(&files);
+      graft_strlist_clear(&files);
       return s;
     }
     int used = 0;
-    for (int i = 0; i < files.n; i++) {
+    for (size_t i = 0; i < files.n; i++) {
       char path[8192];
       snprintf(path, sizeof path, "%s/%s", cdir, files.v[i]);
       const char *why = why_not_image(path);
@@ -114,19 +87,19 @@ static graft_status scan_split(const char *root, const char *name, const strv *c
         cap = cap ? cap * 2 : 256;
         graft_sample *v = realloc(out->samples, (size_t)cap * sizeof *v);
         if (!v) {
-          strv_clear(&files);
+          graft_strlist_clear(&files);
           return graft__fail(GRAFT_ENOMEM, "out of memory");
         }
         out->samples = v;
       }
       if (!(out->samples[out->n].path = strdup(path))) {
-        strv_clear(&files);
+        graft_strlist_clear(&files);
         return graft__fail(GRAFT_ENOMEM, "out of memory");
       }
       out->samples[out->n++].label = c;
       used++;
     }
-    strv_clear(&files);
+    graft_strlist_clear(&files);
     if (used == 0)
       return graft__fail(GRAFT_EINVAL, "%s: class \"%s\" has no images", dir, classes->v[c]);
   }
@@ -138,7 +111,7 @@ graft_status graft_dataset_open(const char *root, graft_dataset *d) {
   char train[4096], val[4096];
   snprintf(train, sizeof train, "%s/train", root);
   snprintf(val, sizeof val, "%s/val", root);
-  strv classes = {0}, vclasses = {0};
+  graft_strlist classes = {0}, vclasses = {0};
   graft_status s = list_dir(train, true, &classes);
   if (s == GRAFT_ENOENT) s = graft__fail(s, "%s: no train/ folder", root);
   if (s == GRAFT_OK && classes.n < 2)
@@ -151,14 +124,14 @@ graft_status graft_dataset_open(const char *root, graft_dataset *d) {
   }
   if (s == GRAFT_OK) {
     bool same = vclasses.n == classes.n;
-    for (int i = 0; same && i < classes.n; i++) same = strcmp(classes.v[i], vclasses.v[i]) == 0;
+    for (size_t i = 0; same && i < classes.n; i++) same = strcmp(classes.v[i], vclasses.v[i]) == 0;
     if (!same) s = graft__fail(GRAFT_EINVAL, "%s: val/ has other class folders than train/", root);
   }
   if (s == GRAFT_OK) s = scan_split(root, "train", &classes, &d->train);
   if (s == GRAFT_OK) s = scan_split(root, "val", &classes, &d->val);
-  strv_clear(&vclasses);
+  graft_strlist_clear(&vclasses);
   d->classes = classes.v;
-  d->n_classes = classes.n;
+  d->n_classes = (int)classes.n;
   if (s != GRAFT_OK) graft_dataset_free(d);
   return s;
 }
