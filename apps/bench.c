@@ -1,7 +1,10 @@
+#define _XOPEN_SOURCE 700 /* realpath */
 /* bench: graft's side of the benchmarks (bench/torch_bench.py is PyTorch's,
  * bench/compare runs the two interleaved). Each workload validates before it
  * reports: the timed run's output is checked against a reference run. */
 #include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +32,7 @@ static const char usage[] =
     "  finetune-step    one training step of the trainable part, trunk forward included\n"
     "  finetune-epoch   epochs over --data with the tutorial recipe or --augment none\n"
     "                   (with the feature cache: first and later epochs reported apart)\n"
+    "  finetune-eval    evaluation of cached feature rows, --rows per call (no trunk)\n"
     "\n"
     "  --arch A           alexnet | vgg16 (default alexnet)\n"
     "  --batch N          images per pass (default 1; 4 for finetune workloads)\n"
@@ -41,6 +45,8 @@ static const char usage[] =
     "  --images DIR       image folder for classify (searched recursively, sorted)\n"
     "  --count N          images for classify (default 64)\n"
     "  --trainable T      classifier | head (default classifier)\n"
+    "  --cached           finetune-step from cached feature rows: no trunk, as in a cached epoch\n"
+    "  --rows N           rows per evaluation call for finetune-eval (default: the net's most)\n"
     "  --data DIR         ImageFolder root with train/ and val/ for finetune-epoch\n"
     "  --augment A        tutorial | none (default tutorial)\n"
     "  --seed N           random weights and inputs (default 0)\n"
@@ -48,8 +54,8 @@ static const char usage[] =
 
 typedef struct opts {
   const char *workload, *arch, *device, *precision, *images, *data, *augment, *trainable;
-  long long batch, threads, iterations, warmup, num_classes, count, seed;
-  bool json;
+  long long batch, threads, iterations, warmup, num_classes, count, seed, rows;
+  bool json, cached;
 } opts;
 
 typedef struct result {
@@ -242,17 +248,27 @@ static graft_status bench_classify(const opts *o, graft_backend *be, result *r) 
 }
 
 /* ---- finetune-step ---- */
+/* Random feature rows standing in for a cached trunk output (ReLU'd: >= 0). */
+static void random_rows(const opts *o, float *rows, size_t count) {
+  graft_rng rng = {(uint64_t)o->seed + 2, 0};
+  for (size_t i = 0; i < count; i++) rows[i] = (float)graft_rng_double(&rng);
+}
+
 static graft_status bench_step(const opts *o, graft_backend *be, result *r) {
   graft_model *m;
   GRAFT_TRY(random_model(o, 2, &m));
   int b = (int)o->batch;
-  size_t in = (size_t)b * 3 * 224 * 224;
+  size_t in = (size_t)b * 3 * 224 * 224, dim = (size_t)m->arch.feature_dim;
   float *x = malloc(in * sizeof *x), loss[4096];
+  float *rows = o->cached ? malloc((size_t)b * dim * sizeof *rows) : NULL;
   int32_t labels[4096], pred[4096];
   graft_net *net = NULL;
-  graft_status s = x && b <= 4096 ? GRAFT_OK : graft__fail(GRAFT_ENOMEM, "out of memory");
+  graft_status s = x && b <= 4096 && (rows || !o->cached)
+                       ? GRAFT_OK
+                       : graft__fail(GRAFT_ENOMEM, "out of memory");
   graft_rng rng = {(uint64_t)o->seed + 1, 0};
   for (size_t i = 0; s == GRAFT_OK && i < in; i++) x[i] = (float)(graft_rng_double(&rng) * 2 - 1);
+  if (rows) random_rows(o, rows, (size_t)b * dim);
   for (int i = 0; i < b && i < 4096; i++) labels[i] = i % 2;
   if (s == GRAFT_OK) s = graft_net_create(be, m, b, 224, 224, &net);
   if (s == GRAFT_OK)
@@ -262,7 +278,9 @@ static graft_status bench_step(const opts *o, graft_backend *be, result *r) {
   bool finite = true;
   for (int it = -(int)o->warmup; s == GRAFT_OK && it < r->n; it++) {
     double t = now();
-    s = graft_net_trunk(net, b, x);
+    /* Cached: the rows are copied in every step, as finetune does (dropout
+     * works in place on them). */
+    s = rows ? graft_net_put_features(net, b, rows) : graft_net_trunk(net, b, x);
     if (s == GRAFT_OK) s = graft_net_train_step(net, b, labels, &sgd, (uint64_t)(it + 100), loss, pred);
     if (it >= 0) r->times[it] = now() - t;
     for (int i = 0; i < b; i++) finite = finite && isfinite(loss[i]);
@@ -270,32 +288,109 @@ static graft_status bench_step(const opts *o, graft_backend *be, result *r) {
   if (s == GRAFT_OK) {
     r->images = b;
     r->validated = finite;
-    snprintf(r->extra, sizeof r->extra, ", \"trainable\": \"%s\"", o->trainable);
+    snprintf(r->extra, sizeof r->extra, ", \"trainable\": \"%s\", \"cached\": %s",
+             o->trainable, o->cached ? "true" : "false");
   }
   graft_net_destroy(net);
   free(x);
+  free(rows);
+  graft_model_free(m);
+  return s;
+}
+
+/* ---- finetune-eval ---- */
+/* Validation from the feature cache: --rows rows per graft_net_eval_step on a
+ * net made for --batch (the training batch). Validated: the per-row losses of
+ * the first call equal those of the rows evaluated one at a time, to the bit
+ * where the backend promises it (graft_net_eval_batch > batch), else to 1e-5. */
+static graft_status bench_eval(const opts *o, graft_backend *be, result *r) {
+  graft_model *m;
+  GRAFT_TRY(random_model(o, 2, &m));
+  graft_net *net = NULL;
+  float *rows = NULL, *loss = NULL, *loss1 = NULL;
+  int32_t *labels = NULL, *pred = NULL;
+  graft_status s = graft_net_create(be, m, (int)o->batch, 224, 224, &net);
+  if (s == GRAFT_OK) s = graft_net_train_init(net, GRAFT_TRAIN_CLASSIFIER, 0.5f);
+  int cap = s == GRAFT_OK ? graft_net_eval_batch(net) : 0;
+  int n = o->rows > 0 ? (int)o->rows : cap;
+  size_t dim = (size_t)m->arch.feature_dim;
+  if (s == GRAFT_OK && n > cap)
+    s = graft__fail(GRAFT_EINVAL, "--rows %d: this net evaluates at most %d rows a call", n, cap);
+  if (s == GRAFT_OK) {
+    rows = malloc((size_t)n * dim * sizeof *rows);
+    loss = malloc((size_t)n * sizeof *loss);
+    loss1 = malloc((size_t)n * sizeof *loss1);
+    labels = malloc((size_t)n * sizeof *labels);
+    pred = malloc((size_t)n * sizeof *pred);
+    if (!rows || !loss || !loss1 || !labels || !pred) s = graft__fail(GRAFT_ENOMEM, "out of memory");
+  }
+  if (s == GRAFT_OK) {
+    random_rows(o, rows, (size_t)n * dim);
+    for (int i = 0; i < n; i++) labels[i] = i % 2;
+  }
+  for (int i = 0; s == GRAFT_OK && i < n; i++) {
+    s = graft_net_put_features(net, 1, rows + (size_t)i * dim);
+    if (s == GRAFT_OK) s = graft_net_eval_step(net, 1, labels + i, loss1 + i, pred + i);
+  }
+  for (int it = -(int)o->warmup; s == GRAFT_OK && it < r->n; it++) {
+    double t = now();
+    s = graft_net_put_features(net, n, rows);
+    if (s == GRAFT_OK) s = graft_net_eval_step(net, n, labels, loss, pred);
+    if (it >= 0) r->times[it] = now() - t;
+  }
+  if (s == GRAFT_OK) {
+    bool exact = cap > (int)o->batch, same = true;
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+      same = same && memcmp(&loss[i], &loss1[i], sizeof loss[i]) == 0;
+      worst = fmax(worst, fabs((double)loss[i] - loss1[i]));
+    }
+    r->images = n;
+    r->validated = exact ? same : worst <= 1e-5;
+    snprintf(r->extra, sizeof r->extra,
+             ", \"rows\": %d, \"eval_batch\": %d, \"same_bits\": %s, \"max_loss_diff\": %.3g",
+             n, cap, same ? "true" : "false", worst);
+  }
+  graft_net_destroy(net);
+  free(rows);
+  free(loss);
+  free(loss1);
+  free(labels);
+  free(pred);
   graft_model_free(m);
   return s;
 }
 
 /* ---- finetune-epoch ---- */
+/* An epoch's time: the first epoch's own (training and validation), each
+ * later one's the wall clock from the previous epoch's end to its own, so
+ * the bookkeeping between epochs (metrics.csv, curves.png, keeping the best
+ * head, the checkpoint writer's share of the machine) is in it. */
 typedef struct epoch_log {
   double seconds[1024];
   double val_acc[1024];
+  double done_at; /* when the previous epoch ended */
   int n;
   int images;
 } epoch_log;
 
 static void on_epoch(void *user, const graft_epoch_metrics *m) {
   epoch_log *l = user;
+  double t = now();
   if (l->n < 1024) {
-    l->seconds[l->n] = m->seconds;
+    l->seconds[l->n] = l->n == 0 ? m->seconds : t - l->done_at;
     l->val_acc[l->n++] = m->val_acc;
   }
+  l->done_at = t;
 }
 
 static graft_status bench_epoch(const opts *o, result *r) {
   if (!o->data) return graft__fail(GRAFT_EINVAL, "finetune-epoch needs --data DIR");
+  /* The config lives in a scratch folder and its relative paths would be
+   * taken from there: give it the data folder's absolute path. */
+  char data[PATH_MAX];
+  if (!realpath(o->data, data))
+    return graft__fail(GRAFT_EIO, "%s: %s", o->data, strerror(errno));
   char dir[] = "/tmp/graft-bench-XXXXXX";
   if (!mkdtemp(dir)) return graft__fail(GRAFT_EIO, "cannot create a scratch folder");
   char weights[64], cmd[128];
@@ -313,7 +408,7 @@ static graft_status bench_epoch(const opts *o, result *r) {
   snprintf(batch, sizeof batch, "%lld", o->batch);
   snprintf(threads, sizeof threads, "%lld", o->threads);
   const char *set[][2] = {{"arch", o->arch},       {"weights", weights},
-                          {"data", o->data},       {"augment", o->augment},
+                          {"data", data},          {"augment", o->augment},
                           {"trainable", o->trainable}, {"epochs", epochs},
                           {"batch_size", batch},   {"seed", seed},
                           {"device", o->device},   {"precision", o->precision},
@@ -386,14 +481,15 @@ static void report(const opts *o, graft_backend *be, result *r) {
 int main(int argc, char **argv) {
   app_init("bench");
   opts o = {NULL, "alexnet", "cpu", "fp32", NULL, NULL, "tutorial", "classifier",
-            -1, 0, -1, 2, 1000, 64, 0, false};
+            -1, 0, -1, 2, 1000, 64, 0, 0, false, false};
   static const struct option longs[] = {
       {"arch", 1, 0, 'a'},       {"batch", 1, 0, 'b'},      {"device", 1, 0, 'd'},
       {"precision", 1, 0, 'p'},  {"threads", 1, 0, 't'},    {"iterations", 1, 0, 'i'},
       {"warmup", 1, 0, 'w'},     {"num-classes", 1, 0, 'k'}, {"images", 1, 0, 'I'},
       {"count", 1, 0, 'c'},      {"trainable", 1, 0, 'T'},  {"data", 1, 0, 'D'},
       {"augment", 1, 0, 'A'},    {"seed", 1, 0, 's'},       {"json", 0, 0, 'J'},
-      {"help", 0, 0, 'h'},       {"version", 0, 0, 'V'},    {0, 0, 0, 0}};
+      {"help", 0, 0, 'h'},       {"version", 0, 0, 'V'},    {"cached", 0, 0, 'C'},
+      {"rows", 1, 0, 'R'},       {0, 0, 0, 0}};
   int ch;
   opterr = 0;
   while ((ch = getopt_long(argc, argv, "hV", longs, NULL)) != -1) {
@@ -407,6 +503,8 @@ int main(int argc, char **argv) {
       case 'D': o.data = optarg; break;
       case 'A': o.augment = optarg; break;
       case 'J': o.json = true; break;
+      case 'C': o.cached = true; break;
+      case 'R': num = &o.rows, lo = 1, hi = 4096; break;
       case 'b': num = &o.batch, lo = 1, hi = 4096; break;
       case 't': num = &o.threads; break;
       case 'i': num = &o.iterations, lo = 1, hi = 100000; break;
@@ -424,7 +522,7 @@ int main(int argc, char **argv) {
     }
   }
   if (optind != argc - 1) {
-    app_error(NULL, "give one workload: infer, classify, finetune-step or finetune-epoch");
+    app_error(NULL, "give one workload: infer, classify, finetune-step, finetune-eval or finetune-epoch");
     return APP_USAGE;
   }
   o.workload = argv[optind];
@@ -443,6 +541,7 @@ int main(int argc, char **argv) {
   else if (strcmp(o.workload, "infer") == 0) s = bench_infer(&o, be, &r);
   else if (strcmp(o.workload, "classify") == 0) s = bench_classify(&o, be, &r);
   else if (strcmp(o.workload, "finetune-step") == 0) s = bench_step(&o, be, &r);
+  else if (strcmp(o.workload, "finetune-eval") == 0) s = bench_eval(&o, be, &r);
   else if (strcmp(o.workload, "finetune-epoch") == 0) {
     s = bench_epoch(&o, &r);
     r.images = count_images(o.data);

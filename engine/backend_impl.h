@@ -79,6 +79,28 @@ typedef struct graft_backend_iface {
   graft_status (*linear_backward)(graft_backend *be, const graft_linear_params *p, int n,
                                   const float *dy, const float *x, const float *w, float *dx,
                                   float *dw, float *db);
+  /* Optional (NULL: linear_backward into the gradient buffer, then one
+   * sgd_step over the whole trainable range). linear_backward fused with the
+   * SGD step of this layer's own parameters: first dx = dy w with the weights
+   * as they were (skipped when dx NULL), then w [out,in] and b [out] with
+   * their momentum buffers buf_w, buf_b (the layout sgd_step's buf has)
+   * stepped exactly as sgd_step would step them with dw = dy^T x and
+   * db = sum_n dy, which are never stored. Why: at a small batch a step is
+   * bound by memory traffic, and this reads and writes w and buf_w once
+   * (4 passes over the weights' size) where backward + sgd_step make ~7. */
+  graft_status (*linear_backward_sgd)(graft_backend *be, const graft_linear_params *p, int n,
+                                      const float *dy, const float *x, float *w, float *b,
+                                      float *dx, float *buf_w, float *buf_b,
+                                      const graft_sgd_params *sgd);
+  /* Optional (NULL: not offered). linear_forward whose rows do not depend on
+   * their company: y's row r is computed by the same float operations
+   * whatever n is and wherever the row sits in x, so rows evaluated in
+   * groups of any size give the same bits. BLAS kernels do not promise that
+   * (their blocking changes with n); the engine evaluates cached feature
+   * rows in groups larger than the trunk's batch only with this entry
+   * (graft_net_eval_batch), so that results never depend on the cache. */
+  graft_status (*linear_forward_rows)(graft_backend *be, const graft_linear_params *p, int n,
+                                      const float *x, const float *w, const float *b, float *y);
   /* dy[i] = y[i] > 0 ? dy[i] : 0, y the ReLU's output. */
   graft_status (*relu_backward)(graft_backend *be, size_t count, const float *y, float *dy);
   /* In place: keep element i with probability 1-p, scaled by 1/(1-p);

@@ -123,6 +123,9 @@ graft_status graft_net_create(graft_backend *be, const graft_model *m, int max_b
   net->max_batch = max_batch;
   net->in_h = in_h;
   net->in_w = in_w;
+  net->eval_rows = be->iface->linear_forward_rows && max_batch < GRAFT_NET_EVAL_ROWS
+                       ? GRAFT_NET_EVAL_ROWS
+                       : max_batch;
   const graft_arch *a = &m->arch;
   graft_status s = trunk_build(net, max_batch, &net->trunks[0]);
   if (s != GRAFT_OK) goto fail;
@@ -133,19 +136,20 @@ graft_status graft_net_create(graft_backend *be, const graft_model *m, int max_b
   s = be_alloc(net, t->acts[0].bytes, &net->input, "input batch");
   if (s == GRAFT_OK) s = be_alloc(net, net->act_bytes, &net->ping, "trunk activations");
   if (s == GRAFT_OK) s = be_alloc(net, net->act_bytes, &net->pong, "trunk activations");
+  const size_t rows = (size_t)net->eval_rows;
   if (s == GRAFT_OK)
-    s = be_alloc(net, (size_t)max_batch * a->feature_dim * sizeof(float),
-                 (void **)&net->features, "features");
+    s = be_alloc(net, rows * a->feature_dim * sizeof(float), (void **)&net->features,
+                 "features");
   size_t head_bytes = (a->n_floats - a->head_offset) * sizeof(float);
   if (s == GRAFT_OK) s = be_alloc(net, head_bytes, (void **)&net->head_params, "classifier");
   if (s == GRAFT_OK)
     s = BE_CALL(net, upload, net->head_params, m->params + a->head_offset, head_bytes);
   for (int i = 0; s == GRAFT_OK && i < a->n_head; i++)
     if (a->head[i].kind == GRAFT_LAYER_LINEAR)
-      s = be_alloc(net, (size_t)max_batch * a->head[i].u.linear.out * sizeof(float),
+      s = be_alloc(net, rows * a->head[i].u.linear.out * sizeof(float),
                    (void **)&net->head_out[i], "classifier activations");
   if (s == GRAFT_OK)
-    s = be_alloc(net, (size_t)max_batch * a->num_classes * sizeof(float), (void **)&net->probs,
+    s = be_alloc(net, rows * a->num_classes * sizeof(float), (void **)&net->probs,
                  "probabilities");
   if (s != GRAFT_OK) goto fail;
   *out = net;
@@ -169,6 +173,7 @@ void graft_net_destroy(graft_net *net) {
 }
 
 int graft_net_max_batch(const graft_net *net) { return net->max_batch; }
+int graft_net_eval_batch(const graft_net *net) { return net->eval_rows; }
 graft_backend *graft_net_backend(const graft_net *net) { return net->be; }
 float *graft_net_feature_rows(graft_net *net) { return net->features; }
 
@@ -192,19 +197,21 @@ graft_status graft_net_trunk(graft_net *net, int n, const float *input_host) {
 }
 
 /* Inference forward of the classifier; returns the logits buffer. */
-graft_status graft__head_forward(graft_net *net, int n, const float **logits) {
+graft_status graft__head_forward(graft_net *net, int n, bool rows, const float **logits) {
   const graft_arch *a = &net->m->arch;
   const graft_backend_iface *f = net->be->iface;
+  graft_status (*forward)(graft_backend *, const graft_linear_params *, int, const float *,
+                          const float *, const float *, float *) =
+      rows && f->linear_forward_rows ? f->linear_forward_rows : f->linear_forward;
   const float *x = net->features;
   for (int i = 0; i < a->n_head; i++) {
     const graft_layer *l = &a->head[i];
     if (l->kind != GRAFT_LAYER_LINEAR) continue; /* dropout: identity at inference */
     const graft_param *w, *b;
     graft__layer_params(a, true, i, &w, &b);
-    GRAFT_TRY(f->linear_forward(net->be, &l->u.linear, n, x,
-                                net->head_params + (w->offset - a->head_offset),
-                                net->head_params + (b->offset - a->head_offset),
-                                net->head_out[i]));
+    GRAFT_TRY(forward(net->be, &l->u.linear, n, x,
+                      net->head_params + (w->offset - a->head_offset),
+                      net->head_params + (b->offset - a->head_offset), net->head_out[i]));
     x = net->head_out[i];
   }
   *logits = x;
@@ -215,8 +222,11 @@ graft_status graft_net_classify_features(graft_net *net, int n, float *probs_hos
                                          float *logits_host) {
   const graft_backend_iface *f = net->be->iface;
   int k = net->m->arch.num_classes;
+  if (n < 1 || n > net->eval_rows)
+    return graft__fail(GRAFT_EINVAL, "%d feature rows (this net holds 1 to %d)", n,
+                       net->eval_rows);
   const float *logits;
-  GRAFT_TRY(graft__head_forward(net, n, &logits));
+  GRAFT_TRY(graft__head_forward(net, n, false, &logits));
   GRAFT_TRY(f->softmax_forward(net->be, n, k, logits, net->probs));
   if (logits_host)
     GRAFT_TRY(f->download(net->be, logits_host, logits, (size_t)n * k * sizeof(float)));

@@ -19,13 +19,23 @@ graft_status graft_net_create(graft_backend *be, const graft_model *m, int max_b
 void graft_net_destroy(graft_net *net);
 
 int graft_net_max_batch(const graft_net *net);
+
+/* Feature rows the net holds and evaluates in one call (graft_net_put_features,
+ * graft_net_eval_step, graft_net_classify_features): max_batch, or
+ * GRAFT_NET_EVAL_ROWS when that is more and the backend computes each row of
+ * the classifier by the same float operations in any group of rows. Then
+ * evaluating cached rows in groups of up to this many gives exactly what the
+ * trunk's batches of max_batch give. Training steps stay at max_batch. */
+#define GRAFT_NET_EVAL_ROWS 64
+int graft_net_eval_batch(const graft_net *net);
 graft_backend *graft_net_backend(const graft_net *net);
 
 /* Trunk forward of n <= max_batch images (host NCHW float32) into the net's
  * feature rows [n, feature_dim] (backend memory, see graft_net_feature_rows). */
 graft_status graft_net_trunk(graft_net *net, int n, const float *input_host);
 
-/* The feature rows the trunk wrote (backend memory, max_batch x feature_dim). */
+/* The feature rows the trunk wrote (backend memory, graft_net_eval_batch x
+ * feature_dim, the trunk writing the first max_batch). */
 float *graft_net_feature_rows(graft_net *net);
 
 /* Classifier forward at inference (dropout is the identity) from the feature
@@ -54,8 +64,8 @@ graft_status graft_net_train_init(graft_net *net, graft_trainable which, float d
 size_t graft_net_train_count(const graft_net *net);
 size_t graft_net_train_offset(const graft_net *net);
 
-/* Copy n feature rows from the host into the net's feature rows (a cached
- * trunk output), or out of them. */
+/* Copy n <= graft_net_eval_batch feature rows from the host into the net's
+ * feature rows (a cached trunk output), or out of them. */
 graft_status graft_net_put_features(graft_net *net, int n, const float *rows_host);
 graft_status graft_net_get_features(graft_net *net, int n, float *rows_host);
 
@@ -67,7 +77,9 @@ graft_status graft_net_train_step(graft_net *net, int n, const int32_t *labels_h
                                   const graft_sgd_params *sgd, uint64_t dropout_seed,
                                   float *loss_host, int32_t *pred_host);
 
-/* Evaluation (no dropout) of the n feature rows: per-image loss and argmax. */
+/* Evaluation (no dropout) of the n <= graft_net_eval_batch feature rows:
+ * per-image loss and argmax. A row's results do not depend on n or on the
+ * other rows where graft_net_eval_batch exceeds max_batch. */
 graft_status graft_net_eval_step(graft_net *net, int n, const int32_t *labels_host,
                                  float *loss_host, int32_t *pred_host);
 

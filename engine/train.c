@@ -3,7 +3,12 @@
  *
  * The trainable parameters are a suffix of the arch's layout (the last Linear,
  * or every Linear of the classifier), so gradients and momentum share that
- * layout and an SGD step is one call over one contiguous range. */
+ * layout and an SGD step is one call over one contiguous range. Where the
+ * backend fuses a Linear's backward with its SGD step (linear_backward_sgd),
+ * each layer steps as its backward runs, last first, and no gradient buffer
+ * exists: the math is the same, since a layer's dx comes from its weights
+ * before its step and the layers before it step from activations of the
+ * forward. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +21,15 @@ struct graft_net_train {
   int first_layer;    /* first trainable head layer */
   size_t offset;      /* first trainable float (arch layout) */
   size_t count;       /* trainable floats */
-  float *grad, *momentum;
+  float *grad;        /* NULL with linear_backward_sgd */
+  float *momentum;
   bool momentum_set;  /* a step has run: buffers hold momentum */
   float *dout[GRAFT_MAX_HEAD];      /* gradient of each Linear's output */
   uint8_t *keep[GRAFT_MAX_HEAD];    /* dropout masks */
   const float *input[GRAFT_MAX_HEAD]; /* each layer's input in the last forward */
-  int32_t *labels;    /* [max_batch] backend memory */
-  float *loss;        /* [max_batch] backend memory */
-  float *logits_host; /* [max_batch, K] */
+  int32_t *labels;    /* [eval_rows] backend memory */
+  float *loss;        /* [eval_rows] backend memory */
+  float *logits_host; /* [eval_rows, K] */
 };
 
 #define F(net) ((net)->be->iface)
@@ -81,12 +87,13 @@ graft_status graft_net_train_init(graft_net *net, graft_trainable which, float d
   graft__layer_params(a, true, t->first_layer, &w, &b);
   t->offset = w->offset;
   t->count = a->n_floats - t->offset;
-  size_t mb = (size_t)net->max_batch;
-  graft_status s = alloc(net, t->count * sizeof(float), (void **)&t->grad);
+  size_t mb = (size_t)net->max_batch, rows = (size_t)net->eval_rows;
+  graft_status s = GRAFT_OK;
+  if (!F(net)->linear_backward_sgd) s = alloc(net, t->count * sizeof(float), (void **)&t->grad);
   if (s == GRAFT_OK) s = alloc(net, t->count * sizeof(float), (void **)&t->momentum);
   if (s == GRAFT_OK) s = F(net)->memset0(net->be, t->momentum, t->count * sizeof(float));
-  if (s == GRAFT_OK) s = alloc(net, mb * sizeof(int32_t), (void **)&t->labels);
-  if (s == GRAFT_OK) s = alloc(net, mb * sizeof(float), (void **)&t->loss);
+  if (s == GRAFT_OK) s = alloc(net, rows * sizeof(int32_t), (void **)&t->labels);
+  if (s == GRAFT_OK) s = alloc(net, rows * sizeof(float), (void **)&t->loss);
   for (int i = 0; s == GRAFT_OK && i < a->n_head; i++) {
     const graft_layer *l = &a->head[i];
     if (l->kind == GRAFT_LAYER_LINEAR && i >= t->first_layer)
@@ -94,7 +101,7 @@ graft_status graft_net_train_init(graft_net *net, graft_trainable which, float d
     else if (l->kind == GRAFT_LAYER_DROPOUT)
       s = alloc(net, mb * layer_input_width(a, i), (void **)&t->keep[i]);
   }
-  if (s == GRAFT_OK && !(t->logits_host = malloc(mb * a->num_classes * sizeof(float))))
+  if (s == GRAFT_OK && !(t->logits_host = malloc(rows * a->num_classes * sizeof(float))))
     s = graft__fail(GRAFT_ENOMEM, "out of memory");
   if (s != GRAFT_OK) graft__net_train_free(net);
   return s;
@@ -103,12 +110,21 @@ graft_status graft_net_train_init(graft_net *net, graft_trainable which, float d
 size_t graft_net_train_count(const graft_net *net) { return net->train ? net->train->count : 0; }
 size_t graft_net_train_offset(const graft_net *net) { return net->train ? net->train->offset : 0; }
 
+static graft_status check_rows(const graft_net *net, int n) {
+  if (n < 0 || n > net->eval_rows)
+    return graft__fail(GRAFT_EINVAL, "%d feature rows (this net holds up to %d)", n,
+                       net->eval_rows);
+  return GRAFT_OK;
+}
+
 graft_status graft_net_put_features(graft_net *net, int n, const float *rows_host) {
+  GRAFT_TRY(check_rows(net, n));
   size_t bytes = (size_t)n * net->m->arch.feature_dim * sizeof(float);
   return F(net)->upload(net->be, net->features, rows_host, bytes);
 }
 
 graft_status graft_net_get_features(graft_net *net, int n, float *rows_host) {
+  GRAFT_TRY(check_rows(net, n));
   size_t bytes = (size_t)n * net->m->arch.feature_dim * sizeof(float);
   return F(net)->download(net->be, rows_host, net->features, bytes);
 }
@@ -182,6 +198,9 @@ graft_status graft_net_train_step(graft_net *net, int n, const int32_t *labels_h
   GRAFT_TRY(loss_and_pred(net, n, logits, labels_host, t->dout[last], loss_host, pred_host));
 
   /* Backward, last layer first. g is the gradient of the current layer's output. */
+  const bool fused = F(net)->linear_backward_sgd != NULL;
+  graft_sgd_params p = *sgd;
+  p.first = !t->momentum_set;
   float *g = t->dout[last];
   for (int i = last; i >= t->first_layer; i--) {
     const graft_layer *l = &a->head[i];
@@ -203,18 +222,23 @@ graft_status graft_net_train_step(graft_net *net, int n, const int32_t *labels_h
         dx = t->dout[j];
         break;
       }
-    GRAFT_TRY(F(net)->linear_backward(net->be, &l->u.linear, n, g, t->input[i],
-                                      net->head_params + head_rel(net, w), dx,
-                                      t->grad + (w->offset - t->offset),
-                                      t->grad + (b->offset - t->offset)));
+    if (fused)
+      GRAFT_TRY(F(net)->linear_backward_sgd(
+          net->be, &l->u.linear, n, g, t->input[i], net->head_params + head_rel(net, w),
+          net->head_params + head_rel(net, b), dx, t->momentum + (w->offset - t->offset),
+          t->momentum + (b->offset - t->offset), &p));
+    else
+      GRAFT_TRY(F(net)->linear_backward(net->be, &l->u.linear, n, g, t->input[i],
+                                        net->head_params + head_rel(net, w), dx,
+                                        t->grad + (w->offset - t->offset),
+                                        t->grad + (b->offset - t->offset)));
     if (!dx) break;
     g = dx;
   }
-  graft_sgd_params p = *sgd;
-  p.first = !t->momentum_set;
-  GRAFT_TRY(F(net)->sgd_step(net->be, t->count, &p,
-                             net->head_params + (t->offset - a->head_offset), t->grad,
-                             t->momentum));
+  if (!fused)
+    GRAFT_TRY(F(net)->sgd_step(net->be, t->count, &p,
+                               net->head_params + (t->offset - a->head_offset), t->grad,
+                               t->momentum));
   t->momentum_set = true;
   return GRAFT_OK;
 }
@@ -222,10 +246,12 @@ graft_status graft_net_train_step(graft_net *net, int n, const int32_t *labels_h
 graft_status graft_net_eval_step(graft_net *net, int n, const int32_t *labels_host,
                                  float *loss_host, int32_t *pred_host) {
   if (!net->train) return graft__fail(GRAFT_EINVAL, "evaluation before graft_net_train_init");
-  if (n < 1 || n > net->max_batch)
-    return graft__fail(GRAFT_EINVAL, "batch of %d (1 to %d)", n, net->max_batch);
+  if (n < 1 || n > net->eval_rows)
+    return graft__fail(GRAFT_EINVAL, "batch of %d (1 to %d)", n, net->eval_rows);
   const float *logits;
-  GRAFT_TRY(graft__head_forward(net, n, &logits));
+  /* Rows independent of their company: cached rows evaluated 64 at a time
+   * give the bits of the trunk's batches (graft_net_eval_batch). */
+  GRAFT_TRY(graft__head_forward(net, n, true, &logits));
   return loss_and_pred(net, n, logits, labels_host, NULL, loss_host, pred_host);
 }
 

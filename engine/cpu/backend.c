@@ -21,6 +21,20 @@ graft_status graft__cpu_plan_new(cpu_backend *be, size_t size,
   return GRAFT_OK;
 }
 
+graft_status graft__cpu_scratch(cpu_backend *be, size_t floats, float **out) {
+  if (floats > be->scratch_floats) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, floats * sizeof(float)) != 0)
+      return graft__fail(GRAFT_ENOMEM, "cannot allocate a %zu-byte workspace",
+                         floats * sizeof(float));
+    free(be->scratch);
+    be->scratch = p;
+    be->scratch_floats = floats;
+  }
+  *out = be->scratch;
+  return GRAFT_OK;
+}
+
 static graft_status cpu_alloc(graft_backend *be, size_t bytes, void **out) {
   (void)be;
   *out = NULL;
@@ -129,6 +143,7 @@ static void plan_destroy(graft_plan *plan) {
 static void cpu_destroy(graft_backend *b) {
   cpu_backend *be = cpu_of(b);
   graft__dnnl_release(be);
+  free(be->scratch);
   free(be);
 }
 
@@ -155,6 +170,8 @@ static const graft_backend_iface cpu_iface = {
     .softmax_forward = graft__cpu_softmax_forward,
     .cross_entropy = graft__cpu_cross_entropy,
     .sgd_step = graft__cpu_sgd_step,
+    .linear_backward_sgd = graft__cpu_linear_backward_sgd,
+    .linear_forward_rows = graft__cpu_linear_forward_rows,
 };
 
 /* GRAFT_CPU_CONV selects the convolution path: winograd (default: oneDNN
@@ -176,11 +193,27 @@ static graft_status conv_path_from_env(cpu_conv_path *out) {
   return GRAFT_OK;
 }
 
+/* GRAFT_CPU_KERNELS selects our own loops' kernels: unset or "auto" (AVX2 and
+ * FMA where the CPU has both), or "generic" (plain C, for the tests). */
+static graft_status kernels_from_env(bool *avx2) {
+  const char *v = getenv("GRAFT_CPU_KERNELS");
+  if (!v || !*v || strcmp(v, "auto") == 0) {
+    __builtin_cpu_init();
+    *avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  } else if (strcmp(v, "generic") == 0) {
+    *avx2 = false;
+  } else {
+    return graft__fail(GRAFT_EINVAL, "GRAFT_CPU_KERNELS=\"%s\" (expected auto or generic)", v);
+  }
+  return GRAFT_OK;
+}
+
 graft_status graft_cpu_backend_create(int threads, graft_backend **out) {
   *out = NULL;
   cpu_backend *be = calloc(1, sizeof *be);
   if (!be) return graft__fail(GRAFT_ENOMEM, "out of memory");
   graft_status s = conv_path_from_env(&be->conv_path);
+  if (s == GRAFT_OK) s = kernels_from_env(&be->avx2);
   if (s != GRAFT_OK) {
     free(be);
     return s;
@@ -216,8 +249,8 @@ graft_status graft_cpu_backend_create(int threads, graft_backend **out) {
   if (cfg[vlen] == ' ')
     for (vlen++; cfg[vlen] && cfg[vlen] != ' ';) vlen++;
   snprintf(be->base.description, sizeof be->base.description,
-           "cpu: %s, %s, %.*s (%s), %d threads", dnnl, path, vlen, cfg, openblas_get_corename(),
-           threads);
+           "cpu: %s, %s, %.*s (%s), %s kernels, %d threads", dnnl, path, vlen, cfg,
+           openblas_get_corename(), be->avx2 ? "avx2" : "generic", threads);
   *out = &be->base;
   return GRAFT_OK;
 }

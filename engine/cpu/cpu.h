@@ -18,6 +18,7 @@
 #ifndef GRAFT_CPU_H
 #define GRAFT_CPU_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "engine/backend_impl.h"
@@ -34,6 +35,12 @@ typedef struct cpu_backend {
   cpu_conv_path conv_path;
   int block;                 /* channel block of the oneDNN layout: 16, 8 or 0 */
   struct cpu_dnnl *dnnl;     /* engine, stream, shared scratchpad (engine/cpu/dnnl.c) */
+  /* Our own loops' kernels (engine/cpu/linear_rows.c, fused.c): AVX2 (+FMA)
+   * where the CPU has them, else generic C; GRAFT_CPU_KERNELS=generic forces
+   * generic C (the tests run both). Chosen once: a run never mixes them. */
+  bool avx2;
+  float *scratch; /* our loops' workspace (graft__cpu_scratch), grown to the largest need */
+  size_t scratch_floats;
 } cpu_backend;
 
 /* Every CPU plan starts with this head. */
@@ -57,6 +64,10 @@ static inline size_t cpu_act_index(int n, int c, int h, int w, int C, int H, int
   int cb = (C + layout - 1) / layout;
   return ((((size_t)n * cb + c / layout) * H + h) * W + w) * layout + c % layout;
 }
+
+/* The backend's workspace of at least `floats` floats, valid until the next
+ * call (one op runs at a time). */
+graft_status graft__cpu_scratch(cpu_backend *be, size_t floats, float **out);
 
 /* Allocate a zeroed plan of `size` bytes with its head filled. */
 graft_status graft__cpu_plan_new(cpu_backend *be, size_t size,
@@ -93,6 +104,9 @@ graft_status graft__cpu_copy_plan(cpu_backend *be, const graft_act *in, graft_ac
 /* Thread t of nt's share [lo, hi) of `total` elements, cut at multiples of 16
  * floats (engine/cpu/linear.c). */
 void graft__cpu_split(int total, int t, int nt, int *lo, int *hi);
+/* Threads for a classifier op of this many multiply-adds: 1 below the size
+ * where a parallel region pays for itself, else the whole team. */
+int graft__cpu_team(double macs);
 
 /* ---- classifier ops (engine/cpu/linear.c, loss.c, sgd.c) ---- */
 graft_status graft__cpu_linear_forward(graft_backend *be, const graft_linear_params *p, int n,
@@ -112,5 +126,14 @@ graft_status graft__cpu_cross_entropy(graft_backend *be, int n, int k, const flo
                                       const int32_t *labels, float *loss, float *dlogits);
 graft_status graft__cpu_sgd_step(graft_backend *be, size_t count, const graft_sgd_params *p,
                                  float *param, const float *grad, float *buf);
+
+/* ---- engine/cpu/linear_rows.c, engine/cpu/fused.c (see backend_impl.h) ---- */
+graft_status graft__cpu_linear_forward_rows(graft_backend *be, const graft_linear_params *p,
+                                            int n, const float *x, const float *w,
+                                            const float *b, float *y);
+graft_status graft__cpu_linear_backward_sgd(graft_backend *be, const graft_linear_params *p,
+                                            int n, const float *dy, const float *x, float *w,
+                                            float *b, float *dx, float *buf_w, float *buf_b,
+                                            const graft_sgd_params *sgd);
 
 #endif

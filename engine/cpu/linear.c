@@ -30,7 +30,7 @@ void graft__cpu_split(int total, int t, int nt, int *lo, int *hi) {
   if (*hi > total) *hi = total;
 }
 
-static int team_size(double macs) {
+int graft__cpu_team(double macs) {
   return macs >= LINEAR_PARALLEL_MACS ? omp_get_max_threads() : 1;
 }
 
@@ -41,7 +41,7 @@ graft_status graft__cpu_linear_forward(graft_backend *be, const graft_linear_par
   const bool relu = p->relu;
   /* Each thread takes a block of output features: at n = 1 that is a GEMV
    * over its rows of w, bound by reading the weights, so both cores stream. */
-#pragma omp parallel num_threads(team_size((double)n * in * out))
+#pragma omp parallel num_threads(graft__cpu_team((double)n * in * out))
   {
     int lo, hi;
     graft__cpu_split(out, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
@@ -78,7 +78,7 @@ graft_status graft__cpu_linear_backward(graft_backend *be, const graft_linear_pa
                                         float *dx, float *dw, float *db) {
   (void)be;
   const int in = p->in, out = p->out;
-#pragma omp parallel num_threads(team_size((double)n * in * out))
+#pragma omp parallel num_threads(graft__cpu_team((double)n * in * out))
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     int lo, hi;
