@@ -41,10 +41,11 @@ static const char usage[] =
     "  cache_features   auto (on when augment is none) | on | off\n"
     "  device           auto | cpu | cuda[:N]      precision  fp32 | fp32-strict\n"
     "  threads 0        CPU threads, 0 = all cores\n"
+    "  save_every 60    seconds between saves of best.h5 and last.h5 (0: every epoch)\n"
     "\n"
     "Writes to OUTPUT: best.h5 (the best validation accuracy, usable by classify -w),\n"
     "last.h5 (to resume), metrics.csv and curves.png. SIGINT/SIGTERM stop after the\n"
-    "current batch, saving last.h5 (exit 130).\n"
+    "current batch, saving best.h5 and last.h5 (exit 130).\n"
     "Exit status: 0 done, 1 training failed, 2 usage, config, data or weights error,\n"
     "130 interrupted.\n";
 
@@ -60,6 +61,7 @@ typedef struct ui {
   bool started; /* set-up done: later failures are training failures */
   bool bar_shown;
   int stop_epoch, stop_batch; /* GRAFT_STOP_AT=E:B raises SIGINT there (for tests) */
+  int crash_epoch, crash_batch; /* GRAFT_CRASH_AT=E:B raises SIGKILL there (for tests) */
   int batch_size;
 } ui;
 
@@ -76,6 +78,9 @@ static void on_progress(void *user, const char *phase, int epoch, int epochs, in
   if (u->stop_epoch == epoch && strcmp(phase, "train") == 0 &&
       done >= u->stop_batch * u->batch_size)
     raise(SIGINT); /* the real signal path: handler, flag, checkpoint */
+  if (u->crash_epoch == epoch && strcmp(phase, "train") == 0 &&
+      done >= u->crash_batch * u->batch_size)
+    raise(SIGKILL); /* a crash: nothing saved, whatever is being written cut off */
   if (!u->bar) return;
   enum { WIDTH = 30 };
   int fill = total ? done * WIDTH / total : WIDTH;
@@ -197,10 +202,14 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
 
-  ui u = {!quiet && isatty(STDERR_FILENO), false, false, 0, 0, (int)c.batch_size};
-  const char *stop_at = getenv("GRAFT_STOP_AT");
+  ui u = {!quiet && isatty(STDERR_FILENO), false, false, 0, 0, 0, 0, (int)c.batch_size};
+  const char *stop_at = getenv("GRAFT_STOP_AT"), *crash_at = getenv("GRAFT_CRASH_AT");
   if (stop_at && sscanf(stop_at, "%d:%d", &u.stop_epoch, &u.stop_batch) != 2) {
     app_error(NULL, "GRAFT_STOP_AT: expected EPOCH:BATCH, got \"%s\"", stop_at);
+    return APP_USAGE;
+  }
+  if (crash_at && sscanf(crash_at, "%d:%d", &u.crash_epoch, &u.crash_batch) != 2) {
+    app_error(NULL, "GRAFT_CRASH_AT: expected EPOCH:BATCH, got \"%s\"", crash_at);
     return APP_USAGE;
   }
   graft_finetune_hooks hooks = {on_started, on_progress, on_epoch, on_message, &stop_flag, 0, &u};

@@ -7,8 +7,11 @@
  * run bit for bit. */
 #include "engine/finetune.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +53,15 @@ typedef struct split_state {
  * next epoch trains: it works from a snapshot (the head and momentum copied
  * to host buffers the loop leaves alone until the next save, and its own copy
  * of the checkpoint's bookkeeping). A failed write stops the run at the next
- * save or at the end, and the previous files stay as they were. */
+ * save or at the end, and the previous files stay as they were.
+ *
+ * Saves are spaced by the config's save_every seconds (0: every epoch): a
+ * cached AlexNet epoch takes about two seconds and its files are 700 MB, so
+ * writing them every epoch would double the epoch's time on a small machine.
+ * A better epoch's head is copied into the model at once (best_pending) and
+ * goes to best.h5 with the next save. The last epoch, an interruption and a
+ * stop always save; a crash loses at most save_every seconds of training,
+ * and the files on disk are always a consistent pair from one moment. */
 typedef struct writer {
   pthread_t thread;
   bool running;
@@ -78,6 +89,10 @@ typedef struct run {
   size_t head_count, train_count, train_offset;
   graft_checkpoint ck; /* the run's position, sums, best and history */
   writer writer;
+  int eval_rows;       /* rows per evaluation call from a complete cache */
+  bool best_pending;   /* the model holds a better head than best.h5 */
+  bool unsaved;        /* epochs have finished since the last save */
+  double last_save;    /* when the last save started (now()) */
 } run;
 
 static void say(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -169,6 +184,33 @@ static graft_status build_model(run *r, const char *weights) {
 
 /* ---- output folder ---- */
 
+/* A run killed while writing (power loss, SIGKILL) leaves its temporary
+ * files (NAME.tmp.PID.N, io/fsutil.c) behind; the finished files are the
+ * previous ones, whole. Remove the temporaries of processes that are gone. */
+static void remove_stale_temps(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  static const char *const names[] = {"best.h5", "last.h5", "metrics.csv", "curves.png"};
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+      size_t len = strlen(names[i]);
+      long pid;
+      unsigned long n;
+      char end;
+      if (strncmp(e->d_name, names[i], len) != 0 ||
+          sscanf(e->d_name + len, ".tmp.%ld.%lu%c", &pid, &n, &end) != 2 || pid <= 0)
+        continue;
+      if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours */
+      char path[GRAFT_PATH_MAX + 300];
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      if (unlink(path) == 0)
+        graft__warn("%s: removed, a partial file from a run that was killed", path);
+    }
+  }
+  closedir(d);
+}
+
 static graft_status prepare_output(run *r) {
   const graft_config *c = r->cfg;
   graft_config_resolve(c, c->output, r->dir, sizeof r->dir);
@@ -178,6 +220,7 @@ static graft_status prepare_output(run *r) {
   snprintf(r->last, sizeof r->last, "%s/last.h5", r->dir);
   snprintf(r->metrics, sizeof r->metrics, "%s/metrics.csv", r->dir);
   snprintf(r->curves, sizeof r->curves, "%s/curves.png", r->dir);
+  remove_stale_temps(r->dir);
   /* Fail now, not after the first epoch, when the folder is not writable. */
   char probe[GRAFT_PATH_MAX + 32];
   snprintf(probe, sizeof probe, "%s/.graft-write-test", r->dir);
@@ -217,14 +260,24 @@ static graft_status writer_join(run *r) {
   return s == GRAFT_OK ? s : graft__fail(s, "%s", w->detail);
 }
 
-/* Save last.h5 (and best.h5 when `best`) from the net's present state: in
- * the background, or before returning when `wait`. */
-static graft_status save(run *r, bool best, bool wait) {
+/* The net's head becomes the model's: best.h5 gets it at the next save. */
+static graft_status keep_best(run *r) {
+  GRAFT_TRY(writer_join(r)); /* it may be reading the model */
+  GRAFT_TRY(graft_net_get_head(r->net, r->head_host, NULL));
+  memcpy(r->m->params + r->m->arch.head_offset, r->head_host, r->head_count * sizeof(float));
+  r->best_pending = true;
+  return GRAFT_OK;
+}
+
+/* Save last.h5 from the net's present state, and best.h5 when the model holds
+ * a better head than it: in the background, or before returning when `wait`. */
+static graft_status save(run *r, bool wait) {
   writer *w = &r->writer;
   GRAFT_TRY(writer_join(r));
+  r->last_save = now();
   GRAFT_TRY(graft_net_get_head(r->net, r->head_host, r->momentum_host));
-  if (best)
-    memcpy(r->m->params + r->m->arch.head_offset, r->head_host, r->head_count * sizeof(float));
+  const bool best = r->best_pending;
+  r->best_pending = r->unsaved = false;
   const graft_checkpoint *ck = &r->ck;
   w->ck = *ck;
   w->ck.params = r->head_host + (r->train_offset - r->m->arch.head_offset);
@@ -372,14 +425,22 @@ static graft_status run_pass(run *r, bool train, int epoch, double *loss_sum, in
   const graft_config *c = r->cfg;
   split_state *ss = train ? &r->train : &r->val;
   int n = pass_order(r, ss, train && c->shuffle, epoch);
-  int steps = (n + r->batch - 1) / r->batch;
+  /* Evaluation from a complete cache takes the net's largest groups of rows:
+   * each row's results are the same in any group (graft_net_eval_step). */
+  int group = r->batch;
+  if (!train && ss->cache) {
+    bool all = true;
+    for (int i = 0; all && i < n; i++) all = graft_feature_cache_has(ss->cache, r->order[i]);
+    if (all) group = r->eval_rows;
+  }
+  int steps = (n + group - 1) / group;
   int step = train ? r->ck.step : 0;
   uint64_t aug_seed = stream(c->seed, TAG_AUGMENT, (uint64_t)epoch, 0);
-  GRAFT_TRY(queue_loader(r, ss, step * r->batch, n, aug_seed));
+  GRAFT_TRY(queue_loader(r, ss, step * group, n, aug_seed));
   graft_sgd_params sgd = {(float)lr_at(c, epoch), (float)c->momentum, (float)c->weight_decay,
                           false};
   for (; step < steps; step++) {
-    int from = step * r->batch, count = n - from < r->batch ? n - from : r->batch, kept = 0;
+    int from = step * group, count = n - from < group ? n - from : group, kept = 0;
     int *batch = r->order + from;
     GRAFT_TRY(batch_features(r, ss, batch, count, &kept));
     if (kept > 0) {
@@ -430,10 +491,10 @@ static graft_status epoch_end(run *r, int epoch, double seconds, double val_loss
   ck->history = h;
   h[ck->n_history++] = m;
   if (r->hooks && r->hooks->epoch_done) r->hooks->epoch_done(r->hooks->user, &m);
-  bool best = val_acc > ck->best_acc;
-  if (best) {
+  if (val_acc > ck->best_acc) {
     ck->best_acc = val_acc;
     ck->best_epoch = epoch + 1;
+    GRAFT_TRY(keep_best(r));
   }
   graft_status s = graft_write_metrics_csv(r->metrics, ck->history, ck->n_history);
   if (s != GRAFT_OK) return graft__context(s, "%s", r->metrics);
@@ -446,7 +507,28 @@ static graft_status epoch_end(run *r, int epoch, double seconds, double val_loss
   ck->step = 0;
   ck->loss_sum = 0;
   ck->correct = ck->seen = 0;
-  return save(r, best, false);
+  r->unsaved = true;
+  if (r->cfg->save_every > 0 && now() - r->last_save < r->cfg->save_every &&
+      epoch + 1 < r->cfg->epochs)
+    return GRAFT_OK;
+  return save(r, false);
+}
+
+/* A failed epoch (a NaN loss, a read error): best.h5 still gets the best
+ * head found, which the failure did not touch; last.h5 stays as it was. */
+static graft_status keep_best_file(run *r, graft_status failure) {
+  if (!r->best_pending || writer_join(r) != GRAFT_OK) return failure;
+  char detail[1024];
+  snprintf(detail, sizeof detail, "%s", graft_detail());
+  graft_status s = graft_model_save(r->best, r->m);
+  if (s != GRAFT_OK) graft__warn("%s: %s", r->best, graft_detail());
+  return graft__fail(failure, "%s", detail);
+}
+
+/* Everything saved before returning: the pending files, then the writer. */
+static graft_status flush(run *r) {
+  if (r->unsaved || r->best_pending) return save(r, true);
+  return writer_join(r);
 }
 
 static graft_status train_loop(run *r) {
@@ -458,30 +540,31 @@ static graft_status train_loop(run *r) {
   if (first >= c->epochs)
     say(r, "%s: all %lld epochs are done (raise epochs to train further, or --restart)", r->dir,
         (long long)c->epochs);
+  r->last_save = now();
   for (int epoch = first; epoch < limit; epoch++) {
     double t0 = now();
     graft_status s = run_pass(r, true, epoch, &ck->loss_sum, &ck->correct, &ck->seen);
     if (s == GRAFT_EINTR) {
-      graft_status w = save(r, false, true);
+      graft_status w = save(r, true);
       if (w != GRAFT_OK) return w;
       say(r, "stopped at epoch %d, batch %d; %s saved (run again to resume)", epoch + 1,
           ck->step, r->last);
       return GRAFT_EINTR;
     }
-    GRAFT_TRY(s);
     double vloss = 0;
     int64_t vcorrect = 0, vseen = 0;
-    GRAFT_TRY(run_pass(r, false, epoch, &vloss, &vcorrect, &vseen));
+    if (s == GRAFT_OK) s = run_pass(r, false, epoch, &vloss, &vcorrect, &vseen);
+    if (s != GRAFT_OK) return keep_best_file(r, s);
     double seconds = now() - t0;
     GRAFT_TRY(epoch_end(r, epoch, seconds, vseen ? vloss / (double)vseen : 0,
                         vseen ? (double)vcorrect / (double)vseen : 0));
     if (stop_requested(r)) {
-      GRAFT_TRY(writer_join(r));
+      GRAFT_TRY(flush(r));
       say(r, "stopped after epoch %d; %s saved (run again to resume)", epoch + 1, r->last);
       return GRAFT_EINTR;
     }
   }
-  GRAFT_TRY(writer_join(r));
+  GRAFT_TRY(flush(r));
   if (ck->best_epoch > 0)
     say(r, "best validation accuracy %.6f at epoch %d (%s); skipped files: %d train, %d val",
         ck->best_acc, ck->best_epoch, r->best, r->data.train.skipped, r->data.val.skipped);
@@ -517,15 +600,17 @@ static graft_status setup(run *r, bool restart) {
   r->head_count = a->n_floats - a->head_offset;
   r->train_count = graft_net_train_count(r->net);
   r->train_offset = graft_net_train_offset(r->net);
+  r->eval_rows = graft_net_eval_batch(r->net);
   size_t per = (size_t)3 * r->m->pre.crop * r->m->pre.crop, b = (size_t)r->batch;
+  size_t rows = (size_t)r->eval_rows > b ? (size_t)r->eval_rows : b;
   int most = r->data.train.n > r->data.val.n ? r->data.train.n : r->data.val.n;
   r->input = malloc(b * per * sizeof(float));
-  r->rows = malloc(b * r->dim * sizeof(float));
+  r->rows = malloc(rows * r->dim * sizeof(float));
   r->trunk_rows = malloc(b * r->dim * sizeof(float));
-  r->loss = malloc(b * sizeof(float));
-  r->labels = malloc(b * sizeof(int32_t));
-  r->pred = malloc(b * sizeof(int32_t));
-  r->slot_of = malloc(b * sizeof(int));
+  r->loss = malloc(rows * sizeof(float));
+  r->labels = malloc(rows * sizeof(int32_t));
+  r->pred = malloc(rows * sizeof(int32_t));
+  r->slot_of = malloc(rows * sizeof(int));
   r->order = malloc((size_t)most * sizeof(int));
   r->head_host = malloc(r->head_count * sizeof(float));
   r->momentum_host = malloc(r->train_count * sizeof(float));

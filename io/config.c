@@ -51,6 +51,7 @@ static const setting table[] = {
     STR(device, "auto", NULL, false, false),
     STR(precision, "fp32", "fp32,fp32-strict", false, false),
     INT(threads, 0, 0, 1024, false),
+    REAL(save_every, 60, 0, 1e9, false),
 };
 #define N_SETTINGS ((int)(sizeof table / sizeof table[0]))
 _Static_assert(sizeof table / sizeof table[0] <= sizeof((graft_config *)0)->given,

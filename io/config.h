@@ -19,6 +19,7 @@ typedef struct graft_config {
   char output[GRAFT_PATH_MAX];  /* likewise; default runs/<config name> */
   int64_t epochs, batch_size, step_size, new_head, shuffle, seed, threads;
   double lr, momentum, weight_decay, gamma, dropout;
+  double save_every;       /* seconds between checkpoints (0: every epoch) */
   char trainable[16];      /* classifier | head */
   char augment[16];        /* tutorial | none */
   char cache_features[8];  /* auto | on | off */

@@ -13,8 +13,11 @@ FT=$GRAFT_BIN/finetune
 common=(--arch alexnet --weights model.h5 --data data --epochs 3 --step-size 2 --augment none
         --shuffle 1 --dropout 0.5 --new-head 1 --seed 11)
 "$FT" --init "$T/cache_on.h5" "${common[@]}" --cache-features on
-"$FT" --init "$T/cache_off.h5" "${common[@]}" --cache-features off
+# cache_off also saves after every epoch (save_every 0) where the others save
+# at the end: when the files are written changes nothing in them.
+"$FT" --init "$T/cache_off.h5" "${common[@]}" --cache-features off --save-every 0
 "$FT" --init "$T/resumed.h5" "${common[@]}" --cache-features on
+"$FT" --init "$T/crashed.h5" "${common[@]}" --cache-features on --save-every 0
 
 # last.h5 equal in everything but the history's seconds column.
 same_checkpoint() {
@@ -71,6 +74,30 @@ grep -q "resuming from .*last.h5: epoch 3, batch 2" "$T/resumed2.err" && ok "say
 same_run "interrupted and resumed vs uninterrupted" "$T/runs/cache_on" "$T/runs/resumed"
 "$FT" -q "$T/resumed.h5" 2> "$T/resumed3.err" && grep -q "all 3 epochs are done" "$T/resumed3.err" &&
   ok "a finished run says so" || fail "rerun of a finished run: $(cat "$T/resumed3.err")"
+
+# Killed (SIGKILL, nothing saved at the time) in epoch 3 of a run that saves
+# every epoch: last.h5 holds a finished epoch, any file being written then is
+# a temporary the next run removes, and the resumed run ends as the
+# uninterrupted one.
+GRAFT_CRASH_AT=3:1 "$FT" -q "$T/crashed.h5" > /dev/null 2>&1
+rc=$?
+[ "$rc" -eq 137 ] && ok "killed run died by SIGKILL" || fail "killed run exited $rc"
+"$PY" -c 'import sys, h5py; e = int(h5py.File(sys.argv[1], "r").attrs["epoch"]); sys.exit(0 if e in (1, 2) else 1)' \
+  "$T/runs/crashed/last.h5" && ok "last.h5 after the kill holds epoch 1 or 2" ||
+  fail "no usable last.h5 after the kill"
+# (and one such file for sure, of a process that cannot exist, plus a file of the user's)
+touch "$T/runs/crashed/last.h5.tmp.999999999.1" "$T/runs/crashed/notes.tmp.999999999.1"
+"$FT" -q "$T/crashed.h5" > /dev/null 2> "$T/crashed2.err" || fail "run after the kill"
+grep -q "last.h5.tmp.999999999.1: removed, a partial file" "$T/crashed2.err" &&
+  [ -e "$T/runs/crashed/notes.tmp.999999999.1" ] && ok "stale temporaries removed, others kept" ||
+  fail "stale temporaries: $(cat "$T/crashed2.err")"
+rm -f "$T/runs/crashed/notes.tmp.999999999.1"
+grep -q "resuming from .*last.h5 after epoch" "$T/crashed2.err" && ok "resumes after the kill" ||
+  fail "no resume message after the kill: $(cat "$T/crashed2.err")"
+same_run "killed and resumed vs uninterrupted" "$T/runs/cache_on" "$T/runs/crashed"
+leftovers=$(find "$T/runs/crashed" -name '*.tmp.*' | wc -l)
+[ "$leftovers" -eq 0 ] && ok "no temporary files left after the kill and resume" ||
+  fail "$leftovers temporary files left after the kill and resume"
 
 # A changed config refuses to resume; --restart starts over.
 "$FT" --init "$T/changed.h5" "${common[@]}" --lr 0.01 --output runs/resumed
