@@ -52,6 +52,15 @@ const char *graft_test_hymenoptera_or_skip(void) {
   return path;
 }
 
+void *graft_test_alloc(size_t bytes) {
+  void *p = malloc(bytes ? bytes : 1);
+  if (!p) {
+    fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
+    exit(1);
+  }
+  return p;
+}
+
 const char *graft_test_tmpdir(const char *name) {
   static char path[4096];
   char cmd[4200];

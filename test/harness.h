@@ -47,6 +47,9 @@ __attribute__((noreturn, format(printf, 1, 2)))
 #endif
 void graft_test_skip(const char *fmt, ...);
 
+/* malloc (of at least one byte) that ends the test when memory runs out. */
+void *graft_test_alloc(size_t bytes);
+
 /* Exit status for main: prints a summary line. */
 int graft_test_finish(const char *name);
 

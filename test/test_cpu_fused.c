@@ -31,16 +31,8 @@
 
 static graft_rng rng = {0xf05edULL, 0};
 
-static void *xmalloc(size_t bytes) {
-  void *p = malloc(bytes ? bytes : 1);
-  if (!p) {
-    fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
-    exit(1);
-  }
-  return p;
-}
-static float *falloc(size_t n) { return xmalloc(n * sizeof(float)); }
-static double *dalloc(size_t n) { return xmalloc(n * sizeof(double)); }
+static float *falloc(size_t n) { return graft_test_alloc(n * sizeof(float)); }
+static double *dalloc(size_t n) { return graft_test_alloc(n * sizeof(double)); }
 static float *fdup(const float *x, size_t n) { return memcpy(falloc(n), x, n * sizeof(float)); }
 
 static float *frand(size_t n, double lo, double hi) {
@@ -337,7 +329,7 @@ static void test_rows(graft_backend *be, int n, int in, int out, bool relu) {
 
 /* A copy of be's table with entries taken out; be then uses it. */
 static graft_backend_iface *strip(graft_backend *be, bool fused, bool rows) {
-  graft_backend_iface *t = xmalloc(sizeof *t);
+  graft_backend_iface *t = graft_test_alloc(sizeof *t);
   *t = *be->iface;
   if (!fused) t->linear_backward_sgd = NULL;
   if (!rows) t->linear_forward_rows = NULL;

@@ -39,16 +39,8 @@ static graft_rng rng = {0x5eed0c0ffeeULL, 0};
 
 /* ---------------------------------------------------------------- helpers */
 
-static void *xmalloc(size_t bytes) {
-  void *p = malloc(bytes ? bytes : 1);
-  if (!p) {
-    fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
-    exit(1);
-  }
-  return p;
-}
-static float *falloc(size_t n) { return xmalloc(n * sizeof(float)); }
-static double *dalloc(size_t n) { return xmalloc(n * sizeof(double)); }
+static float *falloc(size_t n) { return graft_test_alloc(n * sizeof(float)); }
+static double *dalloc(size_t n) { return graft_test_alloc(n * sizeof(double)); }
 
 static double uni(double lo, double hi) { return lo + (hi - lo) * graft_rng_double(&rng); }
 
@@ -641,7 +633,7 @@ static void test_relu_backward(size_t count) {
 static void test_dropout(size_t count, float p, uint64_t seed, uint64_t offset) {
   float *x = frand(count, -1, 1), *want = falloc(count), *dy = frand(count, -1, 1);
   float *dwant = falloc(count);
-  uint8_t *keep = xmalloc(count);
+  uint8_t *keep = graft_test_alloc(count);
   memset(keep, 0xAB, count);
   const float scale = 1.0f / (1.0f - p);
   size_t kept = 0, bad_mask = 0;
@@ -730,7 +722,7 @@ static void test_softmax(int n, int k, double spread, double shift) {
 static void test_cross_entropy(int n, int k, double spread) {
   size_t nk = (size_t)n * k;
   float *x = logits_rand(n, k, spread, 0), *loss = falloc(n), *dl = falloc(nk);
-  int32_t *labels = xmalloc((size_t)n * sizeof(int32_t));
+  int32_t *labels = graft_test_alloc((size_t)n * sizeof(int32_t));
   for (int i = 0; i < n; i++) labels[i] = (int32_t)graft_rng_below(&rng, (uint64_t)k);
   labels[0] = k - 1; /* the edges of [0, k) */
   if (n > 1) labels[1] = 0;
