@@ -2,11 +2,31 @@
  * GIF) and dispatch to the JPEG and PNG decoders. */
 #include "io/image.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/fsutil.h"
 #include "io/image_impl.h"
+
+void graft__decode_bail(graft__decode_failure *f, graft_status s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(f->what, sizeof f->what, fmt, ap);
+  va_end(ap);
+  f->status = s;
+  longjmp(f->jump, 1);
+}
+
+graft_status graft__decode_report(const graft__decode_failure *f, graft_status s,
+                                  const char *file) {
+  if (f->call)
+    return graft__fail(s, "%s (in %s, %s:%d)", f->what, f->call, graft__short_file(file),
+                       f->line);
+  return graft__fail(s, "%s", f->what);
+}
 
 const char *graft__short_file(const char *file) {
   const char *p = strstr(file, "io/");

@@ -20,7 +20,6 @@
  *    scans are read (each progressive scan can make libjpeg walk the whole
  *    coefficient buffer again, so a crafted file could spin for minutes). */
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stdio.h> /* jpeglib.h needs FILE and size_t first */
 #include <stdlib.h>
 #include <string.h>
@@ -35,30 +34,17 @@ typedef struct jpeg_ctx {
   struct jpeg_error_mgr err;
   struct jpeg_source_mgr src;
   struct jpeg_progress_mgr progress;
-  jmp_buf jump;
+  graft__decode_failure fail; /* what went wrong, and where to jump */
   const graft__decode_limits *lim;
   bool created;            /* jpeg_create_decompress ran: destroy it */
-  const char *call;        /* the libjpeg call in progress, for the detail */
-  int line;
-  graft_status status;     /* what the longjmp reports */
-  char what[JMSG_LENGTH_MAX + 64];
   uint8_t *px, *row;       /* output and CMYK scratch row: freed by the caller */
 } jpeg_ctx;
 
 /* Make a libjpeg call, remembering its name and line for the detail. */
-#define JCALL(c, fn, args) ((c)->call = #fn, (c)->line = __LINE__, fn args)
+#define JCALL(c, fn, args) GRAFT__DECODE_CALL(&(c)->fail, fn, args)
 
-#if defined(__GNUC__)
-__attribute__((noreturn, format(printf, 3, 4)))
-#endif
-static void bail(jpeg_ctx *c, graft_status s, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(c->what, sizeof c->what, fmt, ap);
-  va_end(ap);
-  c->status = s;
-  longjmp(c->jump, 1);
-}
+/* Fail: record s and the message, and longjmp back to decode(). */
+#define bail(c, ...) graft__decode_bail(&(c)->fail, __VA_ARGS__)
 
 /* libjpeg's message, without its own "Corrupt JPEG data: " prefix (ours is
  * lower-case and always present for warnings). */
@@ -92,14 +78,14 @@ static void src_init(j_decompress_ptr cinfo) { (void)cinfo; }
 static void src_term(j_decompress_ptr cinfo) { (void)cinfo; }
 
 static boolean src_fill(j_decompress_ptr cinfo) {
-  bail(cinfo->client_data, GRAFT_EFORMAT, "truncated JPEG data");
+  bail((jpeg_ctx *)cinfo->client_data, GRAFT_EFORMAT, "truncated JPEG data");
 }
 
 static void src_skip(j_decompress_ptr cinfo, long n) {
   struct jpeg_source_mgr *src = cinfo->src;
   if (n <= 0) return;
   if ((unsigned long)n > src->bytes_in_buffer)
-    bail(cinfo->client_data, GRAFT_EFORMAT, "truncated JPEG data");
+    bail((jpeg_ctx *)cinfo->client_data, GRAFT_EFORMAT, "truncated JPEG data");
   src->next_input_byte += n;
   src->bytes_in_buffer -= (size_t)n;
 }
@@ -134,7 +120,7 @@ static void cmyk_row_to_rgb(const uint8_t *in, uint8_t *out, int w) {
 /* Everything that can longjmp. Locals are not relied on after the jump: the
  * state that cleanup needs lives in *c. */
 static graft_status decode(jpeg_ctx *c, const uint8_t *buf, size_t len) {
-  if (setjmp(c->jump)) return c->status;
+  if (setjmp(c->fail.jump)) return c->fail.status;
 
   struct jpeg_decompress_struct *ci = &c->cinfo;
   ci->err = jpeg_std_error(&c->err);
@@ -158,14 +144,10 @@ static graft_status decode(jpeg_ctx *c, const uint8_t *buf, size_t len) {
 
   if (JCALL(c, jpeg_read_header, (ci, TRUE)) != JPEG_HEADER_OK)
     bail(c, GRAFT_EFORMAT, "JPEG has tables but no image");
-  c->call = NULL; /* the checks below are ours, not libjpeg's */
+  c->fail.call = NULL; /* the checks below are ours, not libjpeg's */
 
   graft_status s = graft__check_dims(ci->image_width, ci->image_height, c->lim->max_pixels);
-  if (s != GRAFT_OK) {
-    c->status = s;
-    snprintf(c->what, sizeof c->what, "%s", graft_detail());
-    longjmp(c->jump, 1);
-  }
+  if (s != GRAFT_OK) bail(c, s, "%s", graft_detail());
   int comps = ci->num_components;
   if (comps == 1)
     ci->out_color_space = JCS_GRAYSCALE;
@@ -223,10 +205,7 @@ graft_status graft__jpeg_decode(const uint8_t *buf, size_t len, const graft__dec
   free(c->row);
   if (s != GRAFT_OK) {
     free(c->px);
-    if (c->call)
-      graft__fail(s, "%s (in %s, %s:%d)", c->what, c->call, graft__short_file(__FILE__), c->line);
-    else
-      graft__fail(s, "%s", c->what);
+    graft__decode_report(&c->fail, s, __FILE__);
   }
   free(c);
   return s;

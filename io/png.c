@@ -22,7 +22,6 @@
  * libpng's complaints about e.g. an odd iCCP profile are no reason to refuse
  * an image. */
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +33,10 @@
 typedef struct png_ctx {
   png_structp png;
   png_infop info;
-  jmp_buf jump;
+  graft__decode_failure fail; /* what went wrong, and where to jump */
   const graft__decode_limits *lim;
   const uint8_t *buf;
   size_t len, pos;
-  const char *call; /* the libpng call in progress, for the detail */
-  int line;
-  graft_status status;
-  char what[320];
   /* freed by the caller */
   uint8_t *px, *raw;
   png_bytep *rows;
@@ -50,19 +45,10 @@ typedef struct png_ctx {
   uint8_t pal[256][3];
 } png_ctx;
 
-#define PCALL(c, fn, args) ((c)->call = #fn, (c)->line = __LINE__, fn args)
+#define PCALL(c, fn, args) GRAFT__DECODE_CALL(&(c)->fail, fn, args)
 
-#if defined(__GNUC__)
-__attribute__((noreturn, format(printf, 3, 4)))
-#endif
-static void bail(png_ctx *c, graft_status s, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(c->what, sizeof c->what, fmt, ap);
-  va_end(ap);
-  c->status = s;
-  longjmp(c->jump, 1);
-}
+/* Fail: record s and the message, and longjmp back to decode(). */
+#define bail(c, ...) graft__decode_bail(&(c)->fail, __VA_ARGS__)
 
 static void on_error(png_structp png, png_const_charp msg) {
   png_ctx *c = png_get_error_ptr(png);
@@ -127,7 +113,7 @@ static void row_to_rgb(const png_ctx *c, const uint8_t *in, uint8_t *out, size_t
 }
 
 static graft_status decode(png_ctx *c) {
-  if (setjmp(c->jump)) return c->status;
+  if (setjmp(c->fail.jump)) return c->fail.status;
 
   c->png = PCALL(c, png_create_read_struct, (PNG_LIBPNG_VER_STRING, c, on_error, on_warning));
   if (!c->png) bail(c, GRAFT_ENOMEM, "png_create_read_struct failed");
@@ -151,7 +137,7 @@ static graft_status decode(png_ctx *c) {
   int interlace;
   PCALL(c, png_get_IHDR,
         (png, c->info, &w32, &h32, &c->bit_depth, &c->color_type, &interlace, NULL, NULL));
-  c->call = NULL; /* the checks below are ours, not libpng's */
+  c->fail.call = NULL; /* the checks below are ours, not libpng's */
   graft_status s = graft__check_dims(w32, h32, c->lim->max_pixels);
   if (s != GRAFT_OK) bail(c, s, "%s", graft_detail());
 
@@ -176,7 +162,7 @@ static graft_status decode(png_ctx *c) {
                    : c->color_type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
                    : c->color_type == PNG_COLOR_TYPE_RGB        ? 3
                                                                : 4;
-  c->call = NULL;
+  c->fail.call = NULL;
   if (rowbytes != w * samples * (c->bit_depth == 16 ? 2 : 1))
     bail(c, GRAFT_EFORMAT, "unexpected PNG row of %zu bytes for %zu pixels", rowbytes, w);
 
@@ -226,10 +212,7 @@ graft_status graft__png_decode(const uint8_t *buf, size_t len, const graft__deco
   free(c->rows);
   if (s != GRAFT_OK) {
     free(c->px);
-    if (c->call)
-      graft__fail(s, "%s (in %s, %s:%d)", c->what, c->call, graft__short_file(__FILE__), c->line);
-    else
-      graft__fail(s, "%s", c->what);
+    graft__decode_report(&c->fail, s, __FILE__);
   }
   free(c);
   return s;
