@@ -263,8 +263,7 @@ static graft_status writer_join(run *r) {
 /* The net's head becomes the model's: best.h5 gets it at the next save. */
 static graft_status keep_best(run *r) {
   GRAFT_TRY(writer_join(r)); /* it may be reading the model */
-  GRAFT_TRY(graft_net_get_head(r->net, r->head_host, NULL));
-  memcpy(r->m->params + r->m->arch.head_offset, r->head_host, r->head_count * sizeof(float));
+  GRAFT_TRY(graft_net_get_head(r->net, r->m->params + r->m->arch.head_offset, NULL));
   r->best_pending = true;
   return GRAFT_OK;
 }
