@@ -243,6 +243,93 @@ fail:
   return st;
 }
 
+/* oneDNN names its reference (plain C loop) implementations "ref:..."; they
+ * are correct but one to two orders of magnitude slower than its JIT and GEMM
+ * kernels, so graft never runs one in the hot path when another layout
+ * offers a JIT or GEMM kernel. */
+static bool is_reference(const_dnnl_primitive_desc_t pd) {
+  const char *impl = NULL;
+  if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
+    return false;
+  return strncmp(impl, "ref", 3) == 0;
+}
+
+/* A convolution's primitive descriptor for this algorithm and destination
+ * format; dnnl_unimplemented is returned, not recorded, so callers can try
+ * the next choice. */
+static dnnl_status_t conv_pd(cpu_backend *be, const graft_conv2d_params *cp,
+                             const dnnl_memory_desc_t *src, const graft_act *out,
+                             dnnl_format_tag_t dst_tag, dnnl_alg_kind_t alg,
+                             const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd) {
+  dnnl_memory_desc_t wei, bias, dst;
+  dnnl_dims_t wd = {cp->out_c, cp->in_c, cp->kernel, cp->kernel}, bd = {cp->out_c};
+  dnnl_dims_t dd = {out->n, out->c, out->h, out->w};
+  dnnl_dims_t strides = {cp->stride, cp->stride}, pad = {cp->pad, cp->pad};
+  dnnl_status_t s;
+  if ((s = dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dst_tag)) != dnnl_success ||
+      (s = dnnl_memory_desc_init_by_tag(&wei, 4, wd, dnnl_f32, dnnl_format_tag_any)) !=
+          dnnl_success ||
+      (s = dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x)) != dnnl_success)
+    return s;
+  dnnl_convolution_desc_t cd;
+  s = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, src, &wei, &bias,
+                                         &dst, strides, pad, pad);
+  if (s != dnnl_success) return s;
+  *pd = NULL;
+  s = dnnl_primitive_desc_create(pd, &cd, attr, be->dnnl->engine, NULL);
+  if (s != dnnl_success) *pd = NULL;
+  return s;
+}
+
+/* A convolution whose kernel writes plain NCHW, then a reorder into the
+ * trunk's blocked layout: one plan that owns both and the plain buffer
+ * between them. Used where oneDNN has no JIT kernel for a blocked
+ * destination (AlexNet's 11x11/4 first layer on AVX2: only its reference
+ * kernel, ~1.4 s per image; GEMM into NCHW then reorder: ~1.5 ms). */
+typedef struct chain_plan {
+  graft_plan head;
+  graft_plan *first, *second;
+  void *mid;
+} chain_plan;
+
+static graft_status chain_run(graft_plan *plan, const void *x, void *y) {
+  chain_plan *c = (chain_plan *)plan;
+  GRAFT_TRY(c->first->run(c->first, x, c->mid));
+  return c->second->run(c->second, c->mid, y);
+}
+
+static void chain_destroy(graft_plan *plan) {
+  chain_plan *c = (chain_plan *)plan;
+  if (c->first) c->first->destroy(c->first);
+  if (c->second) c->second->destroy(c->second);
+  free(c->mid);
+  free(c);
+}
+
+static graft_status chain_to_blocked(cpu_backend *be, graft_plan *first, const graft_act *mid,
+                                     graft_act *out, graft_plan **plan) {
+  graft_plan *head = NULL;
+  graft_status st = graft__cpu_plan_new(be, sizeof(chain_plan), chain_run, chain_destroy, &head);
+  if (st != GRAFT_OK) {
+    first->destroy(first);
+    return st;
+  }
+  chain_plan *c = (chain_plan *)head;
+  c->first = first;
+  if (posix_memalign(&c->mid, 64, mid->bytes ? mid->bytes : 64) != 0) {
+    c->mid = NULL;
+    st = graft__fail(GRAFT_ENOMEM, "convolution output of %zu bytes", mid->bytes);
+    goto fail;
+  }
+  st = graft__dnnl_reorder_plan(be, mid, be->block, out, &c->second);
+  if (st != GRAFT_OK) goto fail;
+  *plan = head;
+  return GRAFT_OK;
+fail:
+  chain_destroy(head);
+  return st;
+}
+
 graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *cp,
                                    const graft_act *in, const float *w, const float *b,
                                    graft_act *out, graft_plan **plan) {
@@ -257,14 +344,10 @@ graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *c
   *out = (graft_act){in->n, cp->out_c, oh, ow, be->block, 0};
   out->bytes = cpu_act_bytes(out->n, out->c, oh, ow, out->layout);
   GRAFT_TRY(new_plan(be, DNNL_ARG_SRC, DNNL_ARG_DST, &p));
-  dnnl_memory_desc_t src, wei, bias, dst;
-  dnnl_dims_t wd = {cp->out_c, cp->in_c, cp->kernel, cp->kernel}, bd = {cp->out_c};
-  dnnl_dims_t strides = {cp->stride, cp->stride}, pad = {cp->pad, cp->pad};
+  dnnl_memory_desc_t src, bias;
+  dnnl_dims_t bd = {cp->out_c};
   DNNL_CHECK(md_init(&src, in, in->layout));
-  DNNL_CHECK(md_init(&dst, out, out->layout));
-  DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wei, 4, wd, dnnl_f32, dnnl_format_tag_any));
   DNNL_CHECK(dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x));
-  dnnl_convolution_desc_t cd;
   st = user_scratch_attr(&attr);
   if (st != GRAFT_OK) goto fail;
   if (cp->relu) {
@@ -277,27 +360,45 @@ graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *c
    * already at the FMA peak, and VGG16's trunk 2.2x (error vs double 1e-6
    * relative, direct 5e-7: test_cpu_trunk). oneDNN's own `auto` picks it only
    * for larger batches (at 8 images, not at 1-2). There is no Winograd kernel
-   * for some shapes (3 input channels, plain layouts): direct then. */
+   * for some shapes (3 input channels, plain layouts) nor below AVX-512:
+   * direct then. */
   bool wino = (be->conv_path == CPU_CONV_DNNL_WINOGRAD || be->conv_path == CPU_CONV_DNNL_AUTO) &&
               cp->kernel == 3 && cp->stride == 1;
   if (wino) {
     dnnl_alg_kind_t alg = be->conv_path == CPU_CONV_DNNL_AUTO ? dnnl_convolution_auto
                                                               : dnnl_convolution_winograd;
-    DNNL_CHECK(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &src, &wei,
-                                                  &bias, &dst, strides, pad, pad));
-    dnnl_status_t got = dnnl_primitive_desc_create(&pd, &cd, attr, d->engine, NULL);
-    if (got == dnnl_unimplemented) {
-      pd = NULL;
-      wino = false;
-    } else {
-      DNNL_CHECK_AS(got, "dnnl_primitive_desc_create(winograd convolution)");
+    dnnl_status_t got = conv_pd(be, cp, &src, out, tag_of(out->layout), alg, attr, &pd);
+    if (got != dnnl_unimplemented) DNNL_CHECK_AS(got, "winograd convolution descriptor");
+  }
+  if (!pd) {
+    dnnl_status_t got = conv_pd(be, cp, &src, out, tag_of(out->layout), dnnl_convolution_direct,
+                                attr, &pd);
+    if (got != dnnl_unimplemented) DNNL_CHECK_AS(got, "direct convolution descriptor");
+  }
+  /* No JIT kernel writes the blocked layout from this input (a first layer
+   * reading plain NCHW, on some ISAs): let oneDNN choose the destination
+   * (its GEMM convolution writes plain NCHW) and reorder after. */
+  bool chained = false;
+  if (!pd || is_reference(pd)) {
+    dnnl_primitive_desc_t plain = NULL;
+    graft_act flat = *out;
+    flat.layout = 0;
+    flat.bytes = cpu_act_bytes(flat.n, flat.c, oh, ow, 0);
+    dnnl_status_t got =
+        conv_pd(be, cp, &src, &flat, dnnl_nchw, dnnl_convolution_direct, attr, &plain);
+    if (got != dnnl_unimplemented) DNNL_CHECK_AS(got, "plain convolution descriptor");
+    if (plain && (!pd || !is_reference(plain))) {
+      if (pd) dnnl_primitive_desc_destroy(pd);
+      pd = plain;
+      chained = true;
+    } else if (plain) {
+      dnnl_primitive_desc_destroy(plain);
     }
   }
-  if (!wino) {
-    DNNL_CHECK(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
-                                                  dnnl_convolution_direct, &src, &wei, &bias,
-                                                  &dst, strides, pad, pad));
-    DNNL_CHECK(dnnl_primitive_desc_create(&pd, &cd, attr, d->engine, NULL));
+  if (!pd) {
+    st = graft__fail(GRAFT_EBACKEND, "oneDNN has no convolution for %dx%d/%d on %dx%dx%d",
+                     cp->kernel, cp->kernel, cp->stride, in->c, in->h, in->w);
+    goto fail;
   }
   st = reorder_weights(be, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), cp, w, p);
   if (st != GRAFT_OK) goto fail;
@@ -313,8 +414,16 @@ graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *c
   if (st != GRAFT_OK) goto fail;
   if (ops) dnnl_post_ops_destroy(ops);
   dnnl_primitive_attr_destroy(attr);
-  *plan = &p->head;
-  return GRAFT_OK;
+  ops = NULL;
+  attr = NULL;
+  if (!chained) {
+    *plan = &p->head;
+    return GRAFT_OK;
+  }
+  graft_act mid = *out;
+  mid.layout = 0;
+  mid.bytes = cpu_act_bytes(mid.n, mid.c, oh, ow, 0);
+  return chain_to_blocked(be, &p->head, &mid, out, plan);
 fail:
   if (ops) dnnl_post_ops_destroy(ops);
   if (attr) dnnl_primitive_attr_destroy(attr);
