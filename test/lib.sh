@@ -45,7 +45,10 @@ expect_fail() {
   fi
 }
 
+# A passing test removes its scratch folder (the finetune and classify tests
+# leave gigabytes of weights files); a failing one keeps it to look at.
 finish() {
-  if [ "$FAILED" -gt 0 ]; then echo "$FAILED check(s) FAILED"; exit 1; fi
+  if [ "$FAILED" -gt 0 ]; then echo "$FAILED check(s) FAILED (files kept in ${T:-?})"; exit 1; fi
+  [ -n "${T:-}" ] && rm -rf "$T"
   echo "all checks passed"; exit 0
 }
