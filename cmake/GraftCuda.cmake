@@ -10,13 +10,18 @@
 #   CUDNN_ROOT               where cuDNN lives, if not with the toolkit or in a
 #                            pip nvidia-cudnn wheel (see FindCUDNN.cmake).
 #
-# When built, GRAFT_HAVE_CUDA is a PUBLIC compile definition of graft. The
-# binaries link cudart statically and never libcuda: on a machine without a
-# driver cudart reports cudaErrorInsufficientDriver / cudaErrorNoDevice and the
-# backend says it is unavailable.
+# When built, the backend is a module, libgraft_cuda.so beside the apps in
+# bin/, that libgraft loads at run time (engine/cuda_module.h, cuda_loader.c):
+# the apps and libgraft link neither cuDNN, cuBLAS nor the CUDA runtime, and
+# GRAFT_HAVE_CUDA (a PUBLIC compile definition of graft) only tells libgraft to
+# look for the module. The module links cudart statically and never libcuda:
+# on a machine without a driver cudart reports cudaErrorInsufficientDriver and
+# the backend says so.
 #
-# graft_cuda_attach(TARGET) adds the backend's sources and libraries to the
-# graft library; it does nothing when the backend is not built.
+# graft_cuda_attach(TARGET) builds the module, makes TARGET (libgraft) depend
+# on it, and defines graft_cuda_static: the same backend as a static library,
+# for the tests that call its internals (test_cuda_ops, test_cudnn_deviceless).
+# It does nothing when the backend is not built.
 
 set(GRAFT_CUDA AUTO CACHE STRING "Build the CUDA backend: AUTO, ON or OFF")
 set_property(CACHE GRAFT_CUDA PROPERTY STRINGS AUTO ON OFF)
@@ -73,6 +78,7 @@ function(graft_cuda_attach target)
   endif()
   set(dir ${PROJECT_SOURCE_DIR}/engine/cuda)
   file(GLOB host_sources CONFIGURE_DEPENDS ${dir}/*.c)
+  list(REMOVE_ITEM host_sources ${dir}/module.c)
   file(GLOB cuda_sources CONFIGURE_DEPENDS ${dir}/*.cu)
 
   # The kernels: an object library of their own so that no C-only flag (the
@@ -85,7 +91,7 @@ function(graft_cuda_attach target)
   target_include_directories(graft_cuda_kernels PRIVATE ${PROJECT_SOURCE_DIR})
   set_target_properties(graft_cuda_kernels PROPERTIES
     CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON POSITION_INDEPENDENT_CODE ON
-    CUDA_RUNTIME_LIBRARY Static)
+    CUDA_RUNTIME_LIBRARY Static CUDA_VISIBILITY_PRESET hidden)
   target_compile_options(graft_cuda_kernels PRIVATE
     $<$<COMPILE_LANGUAGE:CUDA>:--fmad=false -Xcompiler=-Wall,-Wextra>)
   if(GRAFT_WERROR)
@@ -93,9 +99,48 @@ function(graft_cuda_attach target)
       $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
   endif()
 
-  target_sources(${target} PRIVATE ${host_sources} $<TARGET_OBJECTS:graft_cuda_kernels>)
+  # The host code (gcc), compiled once for the module and the static library.
+  # It sees the toolkit's and cuDNN's headers and graft's own, but never links
+  # libgraft: the module gets graft's status and log functions from the host
+  # (engine/cuda/module.c), the static library from libgraft. Hidden
+  # visibility: the module exports its entry point alone.
+  add_library(graft_cuda_host OBJECT ${host_sources})
+  target_include_directories(graft_cuda_host PUBLIC ${PROJECT_SOURCE_DIR}
+    $<TARGET_PROPERTY:CUDNN::cudnn,INTERFACE_INCLUDE_DIRECTORIES>
+    ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_definitions(graft_cuda_host PUBLIC _POSIX_C_SOURCE=200809L
+    GRAFT_VERSION="${PROJECT_VERSION}" GRAFT_HAVE_CUDA)
+  set_target_properties(graft_cuda_host PROPERTIES POSITION_INDEPENDENT_CODE ON
+    C_VISIBILITY_PRESET hidden)
+  graft_warnings(graft_cuda_host)
+
+  # The module. --no-undefined: everything it needs resolves when it is
+  # built (the sanitizers' runtime comes from the program that loads it).
+  add_library(graft_cuda MODULE ${dir}/module.c $<TARGET_OBJECTS:graft_cuda_host>
+    $<TARGET_OBJECTS:graft_cuda_kernels>)
+  target_include_directories(graft_cuda PRIVATE
+    $<TARGET_PROPERTY:graft_cuda_host,INTERFACE_INCLUDE_DIRECTORIES>)
+  target_compile_definitions(graft_cuda PRIVATE
+    $<TARGET_PROPERTY:graft_cuda_host,INTERFACE_COMPILE_DEFINITIONS>)
+  set_target_properties(graft_cuda PROPERTIES PREFIX "lib" OUTPUT_NAME graft_cuda
+    LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin C_VISIBILITY_PRESET hidden
+    CUDA_RUNTIME_LIBRARY Static)
+  graft_warnings(graft_cuda)
+  target_link_libraries(graft_cuda PRIVATE CUDNN::cudnn CUDA::cublas CUDA::cudart_static)
+  if(NOT GRAFT_SANITIZE)
+    target_link_options(graft_cuda PRIVATE -Wl,--no-undefined)
+  endif()
+
+  # libgraft looks for the module (engine/cuda_loader.c) and is built after it.
   target_compile_definitions(${target} PUBLIC GRAFT_HAVE_CUDA)
-  # Host code (gcc) sees the toolkit's and cuDNN's headers; cudart static,
-  # never libcuda.
-  target_link_libraries(${target} PUBLIC CUDNN::cudnn CUDA::cublas CUDA::cudart_static)
+  target_link_libraries(${target} PUBLIC ${CMAKE_DL_LIBS})
+  add_dependencies(${target} graft_cuda)
+
+  # The same backend linked statically, for tests of its internals.
+  add_library(graft_cuda_static STATIC $<TARGET_OBJECTS:graft_cuda_host>
+    $<TARGET_OBJECTS:graft_cuda_kernels>)
+  target_include_directories(graft_cuda_static PUBLIC
+    $<TARGET_PROPERTY:graft_cuda_host,INTERFACE_INCLUDE_DIRECTORIES>)
+  target_link_libraries(graft_cuda_static PUBLIC ${target} CUDNN::cudnn CUDA::cublas
+    CUDA::cudart_static)
 endfunction()

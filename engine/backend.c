@@ -1,8 +1,13 @@
-/* Choosing a backend by name. */
+/* Choosing a backend by name. The CUDA backend lives in a module loaded on
+ * first use (engine/cuda_loader.c); "auto" falls back to the CPU without it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/backend_impl.h"
+#ifdef GRAFT_HAVE_CUDA
+#include "engine/cuda_module.h"
+#endif
 
 graft_status graft_backend_create(const char *device, int threads, graft_backend **out,
                                   const char **note) {
@@ -10,8 +15,13 @@ graft_status graft_backend_create(const char *device, int threads, graft_backend
   if (note) *note = NULL;
   if (!device || !*device || strcmp(device, "auto") == 0) {
 #ifdef GRAFT_HAVE_CUDA
-    if (graft_cuda_backend_create(0, out) == GRAFT_OK) return GRAFT_OK;
-    if (note) *note = "no usable CUDA GPU; running on the CPU";
+    /* Any failure falls back, a GPU that is there but fails included: the
+     * line says which. */
+    static _Thread_local char why[1280];
+    if (graft__cuda_backend_open(0, out) == GRAFT_OK) return GRAFT_OK;
+    snprintf(why, sizeof why, "no usable CUDA GPU (%s); running on the CPU", graft_detail());
+    graft_clear_detail();
+    if (note) *note = why;
 #endif
     return graft_cpu_backend_create(threads, out);
   }
@@ -29,7 +39,7 @@ graft_status graft_backend_create(const char *device, int threads, graft_backend
                          device);
     }
 #ifdef GRAFT_HAVE_CUDA
-    return graft_cuda_backend_create(index, out);
+    return graft__cuda_backend_open(index, out);
 #else
     (void)index;
     return graft__fail(GRAFT_ENODEV, "device \"%s\": this build of graft has no CUDA support",
@@ -38,6 +48,13 @@ graft_status graft_backend_create(const char *device, int threads, graft_backend
   }
   return graft__fail(GRAFT_EINVAL, "unknown device \"%s\" (expected auto, cpu, cuda[:N])", device);
 }
+
+#ifndef GRAFT_HAVE_CUDA
+graft_status graft_cuda_environment(char *buf, size_t cap) {
+  snprintf(buf, cap, "module: this build of graft has no CUDA support\n");
+  return graft__fail(GRAFT_ENODEV, "this build of graft has no CUDA support");
+}
+#endif
 
 void graft_backend_destroy(graft_backend *be) {
   if (be) be->iface->destroy(be);

@@ -9,7 +9,11 @@ typedef struct graft_backend graft_backend;
 
 /* device: "auto", "cpu", "cuda" or "cuda:N". threads: CPU threads, 0 = all cores.
  * "auto" takes a usable GPU when the build has CUDA, else the CPU; when it falls
- * back it records why in *note (a static string, NULL when there is nothing to say). */
+ * back it records why in *note, one line naming what was missing (the CUDA
+ * module, a library, the driver, a device), valid until the next call on this
+ * thread; NULL when there is nothing to say. "cuda" fails with that line as
+ * the detail (GRAFT_ENODEV when something is missing, the CUDA error's
+ * status when the GPU is there but fails). */
 graft_status graft_backend_create(const char *device, int threads, graft_backend **out,
                                   const char **note);
 void graft_backend_destroy(graft_backend *be);
@@ -38,7 +42,12 @@ graft_precision graft_backend_precision(const graft_backend *be);
 
 graft_status graft_cpu_backend_create(int threads, graft_backend **out);
 
-/* Present only in builds with GRAFT_HAVE_CUDA; GRAFT_ENODEV when no usable GPU. */
-graft_status graft_cuda_backend_create(int device, graft_backend **out);
+/* What the CUDA backend finds on this machine, a few "name: value" lines
+ * into buf: the module, the driver, the CUDA runtime, cuDNN and cuBLAS as
+ * loaded (and from where) against the versions the module was built with,
+ * and "warning: ..." lines (a cuDNN older than the build's). GRAFT_OK when
+ * the module loaded; otherwise its status, with the line saying what was
+ * missing in buf and as the detail. No GPU is needed. */
+graft_status graft_cuda_environment(char *buf, size_t cap);
 
 #endif

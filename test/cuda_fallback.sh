@@ -1,6 +1,7 @@
 # A CUDA build on a machine without a usable GPU (no device, or no driver):
-# `-d cuda` exits 2 with one line on stderr saying why, `-d auto` classifies
-# on the CPU and says so in one line. Skips where a GPU is usable.
+# `-d cuda` exits 2 with one line on stderr saying what is missing, `-d auto`
+# classifies on the CPU and says so in one line. Skips where a GPU is usable.
+# (test/cuda_module.sh covers a missing module or library.)
 . "$(dirname "$0")/lib.sh"
 need_python
 scratch cuda-fallback
@@ -13,11 +14,12 @@ C=$GRAFT_BIN/classify
 if "$C" -w "$T/w.h5" -d cuda "$T/img.png" >/dev/null 2>&1; then
   skip "a usable CUDA GPU is present: the fallback is for machines without one"
 fi
-expect_fail "classify -d cuda" 2 "cuda: .*(no usable CUDA GPU|CUDA GPU)" -- \
+missing="(no NVIDIA driver|no CUDA device|CUDA module missing|CUDA library missing)"
+expect_fail "classify -d cuda" 2 "^classify: cuda: $missing" -- \
   "$C" -w "$T/w.h5" -d cuda "$T/img.png"
-expect_fail "classify -d cuda:3" 2 "cuda:3: .*(no usable CUDA GPU|CUDA GPU)" -- \
+expect_fail "classify -d cuda:3" 2 "^classify: cuda:3: $missing" -- \
   "$C" -w "$T/w.h5" -d cuda:3 "$T/img.png"
-expect_fail "bench --device cuda" 2 "cuda: .*(no usable CUDA GPU|CUDA GPU)" -- \
+expect_fail "bench --device cuda" 2 "^bench: cuda: $missing" -- \
   "$GRAFT_BIN/bench" infer --device cuda --iterations 1 --warmup 0
 
 # auto: the CPU, with exactly one line of explanation
@@ -27,7 +29,7 @@ else
   fail "classify -d auto exited $?: $(cat "$T/err")"
 fi
 lines=$(grep -c . "$T/err" || true)
-if [ "$lines" -eq 1 ] && grep -q "no usable CUDA GPU; running on the CPU" "$T/err"; then
+if [ "$lines" -eq 1 ] && grep -qE "^classify: no usable CUDA GPU \($missing.*\); running on the CPU$" "$T/err"; then
   ok "one fallback line: $(cat "$T/err")"
 else
   fail "expected one fallback line on stderr, got $lines: $(cat "$T/err")"

@@ -30,7 +30,7 @@ expect_fail() {
   local errfile
   errfile=$(mktemp)
   "$@" 2>"$errfile" >/dev/null; rc=$?
-  err=$(grep -v "no usable CUDA GPU; running on the CPU" "$errfile")
+  err=$(grep -vE "^[a-z]+: no usable CUDA GPU \(.*\); running on the CPU$" "$errfile")
   rm -f "$errfile"
   local lines
   lines=$(printf '%s\n' "$err" | grep -c . || true)

@@ -424,7 +424,7 @@ static void dump_device_json(graft_backend *be) {
 
 int main(void) {
   graft_backend *be;
-  graft_status s = graft_cuda_backend_create(0, &be);
+  graft_status s = graft__cuda_create(0, &be);
   if (s == GRAFT_ENODEV) graft_test_skip("cuda: %s", graft_detail());
   CHECK_OK(s);
   printf("%s\n", graft_backend_describe(be));
@@ -443,7 +443,7 @@ int main(void) {
   const char *paths[] = {"fused", "fallback", "split", "legacy"};
   for (int i = 0; i < 4; i++) {
     setenv("GRAFT_CUDNN_PATH", paths[i], 1);
-    CHECK_OK(graft_cuda_backend_create(0, &be));
+    CHECK_OK(graft__cuda_create(0, &be));
     for (int prec = 1; prec >= 0; prec--) {
       graft_backend_set_precision(be, (graft_precision)prec);
       trunk_ops(be, paths[i], (graft_precision)prec);

@@ -217,42 +217,68 @@ static void cuda_destroy(graft_backend *b) {
   free(be);
 }
 
-/* Is there a GPU graft can use? GRAFT_ENODEV with the reason if not. */
+/* Is there a GPU graft can use? GRAFT_ENODEV only when there is none: no
+ * driver, no device, no such index. Any other failure is the CUDA error as it
+ * is: a driver older than the runtime or a broken install must not read as
+ * "no GPU" ("auto" still falls back to the CPU, saying why; tests fail
+ * rather than skip). */
 static graft_status find_device(int device, struct cudaDeviceProp *prop) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
-    return graft__fail(GRAFT_ENODEV, "no usable CUDA GPU: %s (%s%s)", cudaGetErrorString(e),
-                       cudaGetErrorName(e),
-                       e == cudaErrorInsufficientDriver
-                           ? ": no NVIDIA driver, or one older than this CUDA runtime"
-                           : "");
+    int driver = 0;
+    if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0;
+    (void)cudaGetLastError();
+    if (e == cudaErrorNoDevice)
+      return graft__fail(GRAFT_ENODEV, "no CUDA device: cudaGetDeviceCount: %s (%s)",
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    if (e == cudaErrorInsufficientDriver && driver == 0)
+      return graft__fail(GRAFT_ENODEV,
+                         "no NVIDIA driver (libcuda.so.1 not found): cudaGetDeviceCount: %s (%s)",
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    if (e == cudaErrorInsufficientDriver)
+      return graft__fail(GRAFT_EBACKEND,
+                         "NVIDIA driver too old: it supports CUDA %d.%d, this build's runtime is "
+                         "%d.%d: cudaGetDeviceCount: %s (%s)",
+                         driver / 1000, driver % 1000 / 10, CUDART_VERSION / 1000,
+                         CUDART_VERSION % 1000 / 10, cudaGetErrorString(e), cudaGetErrorName(e));
+    return graft__cuda_check(e, "cudaGetDeviceCount", __FILE__, __LINE__);
   }
-  if (count == 0) return graft__fail(GRAFT_ENODEV, "no usable CUDA GPU: no device found");
+  if (count == 0) return graft__fail(GRAFT_ENODEV, "no CUDA device: cudaGetDeviceCount found none");
   if (device < 0 || device >= count)
-    return graft__fail(GRAFT_ENODEV, "cuda:%d: this machine has %d CUDA GPU(s)", device, count);
-  e = cudaGetDeviceProperties(prop, device);
-  if (e != cudaSuccess) return GRAFT_CU_STATUS(cuda, e);
-  size_t v = cudnnGetVersion();
-  if (v / 10000 != CUDNN_MAJOR)
-    return graft__fail(GRAFT_ENODEV, "cuDNN %zu.%zu loaded, graft was built for cuDNN %d",
-                       v / 10000, v / 100 % 100, CUDNN_MAJOR);
-  return GRAFT_OK;
+    return graft__fail(GRAFT_ENODEV, "no CUDA device cuda:%d: this machine has %d", device,
+                       count);
+  return GRAFT_CU_STATUS(cuda, cudaGetDeviceProperties(prop, device));
+}
+
+/* A do-nothing kernel, run once: a build without code for this GPU fails
+ * here rather than at the first op, and says so. */
+static graft_status probe_kernels(cuda_backend *be) {
+  cudaError_t e = graft__k_probe(be->stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(be->stream);
+  if (e == cudaSuccess) return GRAFT_OK;
+  (void)cudaGetLastError();
+  if (e == cudaErrorNoKernelImageForDevice)
+    return graft__fail(GRAFT_ENODEV,
+                       "sm_%d: this build has no code for it (%s); rebuild with "
+                       "-DCMAKE_CUDA_ARCHITECTURES=%d",
+                       be->sm, cudaGetErrorName(e), be->sm);
+  if (e == cudaErrorUnsupportedPtxVersion)
+    return graft__fail(GRAFT_EBACKEND,
+                       "sm_%d: the driver cannot compile this build's PTX (%s): the driver is "
+                       "older than the CUDA %d.%d compiler; update it, or build for sm_%d "
+                       "(-DCMAKE_CUDA_ARCHITECTURES=%d)",
+                       be->sm, cudaGetErrorName(e), CUDART_VERSION / 1000,
+                       CUDART_VERSION % 1000 / 10, be->sm, be->sm);
+  return graft__cuda_check(e, "probe kernel", __FILE__, __LINE__);
 }
 
 static graft_status setup(cuda_backend *be) {
   CU_TRY(cuda, cudaSetDevice(be->device));
   CU_TRY(cuda, cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking));
   CU_TRY(cuda, cudaStreamCreateWithFlags(&be->copy_stream, cudaStreamNonBlocking));
-  /* A build without code for this GPU fails here rather than at the first op. */
-  graft_status s = GRAFT_CU_STATUS(cuda, graft__k_probe(be->stream));
-  if (s == GRAFT_OK) s = GRAFT_CU_STATUS(cuda, cudaStreamSynchronize(be->stream));
-  if (s != GRAFT_OK)
-    return graft__context(GRAFT_ENODEV,
-                          "sm_%d: this build has no kernels for it (rebuild with "
-                          "-DCMAKE_CUDA_ARCHITECTURES=%d)",
-                          be->sm, be->sm);
+  GRAFT_TRY(probe_kernels(be));
   CU_TRY(cuda, cudaEventCreateWithFlags(&be->compute_mark, cudaEventDisableTiming));
   for (int i = 0; i < 2; i++)
     CU_TRY(cuda, cudaEventCreateWithFlags(&be->stage[i].done, cudaEventDisableTiming));
@@ -268,7 +294,7 @@ static graft_status setup(cuda_backend *be) {
   return GRAFT_OK;
 }
 
-graft_status graft_cuda_backend_create(int device, graft_backend **out) {
+graft_status graft__cuda_create(int device, graft_backend **out) {
   *out = NULL;
   struct cudaDeviceProp prop;
   GRAFT_TRY(find_device(device, &prop));
@@ -294,11 +320,12 @@ graft_status graft_cuda_backend_create(int device, graft_backend **out) {
   cublasGetVersion(be->cublas, &cublas_v);
   size_t dnn = cudnnGetVersion();
   snprintf(be->base.description, sizeof be->base.description,
-           "%s: %.96s (sm_%d, %zu MiB), driver %d.%d, cuDNN %zu.%zu.%zu graphs%s%s, cuBLAS %d.%d",
+           "%s: %.96s (sm_%d, %zu MiB), driver %d.%d, runtime %d.%d, cuDNN %zu.%zu.%zu "
+           "graphs%s%s, cuBLAS %d.%d",
            be->base.name, prop.name, be->sm, be->total_mem >> 20, driver / 1000,
-           driver % 1000 / 10, dnn / 10000, dnn / 100 % 100, dnn % 100,
-           path ? ", path " : "", path ? graft__cudnn_path_name(path) : "", cublas_v / 10000,
-           cublas_v / 100 % 100);
+           driver % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, dnn / 10000,
+           dnn / 100 % 100, dnn % 100, path ? ", path " : "",
+           path ? graft__cudnn_path_name(path) : "", cublas_v / 10000, cublas_v / 100 % 100);
   *out = &be->base;
   return GRAFT_OK;
 }

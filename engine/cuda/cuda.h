@@ -185,6 +185,9 @@ typedef struct cuda_backend {
 
 static inline cuda_backend *cuda_of(graft_backend *be) { return (cuda_backend *)be; }
 
+/* The backend on GPU `device` (the module's create; engine/cuda_module.h). */
+graft_status graft__cuda_create(int device, graft_backend **out);
+
 /* A captured trunk (graft__cuda_trunk_run), owned by the trunk's first plan. */
 typedef struct cuda_trunk_graph cuda_trunk_graph;
 
