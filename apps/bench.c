@@ -33,6 +33,9 @@ static const char usage[] =
     "  finetune-epoch   epochs over --data with the tutorial recipe or --augment none\n"
     "                   (with the feature cache: first and later epochs reported apart)\n"
     "  finetune-eval    evaluation of cached feature rows, --rows per call (no trunk)\n"
+    "  devices          what the CUDA backend finds: its module, the driver, the CUDA\n"
+    "                   runtime, cuDNN and cuBLAS as loaded against as built, the GPU\n"
+    "                   (exit 0 when cuda:0 is usable)\n"
     "\n"
     "  --arch A           alexnet | vgg16 (default alexnet)\n"
     "  --batch N          images per pass (default 1; 4 for finetune workloads)\n"
@@ -46,6 +49,8 @@ static const char usage[] =
     "  --count N          images for classify (default 64)\n"
     "  --trainable T      classifier | head (default classifier)\n"
     "  --cached           finetune-step from cached feature rows: no trunk, as in a cached epoch\n"
+    "  --resident         infer: time the model alone on a batch already in backend memory\n"
+    "                     (as GPU frameworks are timed); upload and download timed apart\n"
     "  --rows N           rows per evaluation call for finetune-eval (default: the net's most)\n"
     "  --data DIR         ImageFolder root with train/ and val/ for finetune-epoch\n"
     "  --augment A        tutorial | none (default tutorial)\n"
@@ -55,7 +60,7 @@ static const char usage[] =
 typedef struct opts {
   const char *workload, *arch, *device, *precision, *images, *data, *augment, *trainable;
   long long batch, threads, iterations, warmup, num_classes, count, seed, rows;
-  bool json, cached;
+  bool json, cached, resident;
 } opts;
 
 typedef struct result {
@@ -65,7 +70,7 @@ typedef struct result {
   double flops;      /* per timed iteration, 0 when not meaningful */
   bool validated;
   double rel_error;  /* reference vs timed output, -1 when not applicable */
-  char extra[512];   /* more JSON members, each starting with ", " */
+  char extra[4096];  /* more JSON members, each starting with ", " */
 } result;
 
 static double now(void) {
@@ -120,6 +125,57 @@ static double rel_error(const float *a, const float *b, size_t n) {
 }
 
 /* ---- infer ---- */
+/* The JSON string literal of s (quoted, escaped) into out. */
+static void json_quote(char *out, size_t cap, const char *s) {
+  size_t at = 0;
+  if (cap < 3) return;
+  out[at++] = '"';
+  for (; *s && at + 3 < cap; s++)
+    if (*s == '"' || *s == '\\') {
+      out[at++] = '\\';
+      out[at++] = *s;
+    } else if ((unsigned char)*s >= 0x20) {
+      out[at++] = *s;
+    }
+  out[at++] = '"';
+  out[at] = '\0';
+}
+
+/* --resident: the forward alone on an input already in backend memory, each
+ * iteration waiting for the backend; uploads and downloads timed apart. */
+static graft_status infer_resident(const opts *o, graft_net *net, const float *x, float *probs,
+                                   float *logits, result *r) {
+  int b = (int)o->batch;
+  double *up = calloc((size_t)r->n, sizeof *up), *down = calloc((size_t)r->n, sizeof *down);
+  graft_status s = up && down ? GRAFT_OK : graft__fail(GRAFT_ENOMEM, "out of memory");
+  for (int i = 0; s == GRAFT_OK && i < r->n; i++) {
+    double t = now();
+    s = graft_net_set_input(net, b, x);
+    up[i] = now() - t;
+  }
+  for (int i = 0; s == GRAFT_OK && i < o->warmup; i++) s = graft_net_forward(net, b);
+  for (int i = 0; s == GRAFT_OK && i < r->n; i++) {
+    double t = now();
+    s = graft_net_forward(net, b);
+    r->times[i] = now() - t;
+  }
+  for (int i = 0; s == GRAFT_OK && i < r->n; i++) {
+    double t = now();
+    s = graft_net_get_output(net, b, probs, logits);
+    down[i] = now() - t;
+  }
+  if (s == GRAFT_OK) {
+    char describe[3000], quoted[3200];
+    json_quote(quoted, sizeof quoted, graft_net_describe(net, describe, sizeof describe));
+    snprintf(r->extra, sizeof r->extra,
+             ", \"resident\": true, \"upload_s\": %.6g, \"download_s\": %.6g, \"trunk\": %s",
+             median(up, r->n), median(down, r->n), quoted);
+  }
+  free(up);
+  free(down);
+  return s;
+}
+
 static graft_status bench_infer(const opts *o, graft_backend *be, result *r) {
   graft_model *m;
   GRAFT_TRY(random_model(o, (int)o->num_classes, &m));
@@ -133,11 +189,16 @@ static graft_status bench_infer(const opts *o, graft_backend *be, result *r) {
   for (size_t i = 0; s == GRAFT_OK && i < in; i++) x[i] = (float)(graft_rng_double(&rng) * 2 - 1);
   if (s == GRAFT_OK) s = graft_net_create(be, m, b, 224, 224, &net);
   if (s == GRAFT_OK) s = graft_net_predict(net, b, x, probs, ref);
-  for (int i = 0; s == GRAFT_OK && i < o->warmup; i++) s = graft_net_predict(net, b, x, probs, NULL);
-  for (int i = 0; s == GRAFT_OK && i < r->n; i++) {
-    double t = now();
-    s = graft_net_predict(net, b, x, probs, logits);
-    r->times[i] = now() - t;
+  if (o->resident) {
+    if (s == GRAFT_OK) s = infer_resident(o, net, x, probs, logits, r);
+  } else {
+    for (int i = 0; s == GRAFT_OK && i < o->warmup; i++)
+      s = graft_net_predict(net, b, x, probs, NULL);
+    for (int i = 0; s == GRAFT_OK && i < r->n; i++) {
+      double t = now();
+      s = graft_net_predict(net, b, x, probs, logits);
+      r->times[i] = now() - t;
+    }
   }
   if (s == GRAFT_OK) {
     r->images = b;
@@ -478,10 +539,28 @@ static void report(const opts *o, graft_backend *be, result *r) {
   }
 }
 
+/* ---- devices ---- */
+static int devices(const opts *o) {
+  static char env[4096];
+  graft_status s = graft_cuda_environment(env, sizeof env);
+  fputs(env, stdout);
+  if (s != GRAFT_OK) return APP_FAILED;
+  graft_backend *be;
+  const char *dev = strcmp(o->device, "cpu") == 0 ? "cuda:0" : o->device;
+  s = graft_backend_create(dev, 0, &be, NULL);
+  if (s != GRAFT_OK) {
+    printf("%s: unusable: %s\n", dev, graft_detail());
+    return APP_FAILED;
+  }
+  printf("%s: %s\n", dev, graft_backend_describe(be));
+  graft_backend_destroy(be);
+  return APP_OK;
+}
+
 int main(int argc, char **argv) {
   app_init("bench");
   opts o = {NULL, "alexnet", "cpu", "fp32", NULL, NULL, "tutorial", "classifier",
-            -1, 0, -1, 2, 1000, 64, 0, 0, false, false};
+            -1, 0, -1, 2, 1000, 64, 0, 0, false, false, false};
   static const struct option longs[] = {
       {"arch", 1, 0, 'a'},       {"batch", 1, 0, 'b'},      {"device", 1, 0, 'd'},
       {"precision", 1, 0, 'p'},  {"threads", 1, 0, 't'},    {"iterations", 1, 0, 'i'},
@@ -489,7 +568,7 @@ int main(int argc, char **argv) {
       {"count", 1, 0, 'c'},      {"trainable", 1, 0, 'T'},  {"data", 1, 0, 'D'},
       {"augment", 1, 0, 'A'},    {"seed", 1, 0, 's'},       {"json", 0, 0, 'J'},
       {"help", 0, 0, 'h'},       {"version", 0, 0, 'V'},    {"cached", 0, 0, 'C'},
-      {"rows", 1, 0, 'R'},       {0, 0, 0, 0}};
+      {"rows", 1, 0, 'R'},       {"resident", 0, 0, 'E'},   {0, 0, 0, 0}};
   int ch;
   opterr = 0;
   while ((ch = getopt_long(argc, argv, "hV", longs, NULL)) != -1) {
@@ -504,6 +583,7 @@ int main(int argc, char **argv) {
       case 'A': o.augment = optarg; break;
       case 'J': o.json = true; break;
       case 'C': o.cached = true; break;
+      case 'E': o.resident = true; break;
       case 'R': num = &o.rows, lo = 1, hi = 4096; break;
       case 'b': num = &o.batch, lo = 1, hi = 4096; break;
       case 't': num = &o.threads; break;
@@ -522,10 +602,12 @@ int main(int argc, char **argv) {
     }
   }
   if (optind != argc - 1) {
-    app_error(NULL, "give one workload: infer, classify, finetune-step, finetune-eval or finetune-epoch");
+    app_error(NULL, "give one workload: infer, classify, finetune-step, finetune-eval, "
+                    "finetune-epoch or devices");
     return APP_USAGE;
   }
   o.workload = argv[optind];
+  if (strcmp(o.workload, "devices") == 0) return devices(&o);
   bool finetune = strncmp(o.workload, "finetune", 8) == 0;
   if (o.batch < 0) o.batch = finetune ? 4 : 1;
   if (o.iterations < 0) o.iterations = strcmp(o.workload, "finetune-epoch") == 0 ? 3 : 10;

@@ -119,6 +119,12 @@ typedef struct graft_backend_iface {
   /* One SGD step over count parameters (see graft_sgd_params). */
   graft_status (*sgd_step)(graft_backend *be, size_t count, const graft_sgd_params *p,
                            float *param, const float *grad, float *buf);
+
+  /* Optional (NULL: nothing to say). How a plan runs, for logs, tests and
+   * benchmarks ("fused graph (heuristics A), engine 26, TF32"); for the first
+   * plan of a trunk run through trunk_run, how that trunk ran too ("trunk
+   * captured as a CUDA graph, 12 replay(s)"). */
+  void (*plan_describe)(graft_plan *plan, char *buf, size_t cap);
 } graft_backend_iface;
 
 struct graft_backend {

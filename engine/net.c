@@ -1,5 +1,6 @@
 #include "engine/net.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,14 +178,24 @@ int graft_net_eval_batch(const graft_net *net) { return net->eval_rows; }
 graft_backend *graft_net_backend(const graft_net *net) { return net->be; }
 float *graft_net_feature_rows(graft_net *net) { return net->features; }
 
-graft_status graft_net_trunk(graft_net *net, int n, const float *input_host) {
+static graft_status check_batch(const graft_net *net, int n) {
   if (n < 1 || n > net->max_batch)
     return graft__fail(GRAFT_EINVAL, "batch of %d images (this net holds 1 to %d)", n,
                        net->max_batch);
+  return GRAFT_OK;
+}
+
+graft_status graft_net_set_input(graft_net *net, int n, const float *input_host) {
+  GRAFT_TRY(check_batch(net, n));
+  size_t bytes = (size_t)n * 3 * net->in_h * net->in_w * sizeof(float);
+  return net->be->iface->upload(net->be, net->input, input_host, bytes);
+}
+
+/* The trunk over the n images in net->input. */
+static graft_status trunk_resident(graft_net *net, int n) {
   trunk_plan *t;
   GRAFT_TRY(trunk_for(net, n, &t));
   const graft_backend_iface *f = net->be->iface;
-  GRAFT_TRY(f->upload(net->be, net->input, input_host, t->acts[0].bytes));
   const void *xs[GRAFT_MAX_TRUNK + 2];
   void *ys[GRAFT_MAX_TRUNK + 2];
   for (int i = 0; i < t->count; i++) {
@@ -194,6 +205,14 @@ graft_status graft_net_trunk(graft_net *net, int n, const float *input_host) {
   if (f->trunk_run) return f->trunk_run(net->be, t->plans, t->count, xs, ys);
   for (int i = 0; i < t->count; i++) GRAFT_TRY(f->plan_run(t->plans[i], xs[i], ys[i]));
   return GRAFT_OK;
+}
+
+graft_status graft_net_trunk(graft_net *net, int n, const float *input_host) {
+  GRAFT_TRY(check_batch(net, n));
+  trunk_plan *t; /* planned before the upload, which may overlap the GPU's work */
+  GRAFT_TRY(trunk_for(net, n, &t));
+  GRAFT_TRY(graft_net_set_input(net, n, input_host));
+  return trunk_resident(net, n);
 }
 
 /* Inference forward of the classifier; returns the logits buffer. */
@@ -237,4 +256,50 @@ graft_status graft_net_predict(graft_net *net, int n, const float *input_host, f
                                float *logits_host) {
   GRAFT_TRY(graft_net_trunk(net, n, input_host));
   return graft_net_classify_features(net, n, probs_host, logits_host);
+}
+
+graft_status graft_net_forward(graft_net *net, int n) {
+  const graft_backend_iface *f = net->be->iface;
+  GRAFT_TRY(check_batch(net, n));
+  GRAFT_TRY(trunk_resident(net, n));
+  GRAFT_TRY(graft__head_forward(net, n, false, &net->logits));
+  GRAFT_TRY(f->softmax_forward(net->be, n, net->m->arch.num_classes, net->logits, net->probs));
+  return f->synchronize(net->be);
+}
+
+graft_status graft_net_get_output(graft_net *net, int n, float *probs_host, float *logits_host) {
+  const graft_backend_iface *f = net->be->iface;
+  size_t bytes = (size_t)n * net->m->arch.num_classes * sizeof(float);
+  GRAFT_TRY(check_batch(net, n));
+  if (!net->logits) return graft__fail(GRAFT_EINVAL, "no forward pass to read yet");
+  if (logits_host) GRAFT_TRY(f->download(net->be, logits_host, net->logits, bytes));
+  return f->download(net->be, probs_host, net->probs, bytes);
+}
+
+/* Identical descriptions of consecutive plans are counted, not repeated. */
+const char *graft_net_describe(graft_net *net, char *buf, size_t cap) {
+  const graft_backend_iface *f = net->be->iface;
+  const trunk_plan *t = &net->trunks[0];
+  size_t at = 0;
+  buf[0] = '\0';
+  if (!f->plan_describe) return buf;
+  char prev[512] = "", cur[512];
+  int same = 0;
+  for (int i = 0; i <= t->count; i++) {
+    if (i < t->count) f->plan_describe(t->plans[i], cur, sizeof cur);
+    if (i < t->count && same > 0 && strcmp(cur, prev) == 0) {
+      same++;
+      continue;
+    }
+    if (same > 0 && at < cap) {
+      int k = same > 1 ? snprintf(buf + at, cap - at, "%s%d x %s", at ? " | " : "", same, prev)
+                       : snprintf(buf + at, cap - at, "%s%s", at ? " | " : "", prev);
+      if (k > 0) at = (size_t)k < cap - at ? at + (size_t)k : cap - 1;
+    }
+    if (i < t->count) {
+      memcpy(prev, cur, sizeof prev);
+      same = 1;
+    }
+  }
+  return buf;
 }

@@ -48,6 +48,20 @@ graft_status graft_net_classify_features(graft_net *net, int n, float *probs_hos
 graft_status graft_net_predict(graft_net *net, int n, const float *input_host, float *probs_host,
                                float *logits_host);
 
+/* graft_net_predict's steps apart, to time the model on a batch already in
+ * backend memory (bench infer --resident), as GPU frameworks are timed:
+ * upload n images into the net's input; run trunk, classifier and softmax on
+ * them and wait for the backend; download the probabilities (and the logits
+ * when logits_host is not NULL) of the last forward. */
+graft_status graft_net_set_input(graft_net *net, int n, const float *input_host);
+graft_status graft_net_forward(graft_net *net, int n);
+graft_status graft_net_get_output(graft_net *net, int n, float *probs_host, float *logits_host);
+
+/* How the trunk planned for max_batch runs, on one line, into buf: each plan's
+ * path and engine, and whether the trunk was captured (a CUDA graph). "" when
+ * the backend has nothing to say. */
+const char *graft_net_describe(graft_net *net, char *buf, size_t cap);
+
 /* ---- training the classifier (engine/train.c) ---- */
 
 typedef enum graft_trainable {

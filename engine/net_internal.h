@@ -31,6 +31,7 @@ struct graft_net {
   float *head_params;   /* classifier parameters, arch layout from head_offset */
   float *head_out[GRAFT_MAX_HEAD]; /* each linear's output [eval_rows, out] */
   float *probs;         /* [eval_rows, K] */
+  const float *logits;  /* the last graft_net_forward's logits (backend memory) */
   struct graft_net_train *train; /* NULL until graft_net_train_init */
 };
 

@@ -36,8 +36,24 @@ graft_status graft__cuda_plan_new(cuda_backend *be, size_t size,
   p->in = *in;
   p->out = *out;
   p->path = "";
+  p->engine = -1;
   *plan = p;
   return GRAFT_OK;
+}
+
+graft_status graft__cuda_trial(graft_plan *plan, size_t x_bytes, size_t y_bytes) {
+  cuda_backend *be = plan->be;
+  void *x = NULL, *y = NULL;
+  graft_status s = GRAFT_CU_STATUS(cuda, cudaMalloc(&x, x_bytes ? x_bytes : 256));
+  if (s == GRAFT_OK) s = GRAFT_CU_STATUS(cuda, cudaMalloc(&y, y_bytes ? y_bytes : 256));
+  if (s == GRAFT_OK) s = GRAFT_CU_STATUS(cuda, cudaMemsetAsync(x, 0, x_bytes, be->stream));
+  if (s == GRAFT_OK) s = plan->run(plan, x, y);
+  /* An asynchronous failure of the run shows here. */
+  if (s == GRAFT_OK) s = GRAFT_CU_STATUS(cuda, cudaStreamSynchronize(be->stream));
+  if (x) cudaFree(x);
+  if (y) cudaFree(y);
+  if (s == GRAFT_ENOMEM) graft__context(s, "trying a new plan; try a smaller batch size");
+  return s;
 }
 
 graft_status graft__cuda_workspace_reserve(cuda_backend *be, size_t bytes) {
@@ -163,6 +179,23 @@ static void plan_destroy(graft_plan *plan) {
   if (plan) plan->destroy(plan);
 }
 
+static void plan_describe(graft_plan *plan, char *buf, size_t cap) {
+  char engine[128] = "", trunk[320] = "";
+  if (plan->engine >= 0) {
+    char notes[96];
+    graft__notes_text(plan->notes, notes, sizeof notes);
+    snprintf(engine, sizeof engine, ", engine %ld%s%s", (long)plan->engine, notes[0] ? ", " : "",
+             notes);
+  }
+  if (plan->captured) {
+    bool captured;
+    char state[300];
+    snprintf(trunk, sizeof trunk, "; trunk %s",
+             graft__cuda_trunk_state(plan, state, sizeof state, &captured));
+  }
+  snprintf(buf, cap, "%s%s%s", plan->path, engine, trunk);
+}
+
 /* ---- the table ---- */
 static void cuda_destroy(graft_backend *b);
 
@@ -190,6 +223,7 @@ static const graft_backend_iface cuda_iface = {
     .softmax_forward = graft__cuda_softmax_forward,
     .cross_entropy = graft__cuda_cross_entropy,
     .sgd_step = graft__cuda_sgd_step,
+    .plan_describe = plan_describe,
 };
 
 static void cuda_destroy(graft_backend *b) {

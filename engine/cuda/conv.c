@@ -10,7 +10,10 @@
  *   4. legacy: cudnnConvolutionForward    the pre-graph API, the algorithm from
  *      + our kernel                       cudnnGetConvolutionForwardAlgorithm_v7
  * A rung that does not plan (no engine for this shape or precision) hands on
- * to the next; running past the first rung is reported through graft__warn.
+ * to the next, and so does one whose new plan fails when it is first run: a
+ * plan that finalizes can still fail at execution (CUDNN.md §3), so each new
+ * plan runs once, on scratch buffers, before the ladder settles on it.
+ * Running past the first rung is reported through graft__warn.
  *
  * cuDNN plans are cached in the backend by (op, rung, precision, shape,
  * batch): VGG16's repeated layers share one plan, and a batch size planned
@@ -20,8 +23,9 @@
  *
  * Precision: fp32 lets cuDNN use TF32 tensor cores (PyTorch's default,
  * torch.backends.cudnn.allow_tf32); fp32-strict drops every engine config
- * with CUDNN_NUMERICAL_NOTE_TENSOR_CORE (cudnn_graph.c), and the legacy rung
- * sets CUDNN_FMA_MATH. */
+ * with CUDNN_NUMERICAL_NOTE_TENSOR_CORE and tries FFT and Winograd engines
+ * last (cudnn_graph.c), and the legacy rung sets CUDNN_FMA_MATH. Neither ever
+ * takes an engine or math type that converts fp32 inputs down. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +61,15 @@ typedef struct conv_key {
   int rung, precision;
   int n, c, h, w, k, r, stride, pad, relu;
 } conv_key;
+
+static graft_status run(graft_plan *plan, const void *x, void *y);
+
+/* Run the plan as it stands once, on scratch input and output. */
+static graft_status trial(conv_plan *c) {
+  size_t x_bytes = (size_t)c->s.n * c->s.c * c->s.h * c->s.w * sizeof(float);
+  size_t y_bytes = (size_t)c->s.n * c->s.k * c->oh * c->ow * sizeof(float);
+  return graft__cuda_trial(&c->head, x_bytes, y_bytes);
+}
 
 static graft_status run(graft_plan *plan, const void *x, void *y) {
   conv_plan *c = (conv_plan *)plan;
@@ -108,12 +121,38 @@ static graft_status graph_rung(cuda_backend *be, conv_plan *c, enum rung r) {
       s = graft__conv_graph(&t, &c->s, true, mode, be->base.precision, &p);
     }
     if (s != GRAFT_OK) return s;
+    /* New: run it once before it is cached for every plan of this shape. */
+    s = graft__cuda_workspace_reserve(be, (size_t)p.workspace);
+    c->graph = &p;
+    c->bias_kernel = r == RUNG_SPLIT;
+    if (s == GRAFT_OK) s = trial(c);
+    c->graph = NULL;
+    graft__cudnn_packs_release(&c->packs); /* they name the scratch buffers */
+    if (s != GRAFT_OK) {
+      char notes[96];
+      graft__context(s, "engine %ld (%s) planned but failed when run", (long)p.engine,
+                     graft__notes_text(p.notes, notes, sizeof notes));
+      graft__cudnn_plan_release(&p);
+      return s;
+    }
     GRAFT_TRY(graft__cuda_graph_add(be, &key, sizeof key, &p, &cached));
   }
   GRAFT_TRY(graft__cuda_workspace_reserve(be, (size_t)cached->workspace));
   c->graph = cached;
   c->bias_kernel = r == RUNG_SPLIT;
+  c->head.engine = cached->engine;
+  c->head.notes = cached->notes;
   return GRAFT_OK;
+}
+
+/* What a legacy algorithm does to the numbers (GRAFT__NOTE_*). */
+static unsigned algo_notes(cudnnConvolutionFwdAlgo_t a, cudnnMathType_t m) {
+  unsigned notes = m == CUDNN_TENSOR_OP_MATH ? GRAFT__NOTE_TENSOR_CORE : 0;
+  if (a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING)
+    notes |= GRAFT__NOTE_FFT;
+  if (a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED)
+    notes |= GRAFT__NOTE_WINOGRAD;
+  return notes;
 }
 
 /* Rung 4: the legacy API. TF32 as PyTorch sets it: TENSOR_OP_MATH when
@@ -143,22 +182,33 @@ static graft_status legacy_rung(cuda_backend *be, conv_plan *c) {
   CU_TRY(cudnn, cudnnGetConvolutionForwardAlgorithm_v7(be->cudnn, c->xd, c->wd, c->cd, c->yd,
                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got,
                                                        perf));
+  /* Never TENSOR_OP_MATH_ALLOW_CONVERSION (fp32 computed in fp16); in strict
+   * no TENSOR_OP_MATH (TF32) either. Deterministic first; in strict, FFT and
+   * Winograd last (as the graph rungs rank them). */
   int pick = -1;
-  for (int pass = 0; pass < 2 && pick < 0; pass++) /* deterministic first */
+  for (int pass = 0; pass < 4 && pick < 0; pass++)
     for (int i = 0; i < got && pick < 0; i++) {
       if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+      if (perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
       if (strict && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
-      if ((perf[i].determinism == CUDNN_DETERMINISTIC) != (pass == 0)) continue;
-      pick = i;
+      bool transform = strict && (algo_notes(perf[i].algo, perf[i].mathType) &
+                                  GRAFT__NOTES_TRANSFORM);
+      int r = (perf[i].determinism == CUDNN_DETERMINISTIC ? 0 : 2) + (transform ? 1 : 0);
+      if (r == pass) pick = i;
     }
   if (pick < 0)
     return graft__fail(GRAFT_EUNSUPPORTED, "no legacy convolution algorithm among %d", got);
   c->algo = perf[pick].algo;
-  if (!strict) CU_TRY(cudnn, cudnnSetConvolutionMathType(c->cd, perf[pick].mathType));
+  CU_TRY(cudnn, cudnnSetConvolutionMathType(c->cd, perf[pick].mathType));
   CU_TRY(cudnn, cudnnGetConvolutionForwardWorkspaceSize(be->cudnn, c->xd, c->wd, c->cd, c->yd,
                                                         c->algo, &c->ws));
   GRAFT_TRY(graft__cuda_workspace_reserve(be, c->ws));
   c->bias_kernel = true;
+  c->head.engine = (int64_t)c->algo;
+  c->head.notes = algo_notes(c->algo, perf[pick].mathType);
+  graft_status st = trial(c);
+  if (st != GRAFT_OK)
+    return graft__context(st, "legacy algorithm %d planned but failed when run", (int)c->algo);
   return GRAFT_OK;
 }
 
@@ -219,6 +269,8 @@ graft_status graft__cuda_conv_plan(graft_backend *b, const graft_conv2d_params *
     if (rs == GRAFT_OK) break;
     if (rs == GRAFT_ENOMEM) s = rs; /* a smaller batch is the cure, not another rung */
     if (!why[0]) snprintf(why, sizeof why, "%s: %s", rung_names[r], graft_detail());
+    c->head.engine = -1;
+    c->head.notes = 0;
   }
   if (s == GRAFT_OK && r > last)
     s = graft__fail(GRAFT_EUNSUPPORTED, "no cuDNN path plans this convolution (path %s): %s",

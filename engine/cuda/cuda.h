@@ -84,8 +84,27 @@ typedef struct graft__cudnn_plan {
   int viable;            /* of those, configs our precision filter keeps */
   int tried;             /* plans finalized or attempted before one worked */
   bool tensor_core;      /* the chosen engine uses tensor cores (TF32) */
+  unsigned notes;        /* the chosen engine's GRAFT__NOTE_* */
   cudnnBackendHeurMode_t mode;
 } graft__cudnn_plan;
+
+/* What an engine (or a legacy algorithm) does to the numbers, as cuDNN's
+ * numerical notes say it; tests pick their tolerance from these. */
+enum {
+  GRAFT__NOTE_TENSOR_CORE = 1, /* TF32 */
+  GRAFT__NOTE_FFT = 2,
+  GRAFT__NOTE_WINOGRAD = 4,      /* tile not stated */
+  GRAFT__NOTE_WINOGRAD_4x4 = 8,
+  GRAFT__NOTE_WINOGRAD_6x6 = 16,
+  GRAFT__NOTE_WINOGRAD_13x13 = 32,
+  GRAFT__NOTE_NONDETERMINISTIC = 64,
+};
+#define GRAFT__NOTES_TRANSFORM                                                   \
+  (GRAFT__NOTE_FFT | GRAFT__NOTE_WINOGRAD | GRAFT__NOTE_WINOGRAD_4x4 |           \
+   GRAFT__NOTE_WINOGRAD_6x6 | GRAFT__NOTE_WINOGRAD_13x13)
+
+/* "TF32, FFT" and so on ("" for plain fp32 arithmetic) into buf. */
+const char *graft__notes_text(unsigned notes, char *buf, size_t cap);
 
 /* The last variant packs (data pointers + workspace) of one user of a plan,
  * reused while the same buffers come back: the trunk's ping-pong makes that
@@ -111,10 +130,13 @@ graft_status graft__cudnn_tensor(int64_t uid, const int64_t dims[4], bool is_vir
 graft_status graft__cudnn_keep(graft__cudnn_plan *p, cudnnBackendDescriptor_t d);
 
 /* Make the operation graph of ops[] (already kept), run heuristics in `mode`
- * on the target, drop configs the precision forbids (FP32_STRICT: tensor-core
- * TF32 and down-converting engines; both: non-deterministic ones when others
- * exist), and finalize the first config that finalizes. GRAFT_EUNSUPPORTED
- * with the reason when none does. */
+ * on the target, drop configs the precision forbids (both precisions: any
+ * that converts inputs down or reduces in lower precision; FP32_STRICT:
+ * tensor-core TF32 too), and finalize the first config that finalizes, in
+ * the heuristics' order within ranks: deterministic before not, workspace
+ * within the target's limit before not, and in FP32_STRICT direct and GEMM
+ * engines before FFT and Winograd ones (whose transforms cost bits).
+ * GRAFT_EUNSUPPORTED with the reason when none does. */
 graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_plan *p,
                                      const cudnnBackendDescriptor_t *ops, int n_ops,
                                      cudnnBackendHeurMode_t mode, graft_precision prec);
@@ -198,6 +220,8 @@ struct graft_plan {
   cuda_backend *be;
   graft_act in, out;
   const char *path; /* how it runs, for logs and tests: "fused graph (mode A)", ... */
+  int64_t engine;   /* cuDNN engine (or legacy algorithm) it runs; -1: none */
+  unsigned notes;   /* that engine's GRAFT__NOTE_* */
   cuda_trunk_graph *captured;
 };
 
@@ -210,6 +234,11 @@ graft_status graft__cuda_plan_new(cuda_backend *be, size_t size,
 /* Frees a plan's head resources (a captured trunk) and the plan itself: the
  * last step of every plan's destroy. */
 void graft__cuda_plan_free(graft_plan *plan);
+
+/* Run a plan once, as it stands, on scratch input and output of these sizes
+ * (zeroed, freed after), and wait for it: how a new execution plan proves
+ * that it runs before it is adopted. The first error, as it is. */
+graft_status graft__cuda_trial(graft_plan *plan, size_t x_bytes, size_t y_bytes);
 
 /* Grow the shared workspace to at least bytes (at plan time only). */
 graft_status graft__cuda_workspace_reserve(cuda_backend *be, size_t bytes);
@@ -225,6 +254,12 @@ graft_status graft__cuda_graph_add(cuda_backend *be, const void *key, size_t key
  * second captures the sequence as a CUDA graph; later ones replay it. */
 graft_status graft__cuda_trunk_run(graft_backend *be, graft_plan *const *plans, int count,
                                    const void *const *xs, void *const *ys);
+
+/* How the trunk whose first plan is `first` ran: "captured as a CUDA graph,
+ * N replay(s)", "eager: capture failed: why", ... into buf; *captured says
+ * whether a captured graph is in use. */
+const char *graft__cuda_trunk_state(const graft_plan *first, char *buf, size_t cap,
+                                    bool *captured);
 
 /* ---- plans (conv.c, pool.c) ---- */
 graft_status graft__cuda_conv_plan(graft_backend *be, const graft_conv2d_params *p,

@@ -74,7 +74,25 @@ typedef struct cfg_info {
   int64_t workspace; /* CUDNN_ATTR_ENGINECFG_WORKSPACE_SIZE */
   bool known; /* its notes could be read */
   bool tensor_core, down_convert, reduced_reduction, nondeterministic;
+  unsigned notes; /* GRAFT__NOTE_* */
 } cfg_info;
+
+const char *graft__notes_text(unsigned notes, char *buf, size_t cap) {
+  static const struct { unsigned bit; const char *name; } names[] = {
+      {GRAFT__NOTE_TENSOR_CORE, "TF32"},          {GRAFT__NOTE_FFT, "FFT"},
+      {GRAFT__NOTE_WINOGRAD, "Winograd"},          {GRAFT__NOTE_WINOGRAD_4x4, "Winograd 4x4"},
+      {GRAFT__NOTE_WINOGRAD_6x6, "Winograd 6x6"},  {GRAFT__NOTE_WINOGRAD_13x13, "Winograd 13x13"},
+      {GRAFT__NOTE_NONDETERMINISTIC, "non-deterministic"}};
+  size_t at = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (!(notes & names[i].bit)) continue;
+    int n = snprintf(buf + at, cap - at, "%s%s", at ? ", " : "", names[i].name);
+    if (n < 0 || (size_t)n >= cap - at) break;
+    at += (size_t)n;
+  }
+  return buf;
+}
 
 static graft_status read_cfg(cudnnBackendDescriptor_t cfg, cfg_info *info) {
   cudnnBackendDescriptor_t eng = NULL;
@@ -99,6 +117,20 @@ static graft_status read_cfg(cudnnBackendDescriptor_t cfg, cfg_info *info) {
     info->down_convert |= notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS;
     info->reduced_reduction |= notes[i] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION;
     info->nondeterministic |= notes[i] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC;
+    switch (notes[i]) {
+      case CUDNN_NUMERICAL_NOTE_TENSOR_CORE: info->notes |= GRAFT__NOTE_TENSOR_CORE; break;
+      case CUDNN_NUMERICAL_NOTE_FFT: info->notes |= GRAFT__NOTE_FFT; break;
+      case CUDNN_NUMERICAL_NOTE_WINOGRAD: info->notes |= GRAFT__NOTE_WINOGRAD; break;
+      case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4: info->notes |= GRAFT__NOTE_WINOGRAD_4x4; break;
+      case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6: info->notes |= GRAFT__NOTE_WINOGRAD_6x6; break;
+      case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13:
+        info->notes |= GRAFT__NOTE_WINOGRAD_13x13;
+        break;
+      case CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC:
+        info->notes |= GRAFT__NOTE_NONDETERMINISTIC;
+        break;
+      default: break;
+    }
   }
   cudnnBackendDestroyDescriptor(eng);
   if (s == GRAFT_OK &&
@@ -109,13 +141,19 @@ static graft_status read_cfg(cudnnBackendDescriptor_t cfg, cfg_info *info) {
 }
 
 /* fp32: PyTorch's default, TF32 tensor cores allowed for convolutions.
- * fp32-strict: true fp32 arithmetic: no tensor-core (TF32) engine, nothing
- * that converts inputs down or reduces in lower precision. */
+ * fp32-strict: true fp32 arithmetic: no tensor-core (TF32) engine. Neither
+ * ever converts inputs down (fp16/bf16 is never PyTorch's fp32) nor reduces
+ * in lower precision. */
 static bool allowed(const cfg_info *c, graft_precision prec) {
-  if (!c->known) return false;
-  if (prec == GRAFT_PRECISION_FP32_STRICT)
-    return !c->tensor_core && !c->down_convert && !c->reduced_reduction;
-  return !c->down_convert; /* fp16/bf16 down-conversion is never PyTorch's fp32 */
+  if (!c->known || c->down_convert || c->reduced_reduction) return false;
+  return prec != GRAFT_PRECISION_FP32_STRICT || !c->tensor_core;
+}
+
+/* Lower is tried first (see graft__cudnn_plan_graph). */
+static int rank(const cfg_info *c, const graft__cudnn_target *t, graft_precision prec) {
+  bool fits = !t->workspace_limit || c->workspace <= t->workspace_limit;
+  bool transform = prec == GRAFT_PRECISION_FP32_STRICT && (c->notes & GRAFT__NOTES_TRANSFORM);
+  return (c->nondeterministic ? 4 : 0) + (fits ? 0 : 2) + (transform ? 1 : 0);
 }
 
 /* Finalize a plan for cfg; on failure the reason goes to why. */
@@ -205,14 +243,13 @@ graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_
   /* Deterministic configs first (bench and tests compare reruns bit for
    * bit), a non-deterministic one only when nothing else finalizes; within
    * that, configs whose workspace fits the target's limit first (VGG16's
-   * fastest fp32 engines at batch 64 ask for 1.5 GB). */
+   * fastest fp32 engines at batch 64 ask for 1.5 GB); within that, in
+   * fp32-strict, no FFT or Winograd transform unless nothing else finalizes. */
   char why[320] = "no engine config was allowed";
   int chosen = -1;
-  for (int pass = 0; s == GRAFT_OK && chosen < 0 && pass < 4; pass++)
+  for (int pass = 0; s == GRAFT_OK && chosen < 0 && pass < 8; pass++)
     for (int64_t i = 0; chosen < 0 && i < n; i++) {
-      if (!allowed(&info[i], prec) || info[i].nondeterministic != (pass % 2 == 1)) continue;
-      bool fits = !t->workspace_limit || info[i].workspace <= t->workspace_limit;
-      if (fits != (pass < 2)) continue;
+      if (!allowed(&info[i], prec) || rank(&info[i], t, prec) != pass) continue;
       p->tried++;
       cudnnBackendDescriptor_t plan = try_plan(t, cfgs[i], why, sizeof why);
       if (!plan) continue;
@@ -229,6 +266,7 @@ graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_
   if (chosen >= 0) {
     p->engine = info[chosen].engine;
     p->tensor_core = info[chosen].tensor_core;
+    p->notes = info[chosen].notes;
   }
   /* The chosen config and the heuristics stay with the plan (whether a plan
    * needs them alive is not documented); the other configs go now. */

@@ -10,11 +10,15 @@
  * buffers and the workspace: a change of any of them starts over. The first
  * run of a key is eager (it loads every kernel and builds the variant packs);
  * the second captures and replays; a failed capture falls back to eager runs
- * for good. GRAFT_CUDA_GRAPHS=0 turns capture off. */
+ * for good, and says why once (graft__warn). GRAFT_CUDA_GRAPHS=0 turns
+ * capture off. graft__cuda_trunk_state tells which happened: the eager
+ * fallback gives the same bits, so only it can show that capture works. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/cuda/cuda.h"
+#include "engine/log.h"
 #include "models/arch.h"
 
 #define MAX_STEPS (GRAFT_MAX_TRUNK + 2)
@@ -27,7 +31,10 @@ struct cuda_trunk_graph {
   void *ws;
   unsigned ws_gen;
   int runs;    /* eager runs of this key */
+  int replays; /* launches of the captured graph */
   bool failed; /* capture failed: stay eager */
+  bool off;    /* GRAFT_CUDA_GRAPHS=0 */
+  char why[256]; /* why the capture failed */
   cudaGraphExec_t exec;
 };
 
@@ -59,26 +66,52 @@ static bool same_key(const cuda_trunk_graph *g, const cuda_backend *be, graft_pl
   return true;
 }
 
-/* Capture the sequence into g->exec; false (errors cleared) when it cannot be. */
+/* Capture the sequence into g->exec; false (errors cleared, the reason in
+ * g->why and said once) when it cannot be. */
 static bool capture(cuda_backend *be, cuda_trunk_graph *g) {
-  if (cudaStreamBeginCapture(be->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
+  cudaError_t e = cudaStreamBeginCapture(be->stream, cudaStreamCaptureModeThreadLocal);
+  graft_status s = GRAFT_OK;
+  const char *step = "cudaStreamBeginCapture";
+  if (e == cudaSuccess) {
+    s = run_eager(g->plans, g->count, g->xs, g->ys);
+    if (s != GRAFT_OK) snprintf(g->why, sizeof g->why, "a step failed: %s", graft_detail());
+    cudaGraph_t graph = NULL;
+    e = cudaStreamEndCapture(be->stream, &graph);
+    step = "cudaStreamEndCapture";
+    if (s == GRAFT_OK && e == cudaSuccess && graph) {
+      e = cudaGraphInstantiate(&g->exec, graph, 0);
+      step = "cudaGraphInstantiate";
+    }
+    if (graph) cudaGraphDestroy(graph);
   }
-  graft_status s = run_eager(g->plans, g->count, g->xs, g->ys);
-  cudaGraph_t graph = NULL;
-  cudaError_t e = cudaStreamEndCapture(be->stream, &graph);
-  if (s == GRAFT_OK && e == cudaSuccess && graph)
-    e = cudaGraphInstantiate(&g->exec, graph, 0);
-  if (graph) cudaGraphDestroy(graph);
-  if (s != GRAFT_OK || e != cudaSuccess || !g->exec) {
-    (void)cudaGetLastError();
-    graft_clear_detail();
-    if (g->exec) cudaGraphExecDestroy(g->exec);
-    g->exec = NULL;
-    return false;
-  }
-  return true;
+  if (s == GRAFT_OK && e == cudaSuccess && g->exec) return true;
+  if (s == GRAFT_OK)
+    snprintf(g->why, sizeof g->why, "%s: %s (%s)", step, cudaGetErrorString(e),
+             cudaGetErrorName(e));
+  (void)cudaGetLastError();
+  graft_clear_detail();
+  if (g->exec) cudaGraphExecDestroy(g->exec);
+  g->exec = NULL;
+  graft__warn("%s: the trunk runs eagerly: capturing it as a CUDA graph failed: %s",
+              be->base.name, g->why);
+  return false;
+}
+
+const char *graft__cuda_trunk_state(const graft_plan *first, char *buf, size_t cap,
+                                    bool *captured) {
+  const cuda_trunk_graph *g = first->captured;
+  *captured = g && g->exec;
+  if (!g)
+    snprintf(buf, cap, "not run as a trunk");
+  else if (g->off)
+    snprintf(buf, cap, "eager (GRAFT_CUDA_GRAPHS=0)");
+  else if (g->exec)
+    snprintf(buf, cap, "captured as a CUDA graph, %d replay(s)", g->replays);
+  else if (g->failed)
+    snprintf(buf, cap, "eager: capture failed: %s", g->why);
+  else
+    snprintf(buf, cap, "eager (%d run(s); captured from the second)", g->runs);
+  return buf;
 }
 
 graft_status graft__cuda_trunk_run(graft_backend *b, graft_plan *const *plans, int count,
@@ -87,12 +120,16 @@ graft_status graft__cuda_trunk_run(graft_backend *b, graft_plan *const *plans, i
   if (count < 1 || count > MAX_STEPS)
     return graft__fail(GRAFT_EINVAL, "a trunk of %d plans (1 to %d)", count, MAX_STEPS);
   const char *env = getenv("GRAFT_CUDA_GRAPHS");
-  if (env && strcmp(env, "0") == 0) return run_eager(plans, count, xs, ys);
+  bool off = env && strcmp(env, "0") == 0;
   cuda_trunk_graph *g = plans[0]->captured;
   if (!g) {
     g = calloc(1, sizeof *g);
     if (!g) return run_eager(plans, count, xs, ys);
     plans[0]->captured = g;
+  }
+  if (off) {
+    g->off = true;
+    return run_eager(plans, count, xs, ys);
   }
   if (!same_key(g, be, plans, count, xs, ys)) {
     reset(g);
@@ -109,5 +146,6 @@ graft_status graft__cuda_trunk_run(graft_backend *b, graft_plan *const *plans, i
     return run_eager(plans, count, xs, ys);
   }
   CU_TRY(cuda, cudaGraphLaunch(g->exec, be->stream));
+  g->replays++;
   return GRAFT_OK;
 }

@@ -90,10 +90,22 @@ static graft_status max_graph(cuda_backend *be, pool_plan *p, const graft_pool2d
     graft__cudnn_plan g;
     GRAFT_TRY(graft__maxpool_graph(&t, in->n, in->c, in->h, in->w, pp->kernel, pp->stride,
                                    be->base.precision, &g));
+    /* New: run it once before it is adopted (see engine/cuda/conv.c). */
+    graft_status s = graft__cuda_workspace_reserve(be, (size_t)g.workspace);
+    p->graph = &g;
+    if (s == GRAFT_OK) s = graft__cuda_trial(&p->head, in->bytes, p->head.out.bytes);
+    p->graph = NULL;
+    graft__cudnn_packs_release(&p->packs); /* they name the scratch buffers */
+    if (s != GRAFT_OK) {
+      graft__context(s, "resample engine %ld planned but failed when run", (long)g.engine);
+      graft__cudnn_plan_release(&g);
+      return s;
+    }
     GRAFT_TRY(graft__cuda_graph_add(be, &key, sizeof key, &g, &cached));
   }
   GRAFT_TRY(graft__cuda_workspace_reserve(be, (size_t)cached->workspace));
   p->graph = cached;
+  p->head.engine = cached->engine;
   return GRAFT_OK;
 }
 
@@ -113,6 +125,8 @@ static graft_status max_legacy(pool_plan *p, const graft_pool2d_params *pp, cons
     return graft__fail(GRAFT_ESHAPE, "cuDNN pools to %dx%dx%dx%d, expected %dx%dx%dx%d", n, c, h,
                        w, out->n, out->c, out->h, out->w);
   CU_TRY(cudnn, cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
+  graft_status s = graft__cuda_trial(&p->head, in->bytes, out->bytes);
+  if (s != GRAFT_OK) return graft__context(s, "cudnnPoolingForward failed when run");
   return GRAFT_OK;
 }
 
