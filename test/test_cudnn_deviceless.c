@@ -78,7 +78,18 @@ static void cell(char *out, size_t cap, graft_status s, graft__cudnn_plan *p,
   if (s == GRAFT_OK) {
     char ws[32];
     human(ws, sizeof ws, p->workspace);
-    snprintf(out, cap, "e%-3ld %2d/%-2d %6s", (long)p->engine, p->viable, p->candidates, ws);
+    /* T: TF32 tensor cores, F: FFT, W: Winograd (its tile when stated) */
+    char n[8] = "";
+    int k = 0;
+    if (p->notes & GRAFT__NOTE_TENSOR_CORE) n[k++] = 'T';
+    if (p->notes & GRAFT__NOTE_FFT) n[k++] = 'F';
+    if (p->notes & GRAFT__NOTE_WINOGRAD) n[k++] = 'W';
+    if (p->notes & GRAFT__NOTE_WINOGRAD_4x4) n[k++] = '4';
+    if (p->notes & GRAFT__NOTE_WINOGRAD_6x6) n[k++] = '6';
+    if (p->notes & GRAFT__NOTE_WINOGRAD_13x13) n[k++] = 'D';
+    n[k] = '\0';
+    snprintf(out, cap, "e%-3ld%-2s %2d/%-2d %6s", (long)p->engine, n, p->viable, p->candidates,
+             ws);
     check_plan(p, prec, what);
     plans_ok++;
     graft__cudnn_plan_release(p);
@@ -202,7 +213,8 @@ int main(void) {
     free(json);
   }
   printf("columns per device: fused/A, fused/FALLBACK, split/A; each "
-         "e<engine id> <viable>/<heuristics results> <workspace>; * = the plan graft runs\n");
+         "e<engine id><notes> <viable>/<heuristics results> <workspace>; notes: T TF32, F FFT, "
+         "W Winograd (4, 6, D: 4x4, 6x6, 13x13 tiles); * = the plan graft runs\n");
   printf("%-52s | %-53s | %s\n", "layer", "A100", "H100");
   static const int batches[] = {1, 4, 8, 64};
   static const char *const archs[] = {"alexnet", "vgg16"};
