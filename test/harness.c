@@ -61,10 +61,22 @@ void *graft_test_alloc(size_t bytes) {
   return p;
 }
 
+/* Where the sources and the scratch folders are: the build's, unless the
+ * environment says otherwise (bench/device-check.sh runs the test programs
+ * from a bundle, far from the tree they were built in). */
+static const char *source_dir(void) {
+  const char *d = getenv("GRAFT_SOURCE_DIR");
+  return d && *d ? d : GRAFT_SOURCE_DIR;
+}
+
 const char *graft_test_tmpdir(const char *name) {
   static char path[4096];
   char cmd[4200];
-  snprintf(path, sizeof path, "%s/test-tmp/%s", GRAFT_BINARY_DIR, name);
+  const char *root = getenv("GRAFT_TEST_TMP");
+  if (root && *root)
+    snprintf(path, sizeof path, "%s/%s", root, name);
+  else
+    snprintf(path, sizeof path, "%s/test-tmp/%s", GRAFT_BINARY_DIR, name);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
   if (system(cmd) != 0) fprintf(stderr, "warning: could not clear %s\n", path);
   if (graft_mkdirs(path) != GRAFT_OK) {
@@ -83,10 +95,11 @@ const char *graft_test_python_or_skip(void) {
 
 int graft_test_run_python(const char *script, const char *args) {
   const char *py = graft_test_python_or_skip();
-  size_t need = strlen(py) + strlen(script) + strlen(args) + strlen(GRAFT_SOURCE_DIR) + 16;
+  const char *src = source_dir();
+  size_t need = strlen(py) + strlen(script) + strlen(args) + strlen(src) + 16;
   char *cmd = malloc(need);
   if (!cmd) return -1;
-  snprintf(cmd, need, "%s %s/%s %s", py, GRAFT_SOURCE_DIR, script, args);
+  snprintf(cmd, need, "%s %s/%s %s", py, src, script, args);
   printf("+ %s\n", cmd);
   fflush(stdout);
   int rc = system(cmd);
