@@ -189,6 +189,7 @@ step() {
 
 # ---- set up: binaries, libraries, data, python ----
 BIN=${GRAFT_CHECK_BIN:-}
+W=""
 if [ -z "$BIN" ]; then
   if [ ! -f "$ROOT/.device/bundle.tar.xz" ]; then
     NO_GPU="no .device/bundle.tar.xz: run bench/device-bundle.sh where graft builds and carry .device"
@@ -238,6 +239,7 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/lib; do
   [ -d "$d" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
 done
 S=$(mktemp -d /tmp/graft-device-scratch.XXXXXX)
+trap 'rm -rf "$S" ${W:+"$W"}' EXIT
 export GRAFT_SOURCE_DIR=$ROOT GRAFT_PYTHON=$PY GRAFT_BIN=$BIN GRAFT_TEST_TMP=$S/tests
 export GRAFT_DATA=$DATA GRAFT_DEFAULT_DATA=$DATA
 export GRAFT_CUDNN_DEVICES=${GRAFT_CUDNN_DEVICES:-$ROOT/.device/cudnn-devices}
