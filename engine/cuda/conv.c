@@ -145,9 +145,10 @@ static graft_status graph_rung(cuda_backend *be, conv_plan *c, enum rung r) {
   return GRAFT_OK;
 }
 
-/* What a legacy algorithm does to the numbers (GRAFT__NOTE_*). */
+/* What a legacy algorithm does to the numbers (GRAFT__NOTE_*): only
+ * FMA_MATH keeps TF32 out (DEFAULT_MATH permits it on sm_80 and up). */
 static unsigned algo_notes(cudnnConvolutionFwdAlgo_t a, cudnnMathType_t m) {
-  unsigned notes = m == CUDNN_TENSOR_OP_MATH ? GRAFT__NOTE_TENSOR_CORE : 0;
+  unsigned notes = m == CUDNN_FMA_MATH ? 0 : GRAFT__NOTE_TENSOR_CORE;
   if (a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING)
     notes |= GRAFT__NOTE_FFT;
   if (a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED)
@@ -199,13 +200,15 @@ static graft_status legacy_rung(cuda_backend *be, conv_plan *c) {
   if (pick < 0)
     return graft__fail(GRAFT_EUNSUPPORTED, "no legacy convolution algorithm among %d", got);
   c->algo = perf[pick].algo;
-  CU_TRY(cudnn, cudnnSetConvolutionMathType(c->cd, perf[pick].mathType));
+  /* Strict keeps FMA_MATH: DEFAULT_MATH lets fp32 run as TF32 on sm_80 and up. */
+  cudnnMathType_t math = strict ? CUDNN_FMA_MATH : perf[pick].mathType;
+  CU_TRY(cudnn, cudnnSetConvolutionMathType(c->cd, math));
   CU_TRY(cudnn, cudnnGetConvolutionForwardWorkspaceSize(be->cudnn, c->xd, c->wd, c->cd, c->yd,
                                                         c->algo, &c->ws));
   GRAFT_TRY(graft__cuda_workspace_reserve(be, c->ws));
   c->bias_kernel = true;
   c->head.engine = (int64_t)c->algo;
-  c->head.notes = algo_notes(c->algo, perf[pick].mathType);
+  c->head.notes = algo_notes(c->algo, math);
   graft_status st = trial(c);
   if (st != GRAFT_OK)
     return graft__context(st, "legacy algorithm %d planned but failed when run", (int)c->algo);
