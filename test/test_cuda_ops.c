@@ -127,6 +127,10 @@ static double strict_tol(unsigned notes) {
  * Says which in note. The legacy rung has no graph to plan: never. */
 static bool deviceless_plans(const char *rung, const graft__conv_shape *sh, graft_precision prec,
                              char *note, size_t cap) {
+  if (!reference.device) { /* nothing to hold the GPU to: never accepted */
+    snprintf(note, cap, "no device description to plan against");
+    return true;
+  }
   static const struct {
     const char *rung;
     bool fused;
@@ -468,16 +472,22 @@ static void whole_net(graft_backend *be, graft_precision prec) {
   free(x), free(feat), free(hc), free(hg), free(mc), free(mg);
 }
 
-/* The GPU's own device description, made from the handle. */
+/* The GPU's own device description, made from the handle; NULL (saying
+ * why) where the loaded cuDNN cannot make one. */
 static cudnnBackendDescriptor_t own_description(graft_backend *be) {
   cudnnHandle_t h = cuda_of(be)->cudnn;
   cudnnBackendDescriptor_t d = NULL;
-  CHECK_OK(GRAFT_CU_STATUS(cudnn, cudnnBackendCreateDescriptor(
-                                      CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR, &d)));
-  CHECK_OK(GRAFT_CU_STATUS(cudnn, cudnnBackendSetAttribute(d, CUDNN_ATTR_DEVICEPROP_HANDLE,
-                                                           CUDNN_TYPE_HANDLE, 1, &h)));
-  CHECK_OK(GRAFT_CU_STATUS(cudnn, cudnnBackendFinalize(d)));
-  return d;
+  graft_status s = GRAFT_CU_STATUS(cudnn, cudnnBackendCreateDescriptor(
+                                              CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR, &d));
+  if (s == GRAFT_OK)
+    s = GRAFT_CU_STATUS(cudnn, cudnnBackendSetAttribute(d, CUDNN_ATTR_DEVICEPROP_HANDLE,
+                                                        CUDNN_TYPE_HANDLE, 1, &h));
+  if (s == GRAFT_OK) s = GRAFT_CU_STATUS(cudnn, cudnnBackendFinalize(d));
+  if (s == GRAFT_OK) return d;
+  printf("note: no device description from this GPU's handle: %s\n", graft_detail());
+  if (d) cudnnBackendDestroyDescriptor(d);
+  graft_clear_detail();
+  return NULL;
 }
 
 /* What forced rungs are held to: CI's description of this GPU's
@@ -505,8 +515,10 @@ static void setup_reference(graft_backend *be) {
   if (got > 0 && graft__cudnn_device_from_json(json, &reference.device) == GRAFT_OK) {
     snprintf(reference_name, sizeof reference_name, "%s.json", name);
   } else {
+    graft_clear_detail();
     reference.device = own_description(be);
-    snprintf(reference_name, sizeof reference_name, "this GPU's own description");
+    snprintf(reference_name, sizeof reference_name, "%s",
+             reference.device ? "this GPU's own description" : "nothing (no description)");
   }
   printf("forced rungs are held to deviceless planning on %s\n", reference_name);
 }
@@ -520,11 +532,17 @@ static void dump_device_json(graft_backend *be) {
   static char json[1 << 16];
   int64_t n = 0;
   cudnnBackendDescriptor_t d = own_description(be);
-  CHECK_OK(GRAFT_CU_STATUS(cudnn, cudnnBackendGetAttribute(
-                                      d, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
-                                      CUDNN_TYPE_CHAR, sizeof json - 1, &n, json)));
-  json[n > 0 && n < (int64_t)sizeof json ? n : 0] = '\0';
+  if (!d) return;
+  graft_status s = GRAFT_CU_STATUS(cudnn, cudnnBackendGetAttribute(
+                                              d, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION,
+                                              CUDNN_TYPE_CHAR, sizeof json - 1, &n, json));
   cudnnBackendDestroyDescriptor(d);
+  if (s != GRAFT_OK) {
+    printf("note: the device description has no JSON: %s\n", graft_detail());
+    graft_clear_detail();
+    return;
+  }
+  json[n > 0 && n < (int64_t)sizeof json ? n : 0] = '\0';
   FILE *f = fopen(path, "w");
   CHECK_MSG(f != NULL, "cannot write %s", path);
   if (f) {
@@ -564,7 +582,7 @@ int main(void) {
     graft_backend_destroy(be);
   }
   unsetenv("GRAFT_CUDNN_PATH");
-  cudnnBackendDestroyDescriptor(reference.device);
+  if (reference.device) cudnnBackendDestroyDescriptor(reference.device);
   graft_backend_destroy(cpu);
   return graft_test_finish("cuda_ops");
 }
