@@ -115,7 +115,8 @@ function(graft_cuda_attach target)
   graft_warnings(graft_cuda_host)
 
   # The module. --no-undefined: everything it needs resolves when it is
-  # built (the sanitizers' runtime comes from the program that loads it).
+  # built, never against the program that loads it (sanitizer builds link
+  # their runtimes into it too).
   add_library(graft_cuda MODULE ${dir}/module.c $<TARGET_OBJECTS:graft_cuda_host>
     $<TARGET_OBJECTS:graft_cuda_kernels>)
   target_include_directories(graft_cuda PRIVATE
@@ -127,9 +128,7 @@ function(graft_cuda_attach target)
     CUDA_RUNTIME_LIBRARY Static)
   graft_warnings(graft_cuda)
   target_link_libraries(graft_cuda PRIVATE CUDNN::cudnn CUDA::cublas CUDA::cudart_static)
-  if(NOT GRAFT_SANITIZE)
-    target_link_options(graft_cuda PRIVATE -Wl,--no-undefined)
-  endif()
+  target_link_options(graft_cuda PRIVATE -Wl,--no-undefined)
 
   # libgraft looks for the module (engine/cuda_loader.c) and is built after it.
   target_compile_definitions(${target} PUBLIC GRAFT_HAVE_CUDA)
