@@ -163,7 +163,10 @@ step() {
   local last
   last=$(grep -v '^\s*$' "$LOGS/$name.log" | tail -n 1)
   case $rc in
-    0) verdict=ok ;;
+    0)
+      verdict=ok
+      [ "${last:0:1}" = "{" ] || note=$last # bench rows: in the table below
+      ;;
     77)
       note=$(grep -m1 '^SKIP' "$LOGS/$name.log" || echo "$last")
       if [ "$kind" = gpu ]; then
