@@ -22,6 +22,7 @@
 #include "engine/rng.h"
 #include "io/batch.h"
 #include "io/fsutil.h"
+#include "io/h5.h"
 #include "models/model.h"
 
 static const char usage[] =
@@ -55,10 +56,14 @@ static const char usage[] =
     "  --data DIR         ImageFolder root with train/ and val/ for finetune-epoch\n"
     "  --augment A        tutorial | none (default tutorial)\n"
     "  --seed N           random weights and inputs (default 0)\n"
+    "  --weights FILE     infer, classify: this graft-weights file instead of random weights\n"
+    "  --save-output FILE infer, classify: write the reference run's logits (and infer's input,\n"
+    "                     classify's image paths) to FILE, HDF5, for other engines to check theirs\n"
     "  --json             one JSON object on stdout\n";
 
 typedef struct opts {
   const char *workload, *arch, *device, *precision, *images, *data, *augment, *trainable;
+  const char *weights, *save_output;
   long long batch, threads, iterations, warmup, num_classes, count, seed, rows;
   bool json, cached, resident;
 } opts;
@@ -103,6 +108,40 @@ static graft_status random_model(const opts *o, int num_classes, graft_model **o
     for (size_t j = 0; j < p->count; j++) v[j] = (float)((graft_rng_double(&rng) * 2 - 1) * bound);
   }
   return GRAFT_OK;
+}
+
+/* --weights FILE, or a random model; the file must be of --arch. */
+static graft_status bench_model(const opts *o, int num_classes, graft_model **out) {
+  if (!o->weights) return random_model(o, num_classes, out);
+  GRAFT_TRY(graft_model_load(o->weights, out));
+  if (strcmp((*out)->arch.name, o->arch) != 0) {
+    graft_status s = graft__fail(GRAFT_EINVAL, "%s holds %s, not --arch %s", o->weights,
+                                 (*out)->arch.name, o->arch);
+    graft_model_free(*out);
+    *out = NULL;
+    return s;
+  }
+  return GRAFT_OK;
+}
+
+/* --save-output: the reference run's logits [n, k], and infer's input
+ * [n, 3, 224, 224] or classify's image paths, for bench/compare's other
+ * engines to validate theirs against. */
+static graft_status save_output(const opts *o, const float *logits, int n, int k,
+                                const float *input, char *const *paths) {
+  graft_h5w *w;
+  GRAFT_TRY(graft_h5w_create(o->save_output, &w));
+  int64_t ldims[2] = {n, k}, idims[4] = {n, 3, 224, 224};
+  graft_status s = graft_h5w_attr_string(w, "workload", o->workload);
+  if (s == GRAFT_OK) s = graft_h5w_attr_string(w, "arch", o->arch);
+  if (s == GRAFT_OK) s = graft_h5w_f32(w, "logits", 2, ldims, logits);
+  if (s == GRAFT_OK && input) s = graft_h5w_f32(w, "input", 4, idims, input);
+  if (s == GRAFT_OK && paths) s = graft_h5w_attr_strings(w, "paths", paths, n);
+  if (s != GRAFT_OK) {
+    graft_h5w_abort(w);
+    return s;
+  }
+  return graft_h5w_commit(w);
 }
 
 static graft_status make_backend(const opts *o, graft_backend **be) {
@@ -178,7 +217,7 @@ static graft_status infer_resident(const opts *o, graft_net *net, const float *x
 
 static graft_status bench_infer(const opts *o, graft_backend *be, result *r) {
   graft_model *m;
-  GRAFT_TRY(random_model(o, (int)o->num_classes, &m));
+  GRAFT_TRY(bench_model(o, (int)o->num_classes, &m));
   int b = (int)o->batch, k = m->arch.num_classes;
   size_t in = (size_t)b * 3 * 224 * 224;
   float *x = malloc(in * sizeof *x), *ref = malloc((size_t)b * k * sizeof *ref);
@@ -189,6 +228,7 @@ static graft_status bench_infer(const opts *o, graft_backend *be, result *r) {
   for (size_t i = 0; s == GRAFT_OK && i < in; i++) x[i] = (float)(graft_rng_double(&rng) * 2 - 1);
   if (s == GRAFT_OK) s = graft_net_create(be, m, b, 224, 224, &net);
   if (s == GRAFT_OK) s = graft_net_predict(net, b, x, probs, ref);
+  if (s == GRAFT_OK && o->save_output) s = save_output(o, ref, b, k, x, NULL);
   if (o->resident) {
     if (s == GRAFT_OK) s = infer_resident(o, net, x, probs, logits, r);
   } else {
@@ -257,18 +297,21 @@ static graft_status bench_classify(const opts *o, graft_backend *be, result *r) 
   graft_model *m = NULL;
   graft_net *net = NULL;
   int b = (int)o->batch, k = (int)o->num_classes;
-  float *input = NULL, *probs = NULL;
+  float *input = NULL, *probs = NULL, *logits = NULL;
   int *top = NULL, *ref = NULL;
   graft_file_result *res = NULL;
   graft_status s = n ? GRAFT_OK : graft__fail(GRAFT_ENOENT, "no JPEG or PNG files in %s", o->images);
-  if (s == GRAFT_OK) s = random_model(o, k, &m);
+  if (s == GRAFT_OK) s = bench_model(o, k, &m);
   if (s == GRAFT_OK) {
+    k = m->arch.num_classes;
     input = malloc((size_t)b * 3 * m->pre.crop * m->pre.crop * sizeof *input);
     probs = malloc((size_t)b * k * sizeof *probs);
     top = malloc((size_t)n * sizeof *top);
     ref = malloc((size_t)n * sizeof *ref);
     res = malloc((size_t)b * sizeof *res);
-    if (!input || !probs || !top || !ref || !res) s = graft__fail(GRAFT_ENOMEM, "out of memory");
+    logits = o->save_output ? malloc((size_t)n * k * sizeof *logits) : NULL;
+    if (!input || !probs || !top || !ref || !res || (o->save_output && !logits))
+      s = graft__fail(GRAFT_ENOMEM, "out of memory");
   }
   if (s == GRAFT_OK) s = graft_net_create(be, m, b, m->pre.crop, m->pre.crop, &net);
   graft_decode_opts dec = {0, 0, 1};
@@ -281,7 +324,9 @@ static graft_status bench_classify(const opts *o, graft_backend *be, result *r) 
       for (int i = 0; i < cnt; i++)
         if (res[i].status != GRAFT_OK)
           s = graft__fail(res[i].status, "%s: %s", paths[start + i], res[i].error);
-      if (s == GRAFT_OK) s = graft_net_predict(net, cnt, input, probs, NULL);
+      /* The reference run keeps the logits when they are to be saved. */
+      float *keep = it == -(int)o->warmup - 1 && logits ? logits + (size_t)start * k : NULL;
+      if (s == GRAFT_OK) s = graft_net_predict(net, cnt, input, probs, keep);
       for (int i = 0; s == GRAFT_OK && i < cnt; i++) {
         int best = 0;
         for (int c = 1; c < k; c++)
@@ -291,6 +336,7 @@ static graft_status bench_classify(const opts *o, graft_backend *be, result *r) 
     }
     if (it >= 0) r->times[it] = now() - t;
     if (it == -(int)o->warmup - 1) memcpy(ref, top, (size_t)n * sizeof *ref); /* reference run */
+    if (s == GRAFT_OK && it == -(int)o->warmup - 1 && logits) s = save_output(o, logits, n, k, NULL, paths);
   }
   if (s == GRAFT_OK) {
     r->images = n;
@@ -302,6 +348,7 @@ static graft_status bench_classify(const opts *o, graft_backend *be, result *r) 
   free(paths);
   free(input);
   free(probs);
+  free(logits);
   free(top);
   free(ref);
   free(res);
@@ -559,7 +606,7 @@ static int devices(const opts *o) {
 
 int main(int argc, char **argv) {
   app_init("bench");
-  opts o = {NULL, "alexnet", "cpu", "fp32", NULL, NULL, "tutorial", "classifier",
+  opts o = {NULL, "alexnet", "cpu", "fp32", NULL, NULL, "tutorial", "classifier", NULL, NULL,
             -1, 0, -1, 2, 1000, 64, 0, 0, false, false, false};
   static const struct option longs[] = {
       {"arch", 1, 0, 'a'},       {"batch", 1, 0, 'b'},      {"device", 1, 0, 'd'},
@@ -568,7 +615,8 @@ int main(int argc, char **argv) {
       {"count", 1, 0, 'c'},      {"trainable", 1, 0, 'T'},  {"data", 1, 0, 'D'},
       {"augment", 1, 0, 'A'},    {"seed", 1, 0, 's'},       {"json", 0, 0, 'J'},
       {"help", 0, 0, 'h'},       {"version", 0, 0, 'V'},    {"cached", 0, 0, 'C'},
-      {"rows", 1, 0, 'R'},       {"resident", 0, 0, 'E'},   {0, 0, 0, 0}};
+      {"rows", 1, 0, 'R'},       {"resident", 0, 0, 'E'},   {"weights", 1, 0, 'W'},
+      {"save-output", 1, 0, 'O'}, {0, 0, 0, 0}};
   int ch;
   opterr = 0;
   while ((ch = getopt_long(argc, argv, "hV", longs, NULL)) != -1) {
@@ -581,6 +629,8 @@ int main(int argc, char **argv) {
       case 'T': o.trainable = optarg; break;
       case 'D': o.data = optarg; break;
       case 'A': o.augment = optarg; break;
+      case 'W': o.weights = optarg; break;
+      case 'O': o.save_output = optarg; break;
       case 'J': o.json = true; break;
       case 'C': o.cached = true; break;
       case 'E': o.resident = true; break;

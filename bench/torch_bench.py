@@ -11,6 +11,13 @@ JSON (one object per line with --json).
 Each workload validates before it times: the timed run's output is compared
 with a reference run of the same inputs. Times are per iteration (or per
 epoch); the summary gives the median, the spread (min, max) and images/s.
+
+With --weights FILE (a graft-weights file) infer and classify run those
+weights; with --reference FILE (graft's `bench --save-output`) they run
+graft's input tensor or images and check their logits against graft's first
+(relative L2 error <= GRAFT_TOL), failing without timing when they differ.
+Runs under any PyTorch from 1.13 (Debian's, the tests' reference) to 2.x (the
+peers' environment of bench/peers/setup.sh).
 """
 import argparse
 import json
@@ -25,6 +32,67 @@ from torchvision import datasets, transforms
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 FLOPS = {"alexnet": 1.4297e9, "vgg16": 30.9447e9}  # forward, one 224x224 image
+# Logits against graft's: the relative L2 error allowed (the tests' bound for
+# graft against PyTorch; fp32 engines agree to ~1e-6 on these nets).
+GRAFT_TOL = 1e-4
+
+
+def load_weights(path, arch):
+    """A torchvision model holding a graft-weights file's parameters."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        got = f.attrs["arch"]
+        got = got.decode() if isinstance(got, bytes) else str(got)
+        if got != arch:
+            raise SystemExit("%s holds %s, not --arch %s" % (path, got, arch))
+        model = getattr(torchvision.models, arch)(num_classes=int(f.attrs["num_classes"]))
+        model.load_state_dict({n: torch.from_numpy(f[n][()]) for n in model.state_dict()})
+    return model
+
+
+def make_model(args, num_classes):
+    if args.weights:
+        return load_weights(args.weights, args.arch)
+    return getattr(torchvision.models, args.arch)(num_classes=num_classes)
+
+
+def read_reference(path):
+    """graft's reference run (bench --save-output): logits [n, k], and the
+    input tensor (infer) or the image paths (classify)."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        ref = {"logits": f["logits"][()]}
+        if "input" in f:
+            ref["input"] = f["input"][()]
+        if "paths" in f.attrs:
+            ref["paths"] = [p.decode() if isinstance(p, bytes) else str(p)
+                            for p in f.attrs["paths"]]
+    return ref
+
+
+def graft_check(logits, ref):
+    """Logits (numpy, [n, k]) against graft's: the relative L2 error, the
+    share of equal top-1 classes, and an error message when over GRAFT_TOL."""
+    import numpy as np
+    g = np.asarray(ref["logits"], dtype=np.float64)
+    y = np.asarray(logits, dtype=np.float64)
+    if y.shape != g.shape:
+        return {"graft_rel_error": None}, "logits of shape %s, graft's %s" % (y.shape, g.shape)
+    err = float(np.linalg.norm(y - g) / max(float(np.linalg.norm(g)), 1e-30))
+    out = {"graft_rel_error": err, "graft_top1_agree": float((y.argmax(1) == g.argmax(1)).mean())}
+    if not err <= GRAFT_TOL:
+        return out, "logits differ from graft's: relative error %.3g > %g" % (err, GRAFT_TOL)
+    return out, None
+
+
+def cpu_isa():
+    """The kernels' ISA PyTorch dispatches to (2.x), e.g. AVX2; None on 1.13."""
+    fn = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+    return fn() if fn else None
+
+
+class Invalid(Exception):
+    """The engine's output failed validation: nothing was timed."""
 
 
 def eval_transform():
@@ -41,6 +109,7 @@ def setup(args):
     torch.manual_seed(args.seed)
     if args.device == "cpu":
         torch.set_num_threads(args.threads if args.threads > 0 else os.cpu_count())
+        torch.set_num_interop_threads(1)  # as every engine of bench/compare: intra-op only
     else:
         torch.backends.cudnn.benchmark = True  # PyTorch's best honest default for fixed shapes
         if args.precision == "fp32-strict":
@@ -62,6 +131,8 @@ def summarize(args, times, images, extra):
            "threads": torch.get_num_threads() if args.device == "cpu" else 0,
            "iterations": len(times), "median_s": med, "min_s": min(times), "max_s": max(times),
            "images": images, "images_per_s": images / med}
+    if args.device == "cpu":
+        out["isa"] = cpu_isa()
     out.update(extra)
     return out
 
@@ -71,10 +142,22 @@ def rel_err(a, b):
 
 
 def bench_infer(args, dev):
-    model = getattr(torchvision.models, args.arch)(num_classes=args.num_classes).eval().to(dev)
-    x = torch.randn(args.batch, 3, 224, 224, generator=torch.Generator().manual_seed(1)).to(dev)
+    model = make_model(args, args.num_classes).eval().to(dev)
+    check = {}
+    if args.reference:
+        graft = read_reference(args.reference)
+        if graft["input"].shape[0] != args.batch:
+            raise Invalid("graft's input has batch %d, not %d" % (graft["input"].shape[0],
+                                                                   args.batch), {})
+        x = torch.from_numpy(graft["input"]).to(dev)
+    else:
+        x = torch.randn(args.batch, 3, 224, 224, generator=torch.Generator().manual_seed(1)).to(dev)
     with torch.no_grad():
         ref = model(x)
+        if args.reference:
+            check, problem = graft_check(ref.cpu().numpy(), graft)
+            if problem:
+                raise Invalid(problem, check)
         for _ in range(args.warmup):
             model(x)
         sync(dev)
@@ -87,6 +170,7 @@ def bench_infer(args, dev):
     err = rel_err(y, ref)
     extra = {"gflops": FLOPS[args.arch] * args.batch / statistics.median(times) / 1e9,
              "validated": err <= 1e-5, "max_rel_error": err}
+    extra.update(check)
     return summarize(args, times, args.batch, extra)
 
 
@@ -101,21 +185,31 @@ def image_paths(folder, count):
 
 def bench_classify(args, dev):
     from PIL import Image
-    model = getattr(torchvision.models, args.arch)(num_classes=args.num_classes).eval().to(dev)
+    model = make_model(args, args.num_classes).eval().to(dev)
     tf = eval_transform()
-    paths = image_paths(args.images, args.count)
+    graft = read_reference(args.reference) if args.reference else None
+    paths = graft["paths"] if graft else image_paths(args.images, args.count)
+    logits = []
 
-    def run():
+    def run(keep=None):
         tops = []
         with torch.no_grad():
             for i in range(0, len(paths), args.batch):
                 batch = torch.stack([tf(Image.open(p).convert("RGB"))
                                      for p in paths[i:i + args.batch]]).to(dev)
-                tops += model(batch).softmax(1).argmax(1).tolist()
+                out = model(batch)
+                if keep is not None:
+                    keep.append(out.cpu())
+                tops += out.softmax(1).argmax(1).tolist()
         sync(dev)
         return tops
 
-    ref = run()
+    ref = run(logits)
+    check = {}
+    if graft:
+        check, problem = graft_check(torch.cat(logits).numpy(), graft)
+        if problem:
+            raise Invalid(problem, check)
     for _ in range(args.warmup - 1):
         run()
     times = []
@@ -123,7 +217,8 @@ def bench_classify(args, dev):
         t = time.perf_counter()
         tops = run()
         times.append(time.perf_counter() - t)
-    return summarize(args, times, len(paths), {"validated": tops == ref})
+    check["validated"] = tops == ref
+    return summarize(args, times, len(paths), check)
 
 
 def frozen_model(args, dev):
@@ -220,12 +315,22 @@ def main():
     ap.add_argument("--data", help="ImageFolder root with train/ and val/ (finetune-epoch)")
     ap.add_argument("--augment", default="tutorial", choices=["tutorial", "none"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--weights", help="graft-weights file for infer and classify (default: random)")
+    ap.add_argument("--reference", help="graft's bench --save-output file to validate against")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     dev = setup(args)
     fn = {"infer": bench_infer, "classify": bench_classify, "finetune-step": bench_finetune_step,
           "finetune-epoch": bench_finetune_epoch}[args.workload]
-    res = fn(args, dev)
+    try:
+        res = fn(args, dev)
+    except Invalid as e:
+        problem, check = e.args
+        if args.json:
+            print(json.dumps(dict(check, engine="pytorch", version=torch.__version__,
+                                  workload=args.workload, validated=False, error=problem)))
+        print("torch_bench: %s" % problem, file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(res))
     else:
