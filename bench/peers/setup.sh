@@ -9,7 +9,7 @@
 # Safe to run again: when the environment already holds exactly this
 # requirements file (a copy is kept in it) and imports, nothing is done;
 # after an edit of the file the pins are installed over it. What it costs:
-# about 3.1 GB downloaded and 4.8 GB on disk, nearly all of it the CUDA
+# about 2.9 GB downloaded and 4.7 GB on disk, nearly all of it the CUDA
 # libraries PyPI's Linux torch wheel cannot be imported without, even on the
 # CPU (requirements.txt says which are left out). pip's cache is not used
 # (it would hold a second copy). To remove: rm -rf the folder.
@@ -66,7 +66,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 echo "peers: installing $(grep -c '^[a-zA-Z]' "$req") pinned packages from PyPI into $venv" \
-     "(about 3.1 GB to download, 4.8 GB on disk)" >&2
+     "(about 2.9 GB to download, 4.7 GB on disk)" >&2
 rm -f "$stamp"
 # --no-deps: requirements.txt is the whole set, pinned; nothing else comes in.
 "$venv/bin/python" -m pip install --disable-pip-version-check --no-cache-dir --no-deps \
