@@ -17,9 +17,9 @@
 
 #include "apps/common.h"
 #include "engine/backend.h"
-#include "engine/finetune.h"
+#include "apps/finetune/run.h"
 #include "engine/net.h"
-#include "engine/rng.h"
+#include "engine/base/rng.h"
 #include "io/batch.h"
 #include "io/fsutil.h"
 #include "io/h5.h"
@@ -226,7 +226,7 @@ static graft_status bench_infer(const opts *o, graft_backend *be, result *r) {
   graft_status s = x && ref && probs && logits ? GRAFT_OK : graft__fail(GRAFT_ENOMEM, "out of memory");
   graft_rng rng = {(uint64_t)o->seed + 1, 0};
   for (size_t i = 0; s == GRAFT_OK && i < in; i++) x[i] = (float)(graft_rng_double(&rng) * 2 - 1);
-  if (s == GRAFT_OK) s = graft_net_create(be, m, b, 224, 224, &net);
+  if (s == GRAFT_OK) s = graft_net_create(be, &m->arch, m->params, b, 224, 224, &net);
   if (s == GRAFT_OK) s = graft_net_predict(net, b, x, probs, ref);
   if (s == GRAFT_OK && o->save_output) s = save_output(o, ref, b, k, x, NULL);
   if (o->resident) {
@@ -313,7 +313,7 @@ static graft_status bench_classify(const opts *o, graft_backend *be, result *r) 
     if (!input || !probs || !top || !ref || !res || (o->save_output && !logits))
       s = graft__fail(GRAFT_ENOMEM, "out of memory");
   }
-  if (s == GRAFT_OK) s = graft_net_create(be, m, b, m->pre.crop, m->pre.crop, &net);
+  if (s == GRAFT_OK) s = graft_net_create(be, &m->arch, m->params, b, m->pre.crop, m->pre.crop, &net);
   graft_decode_opts dec = {0, 0, 1};
   /* The classify app's path: decode + preprocess a batch on all cores, then forward. */
   for (int it = -(int)o->warmup - 1; s == GRAFT_OK && it < r->n; it++) {
@@ -378,7 +378,7 @@ static graft_status bench_step(const opts *o, graft_backend *be, result *r) {
   for (size_t i = 0; s == GRAFT_OK && i < in; i++) x[i] = (float)(graft_rng_double(&rng) * 2 - 1);
   if (rows) random_rows(o, rows, (size_t)b * dim);
   for (int i = 0; i < b && i < 4096; i++) labels[i] = i % 2;
-  if (s == GRAFT_OK) s = graft_net_create(be, m, b, 224, 224, &net);
+  if (s == GRAFT_OK) s = graft_net_create(be, &m->arch, m->params, b, 224, 224, &net);
   if (s == GRAFT_OK)
     s = graft_net_train_init(net, strcmp(o->trainable, "head") ? GRAFT_TRAIN_CLASSIFIER
                                                                  : GRAFT_TRAIN_HEAD, 0.5f);
@@ -417,7 +417,7 @@ static graft_status bench_eval(const opts *o, graft_backend *be, result *r) {
   graft_net *net = NULL;
   float *rows = NULL, *loss = NULL, *loss1 = NULL;
   int32_t *labels = NULL, *pred = NULL;
-  graft_status s = graft_net_create(be, m, (int)o->batch, 224, 224, &net);
+  graft_status s = graft_net_create(be, &m->arch, m->params, (int)o->batch, 224, 224, &net);
   if (s == GRAFT_OK) s = graft_net_train_init(net, GRAFT_TRAIN_CLASSIFIER, 0.5f);
   int cap = s == GRAFT_OK ? graft_net_eval_batch(net) : 0;
   int n = o->rows > 0 ? (int)o->rows : cap;

@@ -334,7 +334,7 @@ int main(int argc, char **argv) {
   if (paths.n > 0) {
     int b = (int)(paths.n < (size_t)o.batch ? paths.n : (size_t)o.batch);
     o.batch = b;
-    s = graft_net_create(be, m, b, m->pre.crop, m->pre.crop, &net);
+    s = graft_net_create(be, &m->arch, m->params, b, m->pre.crop, m->pre.crop, &net);
     if (s != GRAFT_OK) {
       app_status_error(o.weights, s);
       goto done;

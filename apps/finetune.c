@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "apps/common.h"
-#include "engine/finetune.h"
+#include "apps/finetune/run.h"
 #include "io/config.h"
 
 static const char usage[] =

@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "engine/cpu/cpu.h"
-#include "engine/rng.h"
+#include "engine/base/rng.h"
 #include "models/arch.h"
 
 #define TRY(expr)                                                                      \

@@ -11,17 +11,19 @@
 #                            pip nvidia-cudnn wheel (see FindCUDNN.cmake).
 #
 # When built, the backend is a module, libgraft_cuda.so beside the apps in
-# bin/, that libgraft loads at run time (engine/cuda_module.h, cuda_loader.c):
-# the apps and libgraft link neither cuDNN, cuBLAS nor the CUDA runtime, and
-# GRAFT_HAVE_CUDA (a PUBLIC compile definition of graft) only tells libgraft to
-# look for the module. The module links cudart statically and never libcuda:
-# on a machine without a driver cudart reports cudaErrorInsufficientDriver and
-# the backend says so.
+# bin/, that graft_backends loads at run time (engine/cuda_module.h,
+# cuda_loader.c): the apps and graft's libraries link neither cuDNN, cuBLAS
+# nor the CUDA runtime, and GRAFT_HAVE_CUDA (a PUBLIC compile definition of
+# graft_backends) only tells graft_backends to look for the module. The module
+# is compiled against the engine's headers and links none of graft's
+# libraries (engine/cuda_module.h says how it gets what it needs). It links
+# cudart statically and never libcuda: on a machine without a driver cudart
+# reports cudaErrorInsufficientDriver and the backend says so.
 #
-# graft_cuda_attach(TARGET) builds the module, makes TARGET (libgraft) depend
-# on it, and defines graft_cuda_static: the same backend as a static library,
-# for the tests that call its internals (test_cuda_ops, test_cudnn_deviceless).
-# It does nothing when the backend is not built.
+# graft_cuda_attach(TARGET) builds the module, makes TARGET (graft_backends)
+# depend on it, and defines graft_cuda_static: the same backend as a static
+# library, for the tests that call its internals (test_cuda_ops,
+# test_cudnn_deviceless). It does nothing when the backend is not built.
 
 set(GRAFT_CUDA AUTO CACHE STRING "Build the CUDA backend: AUTO, ON or OFF")
 set_property(CACHE GRAFT_CUDA PROPERTY STRINGS AUTO ON OFF)
@@ -98,11 +100,12 @@ function(graft_cuda_attach target)
     target_compile_options(graft_cuda_kernels PRIVATE
       $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
   endif()
+  add_dependencies(graft_cuda_kernels graft_layers)
 
   # The host code (gcc), compiled once for the module and the static library.
   # It sees the toolkit's and cuDNN's headers and graft's own, but never links
-  # libgraft: the module gets graft's status and log functions from the host
-  # (engine/cuda/module.c), the static library from libgraft. Hidden
+  # graft's libraries: the module gets graft's status and log functions from
+  # the host (engine/cuda/module.c), the static library from graft_base. Hidden
   # visibility: the module exports its entry point alone.
   add_library(graft_cuda_host OBJECT ${host_sources})
   target_include_directories(graft_cuda_host PUBLIC ${PROJECT_SOURCE_DIR}
@@ -113,6 +116,7 @@ function(graft_cuda_attach target)
   set_target_properties(graft_cuda_host PROPERTIES POSITION_INDEPENDENT_CODE ON
     C_VISIBILITY_PRESET hidden)
   graft_warnings(graft_cuda_host)
+  add_dependencies(graft_cuda_host graft_layers)
 
   # The module. --no-undefined: everything it needs resolves when it is
   # built, never against the program that loads it (sanitizer builds link
@@ -130,7 +134,8 @@ function(graft_cuda_attach target)
   target_link_libraries(graft_cuda PRIVATE CUDNN::cudnn CUDA::cublas CUDA::cudart_static)
   target_link_options(graft_cuda PRIVATE -Wl,--no-undefined)
 
-  # libgraft looks for the module (engine/cuda_loader.c) and is built after it.
+  # graft_backends looks for the module (engine/cuda_loader.c) and is built
+  # after it.
   target_compile_definitions(${target} PUBLIC GRAFT_HAVE_CUDA)
   target_link_libraries(${target} PUBLIC ${CMAKE_DL_LIBS})
   add_dependencies(${target} graft_cuda)

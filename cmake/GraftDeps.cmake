@@ -1,7 +1,8 @@
-# Third-party libraries, all from Debian 12's packages (see setup.sh):
-# HDF5 (C), libjpeg-turbo, libpng, oneDNN 2.6 (convolutions and pooling),
-# OpenBLAS (the classifier's GEMMs), OpenMP (threads for our own loops),
-# cairo (finetune's curves.png).
+# Third-party libraries, all from Debian 12's packages (see setup.sh), each
+# behind a target of its own so that a layer links only what it calls:
+# HDF5 (C) and libjpeg-turbo, libpng, cairo (finetune's curves.png) for io/;
+# oneDNN 2.6 (convolutions and pooling), OpenBLAS (the classifier's GEMMs)
+# and OpenMP (threads for our own loops) for the CPU backend.
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(JPEG REQUIRED)
 find_package(PNG REQUIRED)
@@ -18,8 +19,14 @@ if(NOT OPENBLAS_INCLUDE_DIR OR NOT OPENBLAS_LIBRARY)
   message(FATAL_ERROR "OpenBLAS not found: install libopenblas-dev (setup.sh does)")
 endif()
 
-add_library(graft_deps INTERFACE)
-target_include_directories(graft_deps INTERFACE ${HDF5_C_INCLUDE_DIRS} ${OPENBLAS_INCLUDE_DIR})
-target_compile_definitions(graft_deps INTERFACE ${HDF5_C_DEFINITIONS} H5_USE_110_API)
-target_link_libraries(graft_deps INTERFACE ${HDF5_C_LIBRARIES} JPEG::JPEG PNG::PNG
-  DNNL::dnnl PkgConfig::CAIRO ${OPENBLAS_LIBRARY} OpenMP::OpenMP_C Threads::Threads m)
+add_library(graft_hdf5 INTERFACE)
+target_include_directories(graft_hdf5 INTERFACE ${HDF5_C_INCLUDE_DIRS})
+target_compile_definitions(graft_hdf5 INTERFACE ${HDF5_C_DEFINITIONS} H5_USE_110_API)
+target_link_libraries(graft_hdf5 INTERFACE ${HDF5_C_LIBRARIES})
+
+add_library(graft_openblas INTERFACE)
+target_include_directories(graft_openblas INTERFACE ${OPENBLAS_INCLUDE_DIR})
+target_link_libraries(graft_openblas INTERFACE ${OPENBLAS_LIBRARY})
+
+add_library(graft_dnnl INTERFACE)
+target_link_libraries(graft_dnnl INTERFACE DNNL::dnnl)

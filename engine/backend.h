@@ -3,7 +3,7 @@
 #ifndef GRAFT_BACKEND_H
 #define GRAFT_BACKEND_H
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 
 typedef struct graft_backend graft_backend;
 

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "engine/cuda_module.h"
-#include "engine/log.h"
+#include "engine/base/log.h"
 
 static const graft_module_host host = {
     GRAFT_CUDA_MODULE_ABI, graft__fail,  graft__context,      graft_detail,

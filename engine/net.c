@@ -37,7 +37,7 @@ static void trunk_release(graft_net *net, trunk_plan *t) {
 static graft_status plan_layer(graft_net *net, const graft_layer *l, int index,
                                const graft_act *in, graft_act *out, graft_plan **plan) {
   const graft_backend_iface *f = net->be->iface;
-  const graft_arch *a = &net->m->arch;
+  const graft_arch *a = net->a;
   switch (l->kind) {
     case GRAFT_LAYER_CONV2D: {
       const graft_param *w, *b;
@@ -46,8 +46,8 @@ static graft_status plan_layer(graft_net *net, const graft_layer *l, int index,
           graft_out_dim(in->w, l->u.conv.kernel, l->u.conv.stride, l->u.conv.pad) < 1)
         return graft__fail(GRAFT_ERANGE, "input %dx%d is too small for %s", net->in_w,
                            net->in_h, a->name);
-      return f->conv2d_plan(net->be, &l->u.conv, in, graft_model_param(net->m, w),
-                            graft_model_param(net->m, b), out, plan);
+      return f->conv2d_plan(net->be, &l->u.conv, in, net->params + w->offset,
+                            net->params + b->offset, out, plan);
     }
     case GRAFT_LAYER_MAXPOOL2D:
       if (graft_out_dim(in->h, l->u.pool.kernel, l->u.pool.stride, 0) < 1 ||
@@ -64,7 +64,7 @@ static graft_status plan_layer(graft_net *net, const graft_layer *l, int index,
 
 static graft_status trunk_build(graft_net *net, int n, trunk_plan *t) {
   const graft_backend_iface *f = net->be->iface;
-  const graft_arch *a = &net->m->arch;
+  const graft_arch *a = net->a;
   graft_status s;
   memset(t, 0, sizeof *t);
   t->acts[0] = (graft_act){n, 3, net->in_h, net->in_w, GRAFT_LAYOUT_NCHW,
@@ -112,22 +112,22 @@ static graft_status trunk_for(graft_net *net, int n, trunk_plan **out) {
   return GRAFT_OK;
 }
 
-graft_status graft_net_create(graft_backend *be, const graft_model *m, int max_batch, int in_h,
-                              int in_w, graft_net **out) {
+graft_status graft_net_create(graft_backend *be, const graft_arch *a, const float *params,
+                              int max_batch, int in_h, int in_w, graft_net **out) {
   *out = NULL;
   if (max_batch < 1 || in_h < 1 || in_w < 1)
     return graft__fail(GRAFT_EINVAL, "batch %d, input %dx%d", max_batch, in_w, in_h);
   graft_net *net = calloc(1, sizeof *net);
   if (!net) return graft__fail(GRAFT_ENOMEM, "out of memory");
   net->be = be;
-  net->m = m;
+  net->a = a;
+  net->params = params;
   net->max_batch = max_batch;
   net->in_h = in_h;
   net->in_w = in_w;
   net->eval_rows = be->iface->linear_forward_rows && max_batch < GRAFT_NET_EVAL_ROWS
                        ? GRAFT_NET_EVAL_ROWS
                        : max_batch;
-  const graft_arch *a = &m->arch;
   graft_status s = trunk_build(net, max_batch, &net->trunks[0]);
   if (s != GRAFT_OK) goto fail;
 
@@ -144,7 +144,7 @@ graft_status graft_net_create(graft_backend *be, const graft_model *m, int max_b
   size_t head_bytes = (a->n_floats - a->head_offset) * sizeof(float);
   if (s == GRAFT_OK) s = be_alloc(net, head_bytes, (void **)&net->head_params, "classifier");
   if (s == GRAFT_OK)
-    s = BE_CALL(net, upload, net->head_params, m->params + a->head_offset, head_bytes);
+    s = BE_CALL(net, upload, net->head_params, params + a->head_offset, head_bytes);
   for (int i = 0; s == GRAFT_OK && i < a->n_head; i++)
     if (a->head[i].kind == GRAFT_LAYER_LINEAR)
       s = be_alloc(net, rows * a->head[i].u.linear.out * sizeof(float),
@@ -217,7 +217,7 @@ graft_status graft_net_trunk(graft_net *net, int n, const float *input_host) {
 
 /* Inference forward of the classifier; returns the logits buffer. */
 graft_status graft__head_forward(graft_net *net, int n, bool rows, const float **logits) {
-  const graft_arch *a = &net->m->arch;
+  const graft_arch *a = net->a;
   const graft_backend_iface *f = net->be->iface;
   graft_status (*forward)(graft_backend *, const graft_linear_params *, int, const float *,
                           const float *, const float *, float *) =
@@ -240,7 +240,7 @@ graft_status graft__head_forward(graft_net *net, int n, bool rows, const float *
 graft_status graft_net_classify_features(graft_net *net, int n, float *probs_host,
                                          float *logits_host) {
   const graft_backend_iface *f = net->be->iface;
-  int k = net->m->arch.num_classes;
+  int k = net->a->num_classes;
   if (n < 1 || n > net->eval_rows)
     return graft__fail(GRAFT_EINVAL, "%d feature rows (this net holds 1 to %d)", n,
                        net->eval_rows);
@@ -263,13 +263,13 @@ graft_status graft_net_forward(graft_net *net, int n) {
   GRAFT_TRY(check_batch(net, n));
   GRAFT_TRY(trunk_resident(net, n));
   GRAFT_TRY(graft__head_forward(net, n, false, &net->logits));
-  GRAFT_TRY(f->softmax_forward(net->be, n, net->m->arch.num_classes, net->logits, net->probs));
+  GRAFT_TRY(f->softmax_forward(net->be, n, net->a->num_classes, net->logits, net->probs));
   return f->synchronize(net->be);
 }
 
 graft_status graft_net_get_output(graft_net *net, int n, float *probs_host, float *logits_host) {
   const graft_backend_iface *f = net->be->iface;
-  size_t bytes = (size_t)n * net->m->arch.num_classes * sizeof(float);
+  size_t bytes = (size_t)n * net->a->num_classes * sizeof(float);
   GRAFT_TRY(check_batch(net, n));
   if (!net->logits) return graft__fail(GRAFT_EINVAL, "no forward pass to read yet");
   if (logits_host) GRAFT_TRY(f->download(net->be, logits_host, net->logits, bytes));

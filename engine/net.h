@@ -8,14 +8,16 @@
 
 #include "engine/backend.h"
 #include "engine/ops.h"
-#include "models/model.h"
+#include "engine/layers.h"
 
 typedef struct graft_net graft_net;
 
-/* Plans the trunk for max_batch images of in_h x in_w (the model's crop size
- * for classify) and uploads the classifier. The model must outlive the net. */
-graft_status graft_net_create(graft_backend *be, const graft_model *m, int max_batch, int in_h,
-                              int in_w, graft_net **out);
+/* Plans the trunk of the layer table `a` with its parameters `params` (laid
+ * out by a->params) for max_batch images of in_h x in_w (the model's crop
+ * size for classify) and uploads the classifier. Both must outlive the net:
+ * a later batch size plans the trunk again from them. */
+graft_status graft_net_create(graft_backend *be, const graft_arch *a, const float *params,
+                              int max_batch, int in_h, int in_w, graft_net **out);
 void graft_net_destroy(graft_net *net);
 
 int graft_net_max_batch(const graft_net *net);

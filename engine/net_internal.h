@@ -20,7 +20,8 @@ typedef struct trunk_plan {
 
 struct graft_net {
   graft_backend *be;
-  const graft_model *m;
+  const graft_arch *a;
+  const float *params;  /* the caller's, laid out by a->params */
   int max_batch, in_h, in_w;
   int eval_rows;        /* rows of features, head_out and probs (graft_net_eval_batch) */
   trunk_plan trunks[TRUNK_SLOTS];

@@ -35,7 +35,7 @@ struct graft_net_train {
 #define F(net) ((net)->be->iface)
 
 static size_t head_rel(const graft_net *net, const graft_param *p) {
-  return p->offset - net->m->arch.head_offset;
+  return p->offset - net->a->head_offset;
 }
 
 /* Width of the activation a head layer reads (its input). */
@@ -67,7 +67,7 @@ static graft_status alloc(graft_net *net, size_t bytes, void **p) {
 }
 
 graft_status graft_net_train_init(graft_net *net, graft_trainable which, float dropout_p) {
-  const graft_arch *a = &net->m->arch;
+  const graft_arch *a = net->a;
   if (!(dropout_p >= 0 && dropout_p < 1))
     return graft__fail(GRAFT_ERANGE, "dropout %g is outside [0, 1)", dropout_p);
   graft__net_train_free(net);
@@ -119,19 +119,19 @@ static graft_status check_rows(const graft_net *net, int n) {
 
 graft_status graft_net_put_features(graft_net *net, int n, const float *rows_host) {
   GRAFT_TRY(check_rows(net, n));
-  size_t bytes = (size_t)n * net->m->arch.feature_dim * sizeof(float);
+  size_t bytes = (size_t)n * net->a->feature_dim * sizeof(float);
   return F(net)->upload(net->be, net->features, rows_host, bytes);
 }
 
 graft_status graft_net_get_features(graft_net *net, int n, float *rows_host) {
   GRAFT_TRY(check_rows(net, n));
-  size_t bytes = (size_t)n * net->m->arch.feature_dim * sizeof(float);
+  size_t bytes = (size_t)n * net->a->feature_dim * sizeof(float);
   return F(net)->download(net->be, rows_host, net->features, bytes);
 }
 
 /* Forward in training mode; remembers each layer's input for backward. */
 static graft_status train_forward(graft_net *net, int n, uint64_t seed, const float **logits) {
-  const graft_arch *a = &net->m->arch;
+  const graft_arch *a = net->a;
   struct graft_net_train *t = net->train;
   float *x = net->features;
   uint64_t offset = 0;
@@ -166,7 +166,7 @@ static graft_status loss_and_pred(graft_net *net, int n, const float *logits,
                                   const int32_t *labels_host, float *dlogits, float *loss_host,
                                   int32_t *pred_host) {
   struct graft_net_train *t = net->train;
-  const int k = net->m->arch.num_classes;
+  const int k = net->a->num_classes;
   for (int i = 0; i < n; i++)
     if (labels_host[i] < 0 || labels_host[i] >= k)
       return graft__fail(GRAFT_ERANGE, "label %d outside [0, %d)", labels_host[i], k);
@@ -188,7 +188,7 @@ graft_status graft_net_train_step(graft_net *net, int n, const int32_t *labels_h
                                   const graft_sgd_params *sgd, uint64_t dropout_seed,
                                   float *loss_host, int32_t *pred_host) {
   struct graft_net_train *t = net->train;
-  const graft_arch *a = &net->m->arch;
+  const graft_arch *a = net->a;
   if (!t) return graft__fail(GRAFT_EINVAL, "training step before graft_net_train_init");
   if (n < 1 || n > net->max_batch)
     return graft__fail(GRAFT_EINVAL, "batch of %d (1 to %d)", n, net->max_batch);
@@ -256,7 +256,7 @@ graft_status graft_net_eval_step(graft_net *net, int n, const int32_t *labels_ho
 }
 
 graft_status graft_net_get_head(graft_net *net, float *head_host, float *momentum_host) {
-  const graft_arch *a = &net->m->arch;
+  const graft_arch *a = net->a;
   size_t head_bytes = (a->n_floats - a->head_offset) * sizeof(float);
   GRAFT_TRY(F(net)->download(net->be, head_host, net->head_params, head_bytes));
   if (momentum_host && net->train)
@@ -267,7 +267,7 @@ graft_status graft_net_get_head(graft_net *net, float *head_host, float *momentu
 
 graft_status graft_net_set_head(graft_net *net, const float *head_host,
                                 const float *momentum_host) {
-  const graft_arch *a = &net->m->arch;
+  const graft_arch *a = net->a;
   size_t head_bytes = (a->n_floats - a->head_offset) * sizeof(float);
   GRAFT_TRY(F(net)->upload(net->be, net->head_params, head_host, head_bytes));
   if (momentum_host && net->train) {

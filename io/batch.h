@@ -3,7 +3,7 @@
 #ifndef GRAFT_BATCH_H
 #define GRAFT_BATCH_H
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 #include "io/image.h"
 #include "io/preprocess.h"
 

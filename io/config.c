@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
 #include "io/h5.h"
 
 typedef enum { T_STR, T_INT, T_REAL } value_type;

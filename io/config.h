@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 
 #define GRAFT_PATH_MAX 4096
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/log.h"
+#include "engine/base/log.h"
 #include "io/image.h"
 #include "io/strlist.h"
 

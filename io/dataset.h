@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 #include "io/preprocess.h"
 
 typedef struct graft_sample {

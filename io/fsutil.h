@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 
 /* A unique temporary path beside `path` (same directory), malloc'd. */
 char *graft_temp_path_for(const char *path);

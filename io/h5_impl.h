@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 #include "io/h5.h"
 
 /* Take the process-wide HDF5 lock; the first call silences HDF5's error

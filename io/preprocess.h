@@ -6,8 +6,8 @@
 #ifndef GRAFT_PREPROCESS_H
 #define GRAFT_PREPROCESS_H
 
-#include "engine/rng.h"
-#include "engine/status.h"
+#include "engine/base/rng.h"
+#include "engine/base/status.h"
 #include "io/image.h"
 
 typedef struct graft_preproc {

@@ -2,7 +2,7 @@
 #ifndef GRAFT_REPORT_H
 #define GRAFT_REPORT_H
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 
 typedef struct graft_epoch_metrics {
   int epoch; /* 1-based */

@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/rng.h"
-#include "engine/status.h"
+#include "engine/base/rng.h"
+#include "engine/base/status.h"
 
 /* An RGB8 rectangle inside a larger image: a crop without a copy. */
 typedef struct graft__rgb_view {

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/finetune.h"
-#include "engine/status.h"
+#include "engine/base/status.h"
+#include "io/report.h"
 
 #define GRAFT_CHECKPOINT_FORMAT "graft-checkpoint"
 #define GRAFT_CHECKPOINT_VERSION 1

@@ -3,7 +3,7 @@
 #ifndef GRAFT_MODEL_H
 #define GRAFT_MODEL_H
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 #include "io/preprocess.h"
 #include "models/arch.h"
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "engine/backend_impl.h"
-#include "engine/rng.h"
+#include "engine/base/rng.h"
 #include "harness.h"
 
 /* A CPU backend on one convolution path: "direct", "auto" or "gemm". */

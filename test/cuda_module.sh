@@ -1,14 +1,15 @@
 # The CUDA backend is a module loaded at run time (engine/cuda_module.h):
 #  - the apps do not link cuDNN, cuBLAS, the CUDA runtime or the driver, and
-#    libgraft.a calls none of them; the module does, and exports one symbol;
+#    graft's libraries call none of them; the module does, and exports one
+#    symbol;
 #  - a CUDA build's classify runs on the CPU when the module cannot load,
 #    because it is not there (a program copied without it) or because a
 #    library it needs is missing (an unloadable libcudnn.so.9 first on
 #    LD_LIBRARY_PATH): `-d auto` classifies exactly as `-d cpu` with one line
 #    naming what was missing, `-d cuda` exits 2 with that line.
-# Usage: cuda_module.sh LIBGRAFT_A
+# Usage: cuda_module.sh LIBRARY.a... (every static library the apps link)
 . "$(dirname "$0")/lib.sh"
-LIBGRAFT=${1:?usage: cuda_module.sh LIBGRAFT_A}
+[ $# -gt 0 ] || { echo "usage: cuda_module.sh LIBRARY.a..."; exit 2; }
 scratch cuda-module
 M=$GRAFT_BIN/libgraft_cuda.so
 cuda_libs='lib(cudnn[a-z_]*|cublas(Lt)?|cudart|cuda|nvrtc[a-z-]*)\.so'
@@ -21,14 +22,18 @@ for app in classify finetune bench; do
     ok "$app needs no CUDA library ($(printf '%s\n' "$needed" | grep -c .) libraries)"
   fi
 done
-calls=$(nm -u "$LIBGRAFT" 2>/dev/null | grep -E ' (cuda|cudnn|cublas|cu)[A-Z][A-Za-z_0-9]*$' | sort -u)
-if [ -n "$calls" ]; then
-  fail "libgraft.a calls CUDA libraries: $(echo $calls)"
-elif nm "$LIBGRAFT" >/dev/null 2>&1; then
-  ok "libgraft.a calls no CUDA, cuDNN or cuBLAS function"
-else
-  fail "cannot read $LIBGRAFT"
-fi
+for LIBGRAFT in "$@"; do
+  lib=$(basename "$LIBGRAFT")
+  calls=$(nm -u "$LIBGRAFT" 2>/dev/null | grep -E ' (cuda|cudnn|cublas|cu)[A-Z][A-Za-z_0-9]*$' |
+          sort -u)
+  if [ -n "$calls" ]; then
+    fail "$lib calls CUDA libraries: $(echo $calls)"
+  elif nm "$LIBGRAFT" >/dev/null 2>&1; then
+    ok "$lib calls no CUDA, cuDNN or cuBLAS function"
+  else
+    fail "cannot read $LIBGRAFT"
+  fi
+done
 [ -f "$M" ] && ok "the module is built beside the apps: $M" || fail "no module at $M"
 if readelf -d "$M" | grep NEEDED | grep -q 'libcudnn.so.9' &&
   readelf -d "$M" | grep NEEDED | grep -q 'libcublas.so'; then

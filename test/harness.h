@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 
 extern int graft_test_failures;
 

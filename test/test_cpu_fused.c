@@ -22,7 +22,7 @@
 
 #include "engine/backend_impl.h"
 #include "engine/net.h"
-#include "engine/rng.h"
+#include "engine/base/rng.h"
 #include "harness.h"
 #include "models/model.h"
 
@@ -359,9 +359,9 @@ static void test_net(void) {
   graft_backend_iface *tu = strip(bu, false, true), *tn = strip(bn, true, false);
   graft_net *nf, *nu, *nn;
   /* a small input: the trunk is planned, never run */
-  CHECK_OK(graft_net_create(bf, m, B, 64, 64, &nf));
-  CHECK_OK(graft_net_create(bu, m, B, 64, 64, &nu));
-  CHECK_OK(graft_net_create(bn, m, B, 64, 64, &nn));
+  CHECK_OK(graft_net_create(bf, &m->arch, m->params, B, 64, 64, &nf));
+  CHECK_OK(graft_net_create(bu, &m->arch, m->params, B, 64, 64, &nu));
+  CHECK_OK(graft_net_create(bn, &m->arch, m->params, B, 64, 64, &nn));
   CHECK_MSG(graft_net_eval_batch(nf) == GRAFT_NET_EVAL_ROWS, "eval batch %d",
             graft_net_eval_batch(nf));
   CHECK_MSG(graft_net_eval_batch(nn) == B, "without rows: eval batch %d",

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "engine/backend_impl.h"
-#include "engine/rng.h"
+#include "engine/base/rng.h"
 #include "harness.h"
 
 static graft_backend *be;

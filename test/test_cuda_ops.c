@@ -36,7 +36,7 @@
 #include "engine/backend_impl.h"
 #include "engine/cuda/cuda.h"
 #include "engine/net.h"
-#include "engine/rng.h"
+#include "engine/base/rng.h"
 #include "harness.h"
 #include "models/model.h"
 
@@ -439,8 +439,8 @@ static void whole_net(graft_backend *be, graft_precision prec) {
   float pc[B * 5], lc[B * 5], pg[B * 5], lg[B * 5], loss_c[B], loss_g[B];
   int32_t labels[B] = {0, 3, 4}, pred[B];
   graft_net *nc, *ng;
-  CHECK_OK(graft_net_create(cpu, m, B, 224, 224, &nc));
-  CHECK_OK(graft_net_create(be, m, B, 224, 224, &ng));
+  CHECK_OK(graft_net_create(cpu, &m->arch, m->params, B, 224, 224, &nc));
+  CHECK_OK(graft_net_create(be, &m->arch, m->params, B, 224, 224, &ng));
   CHECK_OK(graft_net_predict(nc, B, x, pc, lc));
   CHECK_OK(graft_net_predict(ng, B, x, pg, lg));
   double tol = prec == GRAFT_PRECISION_FP32_STRICT ? 1e-4 : 1e-2;

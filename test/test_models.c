@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     CHECK_OK(graft_h5_read_f32(ref, ds, 2, (int64_t[]){BATCH, k}, want, true));
 
     graft_net *net;
-    CHECK_OK(graft_net_create(be, m, BATCH, h, w, &net));
+    CHECK_OK(graft_net_create(be, &m->arch, m->params, BATCH, h, w, &net));
     CHECK_OK(graft_net_predict(net, BATCH, x, probs, got));
     double rel = graft_test_rel_error(got, want, (size_t)BATCH * k);
     size_t at;

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/log.h"
+#include "engine/base/log.h"
 #include "harness.h"
 #include "io/h5.h"
 #include "models/model.h"

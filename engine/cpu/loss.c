@@ -3,7 +3,7 @@
 #include <math.h>
 
 #include "engine/cpu/cpu.h"
-#include "engine/rng.h"
+#include "engine/base/rng.h"
 
 graft_status graft__cpu_dropout_forward(graft_backend *be, size_t count, float p, uint64_t seed,
                                         uint64_t offset, float *x, uint8_t *keep) {

@@ -31,7 +31,7 @@
 #include <string.h>
 
 #include "engine/cuda/cuda.h"
-#include "engine/log.h"
+#include "engine/base/log.h"
 
 enum rung { RUNG_FUSED_A, RUNG_FUSED_FALLBACK, RUNG_SPLIT, RUNG_LEGACY, RUNG_COUNT };
 

@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "engine/cuda/cuda.h"
-#include "engine/log.h"
-#include "models/arch.h"
+#include "engine/base/log.h"
+#include "engine/layers.h"
 
 #define MAX_STEPS (GRAFT_MAX_TRUNK + 2)
 

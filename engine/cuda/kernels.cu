@@ -8,7 +8,7 @@
 #include <cuda_runtime.h>
 
 #include "engine/cuda/kernels.h"
-#include "engine/rng.h"
+#include "engine/base/rng.h"
 
 namespace {
 

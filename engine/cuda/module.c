@@ -4,7 +4,7 @@
  * versions report, and the one exported entry point.
  *
  * Only the module is built from this file; the tests that link the backend's
- * objects statically (test_cuda_ops, test_cudnn_deviceless) use libgraft's own
+ * objects statically (test_cuda_ops, test_cudnn_deviceless) use graft_base's own
  * status and log functions instead. */
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
@@ -14,7 +14,7 @@
 
 #include "engine/cuda/cuda.h"
 #include "engine/cuda_module.h"
-#include "engine/log.h"
+#include "engine/base/log.h"
 
 static const graft_module_host *host;
 

@@ -1,4 +1,4 @@
-#include "engine/log.h"
+#include "engine/base/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

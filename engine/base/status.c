@@ -1,4 +1,4 @@
-#include "engine/status.h"
+#include "engine/base/status.h"
 
 #include <stdarg.h>
 #include <stdio.h>

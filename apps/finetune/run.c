@@ -5,7 +5,7 @@
  * batch s in epoch e, the new head's initial weights. A checkpoint therefore
  * needs only the position (epoch, batch) and the running sums to resume the
  * run bit for bit. */
-#include "engine/finetune.h"
+#include "apps/finetune/run.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,10 +21,10 @@
 #include <unistd.h>
 
 #include "engine/backend.h"
-#include "engine/feature_cache.h"
-#include "engine/log.h"
+#include "io/feature_cache.h"
+#include "engine/base/log.h"
 #include "engine/net.h"
-#include "engine/rng.h"
+#include "engine/base/rng.h"
 #include "io/dataset.h"
 #include "io/fsutil.h"
 #include "models/checkpoint.h"
@@ -590,7 +590,7 @@ static graft_status setup(run *r, bool restart) {
   graft_backend_set_precision(r->be, prec);
   r->batch = (int)c->batch_size;
   r->dim = r->m->arch.feature_dim;
-  GRAFT_TRY(graft_net_create(r->be, r->m, r->batch, r->m->pre.crop, r->m->pre.crop, &r->net));
+  GRAFT_TRY(graft_net_create(r->be, &r->m->arch, r->m->params, r->batch, r->m->pre.crop, r->m->pre.crop, &r->net));
   GRAFT_TRY(graft_net_train_init(
       r->net, strcmp(c->trainable, "head") == 0 ? GRAFT_TRAIN_HEAD : GRAFT_TRAIN_CLASSIFIER,
       (float)c->dropout));

@@ -7,7 +7,7 @@
 #include <signal.h>
 #include <stdbool.h>
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 #include "io/config.h"
 #include "io/report.h"
 

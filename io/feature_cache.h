@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "engine/status.h"
+#include "engine/base/status.h"
 
 typedef struct graft_feature_cache graft_feature_cache;
 

@@ -1,4 +1,4 @@
-#include "engine/feature_cache.h"
+#include "io/feature_cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
