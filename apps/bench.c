@@ -66,6 +66,8 @@ typedef struct opts {
   const char *weights, *save_output;
   long long batch, threads, iterations, warmup, num_classes, count, seed, rows;
   bool json, cached, resident;
+  graft_backend_options backend; /* from the above and the environment */
+  int64_t cache_memory_mb;       /* GRAFT_CACHE_MEMORY_MB, for finetune-epoch */
 } opts;
 
 typedef struct result {
@@ -142,15 +144,6 @@ static graft_status save_output(const opts *o, const float *logits, int n, int k
     return s;
   }
   return graft_h5w_commit(w);
-}
-
-static graft_status make_backend(const opts *o, graft_backend **be) {
-  const char *note;
-  graft_precision p;
-  GRAFT_TRY(graft_precision_parse(o->precision, &p));
-  GRAFT_TRY(graft_backend_create(o->device, (int)o->threads, be, &note));
-  graft_backend_set_precision(*be, p);
-  return GRAFT_OK;
 }
 
 static double rel_error(const float *a, const float *b, size_t n) {
@@ -525,7 +518,8 @@ static graft_status bench_epoch(const opts *o, result *r) {
     s = graft_config_set(&c, set[i][0], set[i][1]);
   epoch_log log = {0};
   graft_finetune_hooks hooks = {NULL, NULL, on_epoch, NULL, NULL, 0, &log};
-  if (s == GRAFT_OK) s = graft_finetune_run(&c, true, &hooks);
+  graft_finetune_options fo = {o->backend, o->cache_memory_mb, true};
+  if (s == GRAFT_OK) s = graft_finetune_run(&c, &fo, &hooks);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", dir);
   if (s != GRAFT_OK) return s;
@@ -593,8 +587,10 @@ static int devices(const opts *o) {
   fputs(env, stdout);
   if (s != GRAFT_OK) return APP_FAILED;
   graft_backend *be;
+  graft_backend_options bo;
   const char *dev = strcmp(o->device, "cpu") == 0 ? "cuda:0" : o->device;
-  s = graft_backend_create(dev, 0, &be, NULL);
+  if (!app_backend_options(dev, 0, NULL, &bo)) return APP_USAGE;
+  s = graft_backend_create(&bo, &be, NULL);
   if (s != GRAFT_OK) {
     printf("%s: unusable: %s\n", dev, graft_detail());
     return APP_FAILED;
@@ -607,7 +603,7 @@ static int devices(const opts *o) {
 int main(int argc, char **argv) {
   app_init("bench");
   opts o = {NULL, "alexnet", "cpu", "fp32", NULL, NULL, "tutorial", "classifier", NULL, NULL,
-            -1, 0, -1, 2, 1000, 64, 0, 0, false, false, false};
+            -1, 0, -1, 2, 1000, 64, 0, 0, false, false, false, {0}, -1};
   static const struct option longs[] = {
       {"arch", 1, 0, 'a'},       {"batch", 1, 0, 'b'},      {"device", 1, 0, 'd'},
       {"precision", 1, 0, 'p'},  {"threads", 1, 0, 't'},    {"iterations", 1, 0, 'i'},
@@ -663,11 +659,10 @@ int main(int argc, char **argv) {
   if (o.iterations < 0) o.iterations = strcmp(o.workload, "finetune-epoch") == 0 ? 3 : 10;
 
   graft_backend *be = NULL;
-  graft_status s = make_backend(&o, &be);
-  if (s != GRAFT_OK) {
-    app_status_error(o.device, s);
+  if (!app_backend_options(o.device, o.threads, o.precision, &o.backend) ||
+      !app_cache_memory_mb(&o.cache_memory_mb) || !app_backend_create(&o.backend, &be))
     return APP_USAGE;
-  }
+  graft_status s = GRAFT_OK;
   result r = {calloc((size_t)o.iterations, sizeof(double)), (int)o.iterations, 0, 0, false, -1, ""};
   if (!r.times) s = graft__fail(GRAFT_ENOMEM, "out of memory");
   else if (strcmp(o.workload, "infer") == 0) s = bench_infer(&o, be, &r);

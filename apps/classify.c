@@ -293,20 +293,10 @@ int main(int argc, char **argv) {
   if (o.labels) {
     if (!(labels = read_labels(o.labels, k))) goto done;
   }
-  const char *note = NULL;
-  graft_precision precision;
-  s = graft_precision_parse(o.precision, &precision);
-  if (s != GRAFT_OK) {
-    app_status_error("--precision", s);
+  graft_backend_options bo;
+  if (!app_backend_options(o.device, o.threads, o.precision, &bo) ||
+      !app_backend_create(&bo, &be))
     goto done;
-  }
-  s = graft_backend_create(o.device, (int)o.threads, &be, &note);
-  if (s != GRAFT_OK) {
-    app_status_error(o.device, s);
-    goto done;
-  }
-  if (note) app_error(NULL, "%s", note);
-  graft_backend_set_precision(be, precision);
 
   /* Gather the inputs; unreadable ones are reported in order with the rest. */
   for (int i = optind; i < argc; i++) {

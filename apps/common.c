@@ -88,3 +88,58 @@ void app_json_string(void *file, const char *s) {
   }
   fputc('"', f);
 }
+
+/* The environment variable `var`, NULL when unset or empty. */
+static const char *env(const char *var) {
+  const char *v = getenv(var);
+  return v && *v ? v : NULL;
+}
+
+bool app_backend_options(const char *device, long long threads, const char *precision,
+                         graft_backend_options *o) {
+  *o = (graft_backend_options){0};
+  o->device = device;
+  o->threads = (int)threads;
+  const char *v;
+  graft_status s = GRAFT_OK;
+  const char *bad = NULL;
+  if (precision && (s = graft_precision_parse(precision, &o->precision)) != GRAFT_OK)
+    bad = "--precision";
+  else if ((v = env("GRAFT_CPU_CONV")) && (s = graft_cpu_conv_parse(v, &o->cpu_conv)) != GRAFT_OK)
+    bad = "GRAFT_CPU_CONV";
+  else if ((v = env("GRAFT_CPU_KERNELS")) &&
+           (s = graft_cpu_kernels_parse(v, &o->cpu_kernels)) != GRAFT_OK)
+    bad = "GRAFT_CPU_KERNELS";
+  else if ((v = env("GRAFT_CUDNN_PATH")) &&
+           (s = graft_cudnn_path_parse(v, &o->cudnn_path)) != GRAFT_OK)
+    bad = "GRAFT_CUDNN_PATH";
+  if (bad) {
+    app_status_error(bad, s);
+    return false;
+  }
+  v = env("GRAFT_CUDA_GRAPHS");
+  o->cuda_eager = v && strcmp(v, "0") == 0;
+  return true;
+}
+
+bool app_backend_create(const graft_backend_options *o, graft_backend **out) {
+  const char *note = NULL;
+  graft_status s = graft_backend_create(o, out, &note);
+  if (s != GRAFT_OK) {
+    app_status_error(o->device && *o->device ? o->device : "auto", s);
+    return false;
+  }
+  if (note) app_error(NULL, "%s", note);
+  return true;
+}
+
+bool app_cache_memory_mb(int64_t *out) {
+  const char *v = env("GRAFT_CACHE_MEMORY_MB");
+  long long mb = -1;
+  if (v && !app_parse_int(v, 0, (long long)1 << 40, &mb)) {
+    app_error("GRAFT_CACHE_MEMORY_MB", "\"%s\" is not a number of MiB", v);
+    return false;
+  }
+  *out = mb;
+  return true;
+}

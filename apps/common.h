@@ -1,5 +1,7 @@
 /* What the apps share: their name in messages, one-line errors, warnings
- * from the library, number parsing. */
+ * from the library, number parsing, and the one place that reads the
+ * environment variables the README documents and turns them into the
+ * library's options. */
 #ifndef GRAFT_APPS_COMMON_H
 #define GRAFT_APPS_COMMON_H
 
@@ -7,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/backend.h"
 #include "engine/base/status.h"
 
 /* Exit codes shared by the apps. */
@@ -30,6 +33,24 @@ void app_status_error(const char *what, graft_status s);
 /* Strict integer / float parsing; false when s is not entirely a number in [lo, hi]. */
 bool app_parse_int(const char *s, long long lo, long long hi, long long *out);
 bool app_parse_double(const char *s, double lo, double hi, double *out);
+
+/* The backend options: device, threads and precision (its name; NULL for
+ * the default) as the command line or the config gave them, the rest from
+ * the environment: GRAFT_CPU_CONV (winograd|direct|auto|gemm),
+ * GRAFT_CPU_KERNELS (auto|generic), GRAFT_CUDNN_PATH
+ * (auto|fused|fallback|split|legacy), GRAFT_CUDA_GRAPHS (0: off). Unset or
+ * empty: the default. false after printing what is wrong. */
+bool app_backend_options(const char *device, long long threads, const char *precision,
+                         graft_backend_options *o);
+
+/* The backend, with the line saying why "auto" fell back to the CPU on
+ * stderr. false after printing what is wrong (the device's name first). */
+bool app_backend_create(const graft_backend_options *o, graft_backend **out);
+
+/* GRAFT_CACHE_MEMORY_MB: the feature cache's memory budget in MiB, or -1
+ * when unset (a quarter of physical memory). false after printing what is
+ * wrong. */
+bool app_cache_memory_mb(int64_t *out);
 
 /* Append JSON string literal of s (quoted, escaped) to f. */
 void app_json_string(void *file, const char *s);

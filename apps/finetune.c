@@ -212,8 +212,12 @@ int main(int argc, char **argv) {
     app_error(NULL, "GRAFT_CRASH_AT: expected EPOCH:BATCH, got \"%s\"", crash_at);
     return APP_USAGE;
   }
+  graft_finetune_options fo = {.restart = restart};
+  if (!app_backend_options(c.device, c.threads, c.precision, &fo.backend) ||
+      !app_cache_memory_mb(&fo.cache_memory_mb))
+    return APP_USAGE;
   graft_finetune_hooks hooks = {on_started, on_progress, on_epoch, on_message, &stop_flag, 0, &u};
-  s = graft_finetune_run(&c, restart, &hooks);
+  s = graft_finetune_run(&c, &fo, &hooks);
   clear_bar(&u);
   if (s == GRAFT_EINTR) return APP_INTERRUPTED;
   if (s != GRAFT_OK) {

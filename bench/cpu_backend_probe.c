@@ -1,7 +1,8 @@
 /* cpu_backend_probe: where the CPU backend's time goes, layer by layer.
  *
  * Plans an AlexNet or VGG16 trunk (random He weights) on the CPU backend
- * (path from GRAFT_CPU_CONV; correctness is test/test_cpu_trunk.c's job), then
+ * (options from the environment as the apps read them, GRAFT_CPU_CONV and
+ * GRAFT_CPU_KERNELS; correctness is test/test_cpu_trunk.c's job), then
  * times every trunk plan and classifier Linear (median of --reps runs) and
  * what a per-layer NCHW framework would add: a reorder of every blocked
  * activation to plain NCHW and back. Also reports how much CPU other
@@ -9,7 +10,8 @@
  * numbers are suspect). Not part of the build; compile against a build tree:
  *
  *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -I. bench/cpu_backend_probe.c \
- *      build-cpu/libgraft.a -ldnnl -lopenblas -lhdf5_serial -lm -o /tmp/probe
+ *      apps/common.c build-cpu/libgraft_{models,io,backends,engine,base}.a \
+ *      -ldnnl -lopenblas -lhdf5_serial -ljpeg -lpng -lcairo -lm -o /tmp/probe
  *   GRAFT_CPU_CONV=winograd /tmp/probe vgg16 8 [reps]
  */
 #include <math.h>
@@ -19,6 +21,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "apps/common.h"
 #include "engine/cpu/cpu.h"
 #include "engine/base/rng.h"
 #include "models/arch.h"
@@ -97,7 +100,9 @@ int main(int argc, char **argv) {
   graft_arch a;
   TRY(graft_arch_init(&a, arch_name, 1000));
   graft_backend *be;
-  TRY(graft_cpu_backend_create(2, &be));
+  graft_backend_options o;
+  if (!app_backend_options("cpu", 2, NULL, &o)) return 2;
+  TRY(graft_cpu_backend_create(&o, &be));
   printf("%s batch %d: %s\n", arch_name, n, graft_backend_describe(be));
   graft_rng rng = {1, 0};
 

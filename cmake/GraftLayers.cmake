@@ -3,15 +3,16 @@
 # files), with graft's warnings, built only after the layer check has passed.
 #
 # The layer check (cmake/check_layers.sh) reads every #include of the tree
-# and fails when a lower layer includes a higher one, or when code outside
-# apps/ and test/ reads the environment. It runs before any graft library
+# and fails when a lower layer includes a higher one, or when code other than
+# the programs (apps/*.c) and the test harness reads the environment. It runs
+# before any graft library
 # compiles (a wrong-way include stops the build with the offending line) and
 # again as the ctest `layers`, after its own self-test.
 
 file(GLOB_RECURSE _graft_layer_inputs CONFIGURE_DEPENDS
   ${PROJECT_SOURCE_DIR}/engine/*.[ch] ${PROJECT_SOURCE_DIR}/engine/*.cu
   ${PROJECT_SOURCE_DIR}/io/*.[ch] ${PROJECT_SOURCE_DIR}/models/*.[ch]
-  ${PROJECT_SOURCE_DIR}/apps/*.[ch])
+  ${PROJECT_SOURCE_DIR}/apps/*.[ch] ${PROJECT_SOURCE_DIR}/test/*.[ch])
 add_custom_command(
   OUTPUT ${PROJECT_BINARY_DIR}/layers.ok
   COMMAND bash ${PROJECT_SOURCE_DIR}/cmake/check_layers.sh ${PROJECT_SOURCE_DIR}

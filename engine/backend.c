@@ -1,5 +1,7 @@
-/* Choosing a backend by name. The CUDA backend lives in a module loaded on
- * first use (engine/cuda_loader.c); "auto" falls back to the CPU without it. */
+/* Choosing a backend by device name (the library graft_backends, above the
+ * CPU backend and the CUDA one it creates). The CUDA backend lives in a
+ * module loaded on first use (engine/cuda_loader.c); "auto" falls back to the
+ * CPU without it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +11,11 @@
 #include "engine/cuda_module.h"
 #endif
 
-graft_status graft_backend_create(const char *device, int threads, graft_backend **out,
+graft_status graft_backend_create(const graft_backend_options *o, graft_backend **out,
                                   const char **note) {
+  static const graft_backend_options defaults = {0};
+  if (!o) o = &defaults;
+  const char *device = o->device;
   *out = NULL;
   if (note) *note = NULL;
   if (!device || !*device || strcmp(device, "auto") == 0) {
@@ -18,14 +23,14 @@ graft_status graft_backend_create(const char *device, int threads, graft_backend
     /* Any failure falls back, a GPU that is there but fails included: the
      * line says which. */
     static _Thread_local char why[1280];
-    if (graft__cuda_backend_open(0, out) == GRAFT_OK) return GRAFT_OK;
+    if (graft__cuda_backend_open(0, o, out) == GRAFT_OK) return GRAFT_OK;
     snprintf(why, sizeof why, "no usable CUDA GPU (%s); running on the CPU", graft_detail());
     graft_clear_detail();
     if (note) *note = why;
 #endif
-    return graft_cpu_backend_create(threads, out);
+    return graft_cpu_backend_create(o, out);
   }
-  if (strcmp(device, "cpu") == 0) return graft_cpu_backend_create(threads, out);
+  if (strcmp(device, "cpu") == 0) return graft_cpu_backend_create(o, out);
   if (strncmp(device, "cuda", 4) == 0) {
     int index = 0;
     if (device[4] == ':') {
@@ -39,7 +44,7 @@ graft_status graft_backend_create(const char *device, int threads, graft_backend
                          device);
     }
 #ifdef GRAFT_HAVE_CUDA
-    return graft__cuda_backend_open(index, out);
+    return graft__cuda_backend_open(index, o, out);
 #else
     (void)index;
     return graft__fail(GRAFT_ENODEV, "device \"%s\": this build of graft has no CUDA support",

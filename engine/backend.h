@@ -1,20 +1,69 @@
-/* The public face of a compute backend: an opaque handle and its constructors.
- * The function table lives in engine/backend_impl.h. */
+/* The public face of a compute backend: an opaque handle, the options it is
+ * created with and its constructors. The function table lives in
+ * engine/backend_impl.h.
+ *
+ * Every behaviour a backend has is an option given at creation: the library
+ * reads no environment variable (apps/common.c turns the GRAFT_* variables
+ * into these options). A zeroed struct asks for the defaults. */
 #ifndef GRAFT_BACKEND_H
 #define GRAFT_BACKEND_H
+
+#include <stdbool.h>
 
 #include "engine/base/status.h"
 
 typedef struct graft_backend graft_backend;
 
-/* device: "auto", "cpu", "cuda" or "cuda:N". threads: CPU threads, 0 = all cores.
- * "auto" takes a usable GPU when the build has CUDA, else the CPU; when it falls
- * back it records why in *note, one line naming what was missing (the CUDA
- * module, a library, the driver, a device), valid until the next call on this
- * thread; NULL when there is nothing to say. "cuda" fails with that line as
- * the detail (GRAFT_ENODEV when something is missing, the CUDA error's
- * status when the GPU is there but fails). */
-graft_status graft_backend_create(const char *device, int threads, graft_backend **out,
+/* Numerics of a backend. FP32 is PyTorch's default: TF32 tensor cores allowed
+ * for convolutions, true fp32 for matmuls. FP32_STRICT: no TF32 anywhere.
+ * The CPU computes in fp32 either way. Names: "fp32", "fp32-strict". */
+typedef enum graft_precision {
+  GRAFT_PRECISION_FP32 = 0,
+  GRAFT_PRECISION_FP32_STRICT,
+} graft_precision;
+
+/* The CPU backend's convolutions. Names: "winograd", "direct", "auto", "gemm". */
+typedef enum graft_cpu_conv {
+  GRAFT_CPU_CONV_WINOGRAD = 0, /* oneDNN: Winograd for 3x3/1 where it has a kernel, else direct */
+  GRAFT_CPU_CONV_DIRECT,       /* oneDNN: direct convolution everywhere */
+  GRAFT_CPU_CONV_AUTO,         /* oneDNN's own choice for 3x3/1 (Winograd at batch 8, not 1-2) */
+  GRAFT_CPU_CONV_GEMM,         /* im2col + OpenBLAS sgemm on plain NCHW */
+} graft_cpu_conv;
+
+/* The kernels of the CPU backend's own loops. Names: "auto", "generic". */
+typedef enum graft_cpu_kernels {
+  GRAFT_CPU_KERNELS_AUTO = 0, /* AVX2 + FMA where the CPU has both, else generic C */
+  GRAFT_CPU_KERNELS_GENERIC,  /* plain C (the tests compare the two) */
+} graft_cpu_kernels;
+
+/* The rungs of the CUDA backend's convolution ladder that may run (engine/cuda/conv.c).
+ * Names: "auto", "fused", "fallback", "split", "legacy". */
+typedef enum graft_cudnn_path {
+  GRAFT_CUDNN_PATH_AUTO = 0, /* the whole ladder: the first rung that plans wins */
+  GRAFT_CUDNN_PATH_FUSED,    /* fused graph only: heuristics mode A, then FALLBACK */
+  GRAFT_CUDNN_PATH_FALLBACK, /* fused graph, FALLBACK heuristics only */
+  GRAFT_CUDNN_PATH_SPLIT,    /* conv-only graph + our bias/ReLU kernel */
+  GRAFT_CUDNN_PATH_LEGACY,   /* cudnnConvolutionForward + kernel; cudnnPoolingForward */
+} graft_cudnn_path;
+
+typedef struct graft_backend_options {
+  const char *device;           /* "auto" (also NULL or ""), "cpu", "cuda" or "cuda:N" */
+  int threads;                  /* CPU threads; 0 = all cores */
+  graft_precision precision;
+  graft_cpu_conv cpu_conv;
+  graft_cpu_kernels cpu_kernels;
+  graft_cudnn_path cudnn_path;
+  bool cuda_eager;              /* the trunk op by op, never captured as a CUDA graph */
+} graft_backend_options;
+
+/* o->device: "auto" takes a usable GPU when the build has CUDA, else the
+ * CPU; when it falls back it records why in *note, one line naming what was
+ * missing (the CUDA module, a library, the driver, a device), valid until the
+ * next call on this thread; NULL when there is nothing to say. "cuda" fails
+ * with that line as the detail (GRAFT_ENODEV when something is missing, the
+ * CUDA error's status when the GPU is there but fails). o NULL: the
+ * defaults. */
+graft_status graft_backend_create(const graft_backend_options *o, graft_backend **out,
                                   const char **note);
 void graft_backend_destroy(graft_backend *be);
 
@@ -24,23 +73,19 @@ const char *graft_backend_name(const graft_backend *be);
 /* A human-readable description of what runs underneath ("oneDNN 2.6.3 avx512_core, 2 threads"). */
 const char *graft_backend_describe(const graft_backend *be);
 
-/* Numerics of a backend. FP32 is PyTorch's default: TF32 tensor cores allowed
- * for convolutions, true fp32 for matmuls. FP32_STRICT: no TF32 anywhere.
- * The CPU computes in fp32 either way. */
-typedef enum graft_precision {
-  GRAFT_PRECISION_FP32 = 0,
-  GRAFT_PRECISION_FP32_STRICT,
-} graft_precision;
-
-/* "fp32" | "fp32-strict"; GRAFT_EINVAL otherwise. */
+/* Options from their names (above); GRAFT_EINVAL naming the value and the
+ * names expected otherwise. And back. */
 graft_status graft_precision_parse(const char *s, graft_precision *out);
+graft_status graft_cpu_conv_parse(const char *s, graft_cpu_conv *out);
+graft_status graft_cpu_kernels_parse(const char *s, graft_cpu_kernels *out);
+graft_status graft_cudnn_path_parse(const char *s, graft_cudnn_path *out);
 const char *graft_precision_name(graft_precision p);
+const char *graft_cpu_conv_name(graft_cpu_conv c);
+const char *graft_cudnn_path_name(graft_cudnn_path p);
 
-/* Set before nets are created on the backend (plans are built for it). */
-void graft_backend_set_precision(graft_backend *be, graft_precision p);
-graft_precision graft_backend_precision(const graft_backend *be);
-
-graft_status graft_cpu_backend_create(int threads, graft_backend **out);
+/* The CPU backend itself (graft_backend_create chooses it or the CUDA
+ * module's). */
+graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_backend **out);
 
 /* What the CUDA backend finds on this machine, a few "name: value" lines
  * into buf: the module, the driver, the CUDA runtime, cuDNN and cuBLAS as

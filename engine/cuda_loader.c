@@ -19,8 +19,8 @@
 #include "engine/base/log.h"
 
 static const graft_module_host host = {
-    GRAFT_CUDA_MODULE_ABI, graft__fail,  graft__context,      graft_detail,
-    graft_clear_detail,    graft__warn,  graft_precision_name};
+    GRAFT_CUDA_MODULE_ABI, graft__fail, graft__context,       graft_detail,
+    graft_clear_detail,    graft__warn, graft_precision_name, graft_cudnn_path_name};
 
 static struct {
   pthread_once_t once;
@@ -141,12 +141,13 @@ static void warn_old_cudnn(void) {
   if (warning[0]) graft__warn("%s", warning);
 }
 
-graft_status graft__cuda_backend_open(int device, graft_backend **out) {
+graft_status graft__cuda_backend_open(int device, const graft_backend_options *o,
+                                      graft_backend **out) {
   static pthread_once_t warned = PTHREAD_ONCE_INIT;
   const graft_cuda_module *mod;
   *out = NULL;
   GRAFT_TRY(module(&mod));
-  GRAFT_TRY(mod->create(device, out));
+  GRAFT_TRY(mod->create(device, o, out));
   pthread_once(&warned, warn_old_cudnn);
   return GRAFT_OK;
 }

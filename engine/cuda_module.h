@@ -1,23 +1,25 @@
 /* The CUDA backend is a module loaded at run time: libgraft_cuda.so, built
  * beside the apps (engine/cuda/, cmake/GraftCuda.cmake), dlopen'ed by
  * engine/cuda_loader.c when a device other than "cpu" is asked for. Neither
- * the apps nor libgraft link cuDNN, cuBLAS or the CUDA runtime, so a CUDA
- * build starts, and runs on the CPU, on a machine that has none of them; only
- * the module needs them (ggml's GGML_BACKEND_DL does the same).
+ * the apps nor graft's libraries link cuDNN, cuBLAS or the CUDA runtime, so
+ * a CUDA build starts, and runs on the CPU, on a machine that has none of
+ * them; only the module needs them (ggml's GGML_BACKEND_DL does the same).
  *
  * Sharing symbols: the module resolves no graft symbol against the program
  * that loads it. At load the host hands it graft_module_host, the functions
- * of its status detail and warning sink; the module's graft__fail,
- * graft__context, graft_detail, graft_clear_detail and graft__warn
+ * of its status detail and warning sink and the options' names; the
+ * module's graft__fail, graft__context, graft_detail, graft_clear_detail,
+ * graft__warn, graft_precision_name and graft_cudnn_path_name
  * (engine/cuda/module.c) forward through it, so a failure inside the module
  * sets the host's thread-local detail and its warnings reach the app's sink.
  * Chosen over exporting the executables' symbols (-rdynamic) and over a
- * shared libgraft because: the apps stay single executables with nothing new
- * to find at start-up; the module links with --no-undefined, so whatever it
- * needs is checked when it is built rather than when a user first asks for a
- * GPU (a static libgraft only keeps the objects its program references, so
- * symbols the module wanted from it could be missing at run time); nothing is
- * bound before the ABI check below; sanitizer builds need nothing special.
+ * shared graft library because: the apps stay single executables with
+ * nothing new to find at start-up; the module links with --no-undefined, so
+ * whatever it needs is checked when it is built rather than when a user
+ * first asks for a GPU (a static library only keeps the objects its program
+ * references, so symbols the module wanted from it could be missing at run
+ * time); nothing is bound before the ABI check below; sanitizer builds need
+ * nothing special.
  *
  * The module exports one function, GRAFT_CUDA_MODULE_ENTRY. */
 #ifndef GRAFT_CUDA_MODULE_H
@@ -27,8 +29,9 @@
 
 #include "engine/backend_impl.h"
 
-/* Bumped whenever this header, graft_backend or graft_backend_iface changes. */
-#define GRAFT_CUDA_MODULE_ABI 2
+/* Bumped whenever this header, graft_backend, graft_backend_iface or
+ * graft_backend_options changes. */
+#define GRAFT_CUDA_MODULE_ABI 3
 #define GRAFT_CUDA_MODULE_FILE "libgraft_cuda.so"
 #define GRAFT_CUDA_MODULE_ENTRY "graft_cuda_module_open"
 
@@ -42,6 +45,7 @@ typedef struct graft_module_host {
   void (*clear_detail)(void);
   void (*warn)(const char *fmt, ...);
   const char *(*precision_name)(graft_precision p);
+  const char *(*cudnn_path_name)(graft_cudnn_path p);
 } graft_module_host;
 
 /* Versions as the module was built and as they loaded; a version is
@@ -65,13 +69,15 @@ typedef struct graft_cuda_module {
   /* GRAFT_ENODEV only when there is no driver, no device (or no such index)
    * or no code for the device in this build; any other CUDA failure is
    * reported as it is (GRAFT_EBACKEND, ...). */
-  graft_status (*create)(int device, graft_backend **out);
+  graft_status (*create)(int device, const graft_backend_options *o, graft_backend **out);
 } graft_cuda_module;
 
 typedef const graft_cuda_module *(*graft_cuda_module_open_fn)(const graft_module_host *host);
 
 /* The host's side (engine/cuda_loader.c): load the module once, then create
- * the backend on device. Failures name what was missing (engine/backend.h). */
-graft_status graft__cuda_backend_open(int device, graft_backend **out);
+ * the backend on device with the options o. Failures name what was missing
+ * (engine/backend.h). */
+graft_status graft__cuda_backend_open(int device, const graft_backend_options *o,
+                                      graft_backend **out);
 
 #endif

@@ -15,15 +15,14 @@ struct graft_feature_cache {
   int fd;      /* on disk, or -1 */
 };
 
-static size_t budget_bytes(void) {
-  const char *env = getenv("GRAFT_CACHE_MEMORY_MB");
-  if (env && *env) return (size_t)strtoull(env, NULL, 10) << 20;
+static size_t budget_bytes(int64_t memory_mb) {
+  if (memory_mb >= 0) return (size_t)memory_mb << 20;
   long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
   if (pages <= 0 || size <= 0) return (size_t)1 << 30;
   return (size_t)pages * (size_t)size / 4;
 }
 
-graft_status graft_feature_cache_create(int n, int dim, const char *spill_dir,
+graft_status graft_feature_cache_create(int n, int dim, int64_t memory_mb, const char *spill_dir,
                                         graft_feature_cache **out) {
   *out = NULL;
   graft_feature_cache *c = calloc(1, sizeof *c);
@@ -33,7 +32,7 @@ graft_status graft_feature_cache_create(int n, int dim, const char *spill_dir,
   c->fd = -1;
   c->have = calloc((size_t)(n ? n : 1), 1);
   size_t bytes = (size_t)n * dim * sizeof(float);
-  if (c->have && bytes <= budget_bytes()) c->rows = malloc(bytes ? bytes : 1);
+  if (c->have && bytes <= budget_bytes(memory_mb)) c->rows = malloc(bytes ? bytes : 1);
   if (c->have && !c->rows) {
     char path[4200];
     snprintf(path, sizeof path, "%s/.graft-features-XXXXXX", spill_dir);

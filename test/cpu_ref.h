@@ -15,10 +15,10 @@
 
 /* A CPU backend on one convolution path: "direct", "auto" or "gemm". */
 static inline graft_backend *ref_cpu_backend(const char *path) {
-  setenv("GRAFT_CPU_CONV", path, 1);
+  graft_backend_options o = {.threads = 2};
+  CHECK_OK(graft_cpu_conv_parse(path, &o.cpu_conv));
   graft_backend *be = NULL;
-  CHECK_OK(graft_cpu_backend_create(2, &be));
-  unsetenv("GRAFT_CPU_CONV");
+  CHECK_OK(graft_cpu_backend_create(&o, &be));
   return be;
 }
 

@@ -37,8 +37,8 @@ static bool is_dir(const char *p) {
 }
 
 const char *graft_test_data_dir(void) {
-  const char *d = getenv("GRAFT_DATA");
-  if (!d || !*d) d = GRAFT_DEFAULT_DATA;
+  const char *d = graft_test_env("GRAFT_DATA");
+  if (!d) d = GRAFT_DEFAULT_DATA;
   return is_dir(d) ? d : NULL;
 }
 
@@ -65,15 +65,15 @@ void *graft_test_alloc(size_t bytes) {
  * environment says otherwise (bench/device-check.sh runs the test programs
  * from a bundle, far from the tree they were built in). */
 static const char *source_dir(void) {
-  const char *d = getenv("GRAFT_SOURCE_DIR");
-  return d && *d ? d : GRAFT_SOURCE_DIR;
+  const char *d = graft_test_env("GRAFT_SOURCE_DIR");
+  return d ? d : GRAFT_SOURCE_DIR;
 }
 
 const char *graft_test_tmpdir(const char *name) {
   static char path[4096];
   char cmd[4200];
-  const char *root = getenv("GRAFT_TEST_TMP");
-  if (root && *root)
+  const char *root = graft_test_env("GRAFT_TEST_TMP");
+  if (root)
     snprintf(path, sizeof path, "%s/%s", root, name);
   else
     snprintf(path, sizeof path, "%s/test-tmp/%s", GRAFT_BINARY_DIR, name);
@@ -86,10 +86,20 @@ const char *graft_test_tmpdir(const char *name) {
   return path;
 }
 
+const char *graft_test_env(const char *name) {
+  const char *v = getenv(name);
+  return v && *v ? v : NULL;
+}
+
+const char *graft_test_python(void) {
+  const char *py = graft_test_env("GRAFT_PYTHON");
+  if (!py) py = GRAFT_TEST_PYTHON;
+  return *py ? py : NULL;
+}
+
 const char *graft_test_python_or_skip(void) {
-  const char *py = getenv("GRAFT_PYTHON");
-  if (!py || !*py) py = GRAFT_TEST_PYTHON;
-  if (!*py) graft_test_skip("no python3 with torch, torchvision and h5py (set GRAFT_PYTHON)");
+  const char *py = graft_test_python();
+  if (!py) graft_test_skip("no python3 with torch, torchvision and h5py (set GRAFT_PYTHON)");
   return py;
 }
 
@@ -131,6 +141,15 @@ double graft_test_max_abs_diff(const float *a, const float *b, size_t n, size_t 
   }
   if (where) *where = at;
   return m;
+}
+
+graft_backend_options graft_test_backend_options(void) {
+  graft_backend_options o = {0};
+  const char *conv = graft_test_env("GRAFT_CPU_CONV");
+  const char *kernels = graft_test_env("GRAFT_CPU_KERNELS");
+  if (conv) CHECK_OK(graft_cpu_conv_parse(conv, &o.cpu_conv));
+  if (kernels) CHECK_OK(graft_cpu_kernels_parse(kernels, &o.cpu_kernels));
+  return o;
 }
 
 const char *graft_test_path(const char *dir, const char *name) {

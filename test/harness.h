@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "engine/backend.h"
 #include "engine/base/status.h"
 
 extern int graft_test_failures;
@@ -62,8 +63,15 @@ const char *graft_test_hymenoptera_or_skip(void);
 /* A fresh scratch folder for this test under the build tree. */
 const char *graft_test_tmpdir(const char *name);
 
-/* The python3 with torch/torchvision/h5py, or skip saying why. */
+/* The python3 with torch/torchvision/h5py ($GRAFT_PYTHON, else the one
+ * CMake found), NULL when there is none; or skip saying why. */
+const char *graft_test_python(void);
 const char *graft_test_python_or_skip(void);
+
+/* A setting ctest (or the person running the test) gives in the environment:
+ * NULL when unset or empty. The tests read the environment only here; the
+ * library never does (its behaviour is options). */
+const char *graft_test_env(const char *name);
 
 /* Run "python script args..." (script relative to the source tree's test/ or
  * models/ as given, e.g. "test/ref_models.py"); returns its exit status. The
@@ -74,6 +82,12 @@ int graft_test_run_python(const char *script, const char *args);
  * are zero); and the largest |a-b| with its index. */
 double graft_test_rel_error(const float *a, const float *b, size_t n);
 double graft_test_max_abs_diff(const float *a, const float *b, size_t n, size_t *where);
+
+/* CPU backend options for a test program: the defaults, with the
+ * convolution path and kernels ctest may give in GRAFT_CPU_CONV and
+ * GRAFT_CPU_KERNELS (test/CMakeLists.txt runs cpu_ops once per path). An
+ * unknown value ends the test. */
+graft_backend_options graft_test_backend_options(void);
 
 /* Path join into a static rotating buffer (for test code only). */
 const char *graft_test_path(const char *dir, const char *name);

@@ -42,12 +42,12 @@ static float *frand(size_t n, double lo, double hi) {
 }
 
 /* A CPU backend with `threads` threads (the OpenMP team is process-wide:
- * the last one created sets it) and GRAFT_CPU_KERNELS=kernels. */
+ * the last one created sets it) and the kernels named `kernels`. */
 static graft_backend *backend(int threads, const char *kernels) {
-  setenv("GRAFT_CPU_KERNELS", kernels, 1);
+  graft_backend_options o = {.threads = threads};
+  CHECK_OK(graft_cpu_kernels_parse(kernels, &o.cpu_kernels));
   graft_backend *be = NULL;
-  CHECK_OK(graft_cpu_backend_create(threads, &be));
-  unsetenv("GRAFT_CPU_KERNELS");
+  CHECK_OK(graft_cpu_backend_create(&o, &be));
   return be;
 }
 

@@ -5,8 +5,8 @@
  * Trunk ops run as engine/net.c runs them: nchw_to_act -> op -> act_to_rows,
  * and again on a channel-blocked input (the output of an identity 1x1
  * convolution, which is exact), so the oneDNN layouts are covered too. The
- * program runs on the default convolution path and again with
- * GRAFT_CPU_CONV=direct, gemm and auto (test/CMakeLists.txt).
+ * program runs on the default convolution path and again on the direct,
+ * gemm and auto paths (GRAFT_CPU_CONV, read by the harness; test/CMakeLists.txt).
  *
  * Each case prints max|a-b|, the relative error ||a-b||/||b|| and "elem", the
  * largest |a-b| over the size its rounding error scales with (sum |x*w| + |b|
@@ -903,10 +903,11 @@ static void test_head_fd(float p) {
 
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0); /* keep FAIL lines beside their case */
-  const char *env = getenv("GRAFT_CPU_CONV");
-  CHECK_OK(graft_cpu_backend_create(0, &be));
+  const graft_backend_options o = graft_test_backend_options();
+  CHECK_OK(graft_cpu_backend_create(&o, &be));
   F = be->iface;
-  printf("backend: %s (GRAFT_CPU_CONV=%s)\n", graft_backend_describe(be), env ? env : "unset");
+  printf("backend: %s (convolution path %s)\n", graft_backend_describe(be),
+         graft_cpu_conv_name(o.cpu_conv));
 
   for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) test_conv(&conv_cases[i]);
   test_conv_errors();

@@ -136,26 +136,34 @@ static void run_case(graft_backend *const *bes, const char *arch, int n, int h, 
   free(wts), free(bias), free(x), free(ref);
 }
 
-/* Refusals: device names, GRAFT_CPU_CONV values, windows that do not fit. */
+/* Refusals: device names, convolution paths, windows that do not fit. */
 static void test_errors(graft_backend *be) {
   graft_backend *other = NULL;
   const char *note = "unset";
-  CHECK_OK(graft_backend_create("auto", 1, &other, &note));
+  CHECK_OK(graft_backend_create(&(graft_backend_options){.device = "auto", .threads = 1}, &other,
+                                &note));
 #ifndef GRAFT_HAVE_CUDA
   CHECK(note == NULL && strcmp(graft_backend_name(other), "cpu") == 0);
   graft_backend_destroy(other);
-  CHECK(graft_backend_create("cuda:1", 0, &other, NULL) == GRAFT_ENODEV && other == NULL);
+  CHECK(graft_backend_create(&(graft_backend_options){.device = "cuda:1"}, &other, NULL) ==
+            GRAFT_ENODEV &&
+        other == NULL);
   CHECK(strstr(graft_detail(), "no CUDA support") != NULL);
 #else
   graft_backend_destroy(other);
 #endif
-  CHECK(graft_backend_create("tpu", 0, &other, NULL) == GRAFT_EINVAL && other == NULL);
+  CHECK(graft_backend_create(&(graft_backend_options){.device = "tpu"}, &other, NULL) ==
+            GRAFT_EINVAL &&
+        other == NULL);
   CHECK(strstr(graft_detail(), "tpu") != NULL);
-  CHECK(graft_backend_create("cuda:x", 0, &other, NULL) == GRAFT_EINVAL);
-  setenv("GRAFT_CPU_CONV", "fastest", 1);
-  CHECK(graft_cpu_backend_create(0, &other) == GRAFT_EINVAL && other == NULL);
+  CHECK(graft_backend_create(&(graft_backend_options){.device = "cuda:x"}, &other, NULL) ==
+        GRAFT_EINVAL);
+  graft_cpu_conv path = GRAFT_CPU_CONV_DIRECT;
+  CHECK(graft_cpu_conv_parse("fastest", &path) == GRAFT_EINVAL && path == GRAFT_CPU_CONV_DIRECT);
   CHECK(strstr(graft_detail(), "fastest") != NULL);
-  unsetenv("GRAFT_CPU_CONV");
+  CHECK(graft_cpu_backend_create(&(graft_backend_options){.cpu_conv = (graft_cpu_conv)99},
+                                 &other) == GRAFT_EINVAL &&
+        other == NULL);
 
   float w[64 * 3 * 121] = {0}, b[64] = {0};
   graft_act in = {1, 3, 8, 8, GRAFT_LAYOUT_NCHW, 3 * 8 * 8 * sizeof(float)}, out;

@@ -1,6 +1,6 @@
 /* Every op of the CUDA backend against the CPU backend, over a table of
  * shapes, in both precisions and down every rung of the convolution ladder
- * (GRAFT_CUDNN_PATH=fused|fallback|split|legacy, one backend each).
+ * (the cudnn_path option fused, fallback, split, legacy: one backend each).
  *
  * Tolerances, relative to the reference's norm. Trunk convolutions in fp32
  * (TF32) 5e-3. In fp32-strict by the engine's numerical notes, each 10x the
@@ -496,9 +496,9 @@ static cudnnBackendDescriptor_t own_description(graft_backend *be) {
 static void setup_reference(graft_backend *be) {
   const cuda_backend *cb = cuda_of(be);
   const char *name = cb->sm == 90 ? "h100" : cb->sm == 80 ? "a100" : NULL;
-  const char *dir = getenv("GRAFT_CUDNN_DEVICES");
+  const char *dir = graft_test_env("GRAFT_CUDNN_DEVICES");
   char path[4200], fallback[4096];
-  if (!dir || !*dir) {
+  if (!dir) {
     snprintf(fallback, sizeof fallback, "%s/../shared/docs/cudnn-devices", GRAFT_SOURCE_DIR);
     dir = fallback;
   }
@@ -527,8 +527,8 @@ static void setup_reference(graft_backend *be) {
  * hand-made JSON of shared/docs/cudnn-devices with this) to
  * $GRAFT_CUDNN_DEVICE_JSON_OUT when set. */
 static void dump_device_json(graft_backend *be) {
-  const char *path = getenv("GRAFT_CUDNN_DEVICE_JSON_OUT");
-  if (!path || !*path) return;
+  const char *path = graft_test_env("GRAFT_CUDNN_DEVICE_JSON_OUT");
+  if (!path) return;
   static char json[1 << 16];
   int64_t n = 0;
   cudnnBackendDescriptor_t d = own_description(be);
@@ -552,37 +552,45 @@ static void dump_device_json(graft_backend *be) {
   }
 }
 
+/* A CUDA backend on cuda:0 with this precision and convolution ladder. */
+static graft_backend *cuda_backend_for(graft_precision prec, graft_cudnn_path path) {
+  graft_backend *be;
+  CHECK_OK(graft__cuda_create(0, &(graft_backend_options){.precision = prec, .cudnn_path = path},
+                              &be));
+  return be;
+}
+
 int main(void) {
   graft_backend *be;
-  graft_status s = graft__cuda_create(0, &be);
+  graft_status s = graft__cuda_create(0, NULL, &be);
   if (s == GRAFT_ENODEV) graft_test_skip("cuda: %s", graft_detail());
   CHECK_OK(s);
   printf("%s\n", graft_backend_describe(be));
   dump_device_json(be);
   setup_reference(be);
-  CHECK_OK(graft_cpu_backend_create(0, &cpu));
+  CHECK_OK(graft_cpu_backend_create(NULL, &cpu));
   memory(be);
   classifier_ops(be);
   trunk_capture(be);
+  /* the precision and the ladder are the backend's from its creation: one
+   * backend each (the first stays: the reference description may be its) */
   for (int prec = 1; prec >= 0; prec--) {
-    graft_backend_set_precision(be, (graft_precision)prec);
-    trunk_ops(be, "auto", (graft_precision)prec);
-    whole_net(be, (graft_precision)prec);
+    graft_backend *bp = cuda_backend_for((graft_precision)prec, GRAFT_CUDNN_PATH_AUTO);
+    trunk_ops(bp, "auto", (graft_precision)prec);
+    whole_net(bp, (graft_precision)prec);
+    graft_backend_destroy(bp);
   }
-  graft_backend_destroy(be);
   /* every rung of the ladder, forced */
-  const char *paths[] = {"fused", "fallback", "split", "legacy"};
-  for (int i = 0; i < 4; i++) {
-    setenv("GRAFT_CUDNN_PATH", paths[i], 1);
-    CHECK_OK(graft__cuda_create(0, &be));
+  const graft_cudnn_path paths[] = {GRAFT_CUDNN_PATH_FUSED, GRAFT_CUDNN_PATH_FALLBACK,
+                                    GRAFT_CUDNN_PATH_SPLIT, GRAFT_CUDNN_PATH_LEGACY};
+  for (int i = 0; i < 4; i++)
     for (int prec = 1; prec >= 0; prec--) {
-      graft_backend_set_precision(be, (graft_precision)prec);
-      trunk_ops(be, paths[i], (graft_precision)prec);
+      graft_backend *bp = cuda_backend_for((graft_precision)prec, paths[i]);
+      trunk_ops(bp, graft_cudnn_path_name(paths[i]), (graft_precision)prec);
+      graft_backend_destroy(bp);
     }
-    graft_backend_destroy(be);
-  }
-  unsetenv("GRAFT_CUDNN_PATH");
   if (reference.device) cudnnBackendDestroyDescriptor(reference.device);
+  graft_backend_destroy(be);
   graft_backend_destroy(cpu);
   return graft_test_finish("cuda_ops");
 }

@@ -190,9 +190,9 @@ static void walk(const graft_arch *a, int n, int h, int w, graft_precision prec)
 }
 
 int main(void) {
-  const char *dir = getenv("GRAFT_CUDNN_DEVICES");
+  const char *dir = graft_test_env("GRAFT_CUDNN_DEVICES");
   char fallback[4096];
-  if (!dir || !*dir) {
+  if (!dir) {
     snprintf(fallback, sizeof fallback, "%s/../shared/docs/cudnn-devices", GRAFT_SOURCE_DIR);
     dir = fallback;
   }

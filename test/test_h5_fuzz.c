@@ -170,8 +170,7 @@ int main(int argc, char **argv) {
   write_seed(seed);
   fuzz(dir, seed, "graft-written", iterations, false);
 
-  const char *py = getenv("GRAFT_PYTHON");
-  if ((!py || !*py) && !GRAFT_TEST_PYTHON[0]) {
+  if (!graft_test_python()) {
     printf("no python with h5py: the h5py-layout seed is not fuzzed\n");
     return graft_test_finish("h5_fuzz");
   }
@@ -180,7 +179,7 @@ int main(int argc, char **argv) {
   snprintf(args, sizeof args, "fuzzseed '%s'", seed);
   CHECK(graft_test_run_python("test/make_bad_weights.py", args) == 0);
   int crashes = fuzz(dir, seed, "h5py-layout", (iterations + 1) / 2, true); /* a fork each */
-  const char *strict = getenv("GRAFT_FUZZ_STRICT");
+  const char *strict = graft_test_env("GRAFT_FUZZ_STRICT");
   if (strict && *strict == '1')
     CHECK_MSG(crashes == 0, "%d h5py-layout mutants crashed HDF5", crashes);
   return graft_test_finish("h5_fuzz");

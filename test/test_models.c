@@ -27,13 +27,13 @@ int main(int argc, char **argv) {
 
   graft_backend *be;
   const char *note;
-  graft_status st = graft_backend_create(device, 0, &be, &note);
+  /* PyTorch's reference is fp32 on the CPU: on a GPU, no TF32 */
+  graft_backend_options o = {.device = device};
+  if (strcmp(device, "cpu") != 0) o.precision = GRAFT_PRECISION_FP32_STRICT;
+  graft_status st = graft_backend_create(&o, &be, &note);
   if (st == GRAFT_ENODEV) graft_test_skip("%s: %s", device, graft_detail());
   CHECK_OK(st);
-  /* PyTorch's reference is fp32 on the CPU: on a GPU, no TF32 */
-  if (strcmp(device, "cpu") != 0) graft_backend_set_precision(be, GRAFT_PRECISION_FP32_STRICT);
-  printf("%s, %s\n", graft_backend_describe(be),
-         graft_precision_name(graft_backend_precision(be)));
+  printf("%s, %s\n", graft_backend_describe(be), graft_precision_name(o.precision));
   graft_model *m;
   CHECK_OK(graft_model_load(graft_test_path(dir, "model.h5"), &m));
   graft_h5 *ref;

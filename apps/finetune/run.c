@@ -73,6 +73,7 @@ typedef struct writer {
 
 typedef struct run {
   const graft_config *cfg;
+  const graft_finetune_options *opt;
   const graft_finetune_hooks *hooks;
   char dir[GRAFT_PATH_MAX], best[GRAFT_PATH_MAX + 16], last[GRAFT_PATH_MAX + 16];
   char metrics[GRAFT_PATH_MAX + 16], curves[GRAFT_PATH_MAX + 16];
@@ -583,11 +584,8 @@ static graft_status setup(run *r, bool restart) {
   GRAFT_TRY(prepare_output(r));
 
   const char *note = NULL;
-  graft_precision prec;
-  GRAFT_TRY(graft_precision_parse(c->precision, &prec));
-  GRAFT_TRY(graft_backend_create(c->device, (int)c->threads, &r->be, &note));
+  GRAFT_TRY(graft_backend_create(&r->opt->backend, &r->be, &note));
   if (note) say(r, "%s", note);
-  graft_backend_set_precision(r->be, prec);
   r->batch = (int)c->batch_size;
   r->dim = r->m->arch.feature_dim;
   GRAFT_TRY(graft_net_create(r->be, &r->m->arch, r->m->params, r->batch, r->m->pre.crop, r->m->pre.crop, &r->net));
@@ -647,10 +645,11 @@ static graft_status setup(run *r, bool restart) {
                        "trunk's output every epoch");
   bool cache_val = strcmp(c->cache_features, "off") != 0;
   int threads = c->threads > 0 ? (int)c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  const int64_t mb = r->opt->cache_memory_mb;
   if (cache_train)
-    GRAFT_TRY(graft_feature_cache_create(r->data.train.n, r->dim, r->dir, &r->train.cache));
+    GRAFT_TRY(graft_feature_cache_create(r->data.train.n, r->dim, mb, r->dir, &r->train.cache));
   if (cache_val)
-    GRAFT_TRY(graft_feature_cache_create(r->data.val.n, r->dim, r->dir, &r->val.cache));
+    GRAFT_TRY(graft_feature_cache_create(r->data.val.n, r->dim, mb, r->dir, &r->val.cache));
   r->train.split = &r->data.train;
   r->val.split = &r->data.val;
   GRAFT_TRY(graft_loader_create(&r->data.train, &r->m->pre, augment, threads, &r->train.loader));
@@ -682,14 +681,15 @@ static void teardown(run *r) {
   free(r->ck.history);
 }
 
-graft_status graft_finetune_run(const graft_config *cfg, bool restart,
+graft_status graft_finetune_run(const graft_config *cfg, const graft_finetune_options *o,
                                 const graft_finetune_hooks *hooks) {
   run r;
   memset(&r, 0, sizeof r);
   r.cfg = cfg;
+  r.opt = o;
   r.hooks = hooks;
   graft_status s = graft_config_validate(cfg);
-  if (s == GRAFT_OK) s = setup(&r, restart);
+  if (s == GRAFT_OK) s = setup(&r, o->restart);
   if (s == GRAFT_OK && hooks && hooks->started) hooks->started(hooks->user);
   if (s == GRAFT_OK) s = train_loop(&r);
   /* Whatever happened, the files of the last finished epoch are complete. */

@@ -6,7 +6,9 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 
+#include "engine/backend.h"
 #include "engine/base/status.h"
 #include "io/config.h"
 #include "io/report.h"
@@ -28,10 +30,16 @@ typedef struct graft_finetune_hooks {
   void *user;
 } graft_finetune_hooks;
 
-/* Run the training the config describes. restart ignores (and replaces) an
- * earlier run's last.h5. GRAFT_EINTR when stopped by *hooks->stop (after
- * last.h5 was saved). */
-graft_status graft_finetune_run(const graft_config *cfg, bool restart,
+/* How the run goes about it, beside the config's recipe. */
+typedef struct graft_finetune_options {
+  graft_backend_options backend; /* the config's device, threads and precision, and the rest */
+  int64_t cache_memory_mb;       /* the feature cache's budget; < 0: a quarter of physical memory */
+  bool restart;                  /* ignore (and replace) an earlier run's last.h5 */
+} graft_finetune_options;
+
+/* Run the training the config describes. GRAFT_EINTR when stopped by
+ * *hooks->stop (after last.h5 was saved). */
+graft_status graft_finetune_run(const graft_config *cfg, const graft_finetune_options *o,
                                 const graft_finetune_hooks *hooks);
 
 #endif

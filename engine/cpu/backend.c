@@ -112,7 +112,7 @@ static graft_status conv2d_plan(graft_backend *b, const graft_conv2d_params *p,
                        in->c);
   GRAFT_TRY(check_window("convolution", in, p->kernel, p->stride, p->pad));
   if (p->out_c < 1) return graft__fail(GRAFT_EINVAL, "convolution with %d outputs", p->out_c);
-  if (be->conv_path == CPU_CONV_GEMM) return graft__gemm_conv_plan(be, p, in, w, bias, out, plan);
+  if (be->conv_path == GRAFT_CPU_CONV_GEMM) return graft__gemm_conv_plan(be, p, in, w, bias, out, plan);
   return graft__dnnl_conv_plan(be, p, in, w, bias, out, plan);
 }
 
@@ -174,50 +174,22 @@ static const graft_backend_iface cpu_iface = {
     .linear_forward_rows = graft__cpu_linear_forward_rows,
 };
 
-/* GRAFT_CPU_CONV selects the convolution path: winograd (default: oneDNN
- * Winograd for 3x3/1, direct elsewhere; the fastest here), direct (oneDNN
- * direct everywhere), auto (oneDNN's own choice), gemm (im2col + OpenBLAS). */
-static graft_status conv_path_from_env(cpu_conv_path *out) {
-  const char *v = getenv("GRAFT_CPU_CONV");
-  if (!v || !*v || strcmp(v, "winograd") == 0)
-    *out = CPU_CONV_DNNL_WINOGRAD;
-  else if (strcmp(v, "direct") == 0)
-    *out = CPU_CONV_DNNL_DIRECT;
-  else if (strcmp(v, "auto") == 0)
-    *out = CPU_CONV_DNNL_AUTO;
-  else if (strcmp(v, "gemm") == 0)
-    *out = CPU_CONV_GEMM;
-  else
-    return graft__fail(GRAFT_EINVAL,
-                       "GRAFT_CPU_CONV=\"%s\" (expected winograd, direct, auto or gemm)", v);
-  return GRAFT_OK;
-}
-
-/* GRAFT_CPU_KERNELS selects our own loops' kernels: unset or "auto" (AVX2 and
- * FMA where the CPU has both), or "generic" (plain C, for the tests). */
-static graft_status kernels_from_env(bool *avx2) {
-  const char *v = getenv("GRAFT_CPU_KERNELS");
-  if (!v || !*v || strcmp(v, "auto") == 0) {
-    __builtin_cpu_init();
-    *avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  } else if (strcmp(v, "generic") == 0) {
-    *avx2 = false;
-  } else {
-    return graft__fail(GRAFT_EINVAL, "GRAFT_CPU_KERNELS=\"%s\" (expected auto or generic)", v);
-  }
-  return GRAFT_OK;
-}
-
-graft_status graft_cpu_backend_create(int threads, graft_backend **out) {
+graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_backend **out) {
+  static const graft_backend_options defaults = {0};
+  if (!o) o = &defaults;
   *out = NULL;
+  if ((unsigned)o->cpu_conv > GRAFT_CPU_CONV_GEMM)
+    return graft__fail(GRAFT_EINVAL, "CPU convolution path %d", (int)o->cpu_conv);
+  if ((unsigned)o->cpu_kernels > GRAFT_CPU_KERNELS_GENERIC)
+    return graft__fail(GRAFT_EINVAL, "CPU kernels %d", (int)o->cpu_kernels);
   cpu_backend *be = calloc(1, sizeof *be);
   if (!be) return graft__fail(GRAFT_ENOMEM, "out of memory");
-  graft_status s = conv_path_from_env(&be->conv_path);
-  if (s == GRAFT_OK) s = kernels_from_env(&be->avx2);
-  if (s != GRAFT_OK) {
-    free(be);
-    return s;
+  be->conv_path = o->cpu_conv;
+  if (o->cpu_kernels == GRAFT_CPU_KERNELS_AUTO) {
+    __builtin_cpu_init();
+    be->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }
+  int threads = o->threads;
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   if (threads <= 0) threads = cores > 0 ? (int)cores : 1;
   /* One pool of threads: oneDNN and our loops run on OpenMP, and every
@@ -228,8 +200,9 @@ graft_status graft_cpu_backend_create(int threads, graft_backend **out) {
   openblas_set_num_threads(1);
   be->base.iface = &cpu_iface;
   be->base.threads = threads;
+  be->base.precision = o->precision;
   snprintf(be->base.name, sizeof be->base.name, "cpu");
-  s = graft__dnnl_init(be);
+  graft_status s = graft__dnnl_init(be);
   if (s != GRAFT_OK) {
     free(be);
     return s;
@@ -237,10 +210,10 @@ graft_status graft_cpu_backend_create(int threads, graft_backend **out) {
   char dnnl[96];
   graft__dnnl_describe(be, dnnl, sizeof dnnl);
   be->block = strstr(dnnl, "avx512") ? 16 : 8;
-  const char *path = be->conv_path == CPU_CONV_GEMM          ? "im2col+sgemm convolutions"
-                     : be->conv_path == CPU_CONV_DNNL_AUTO   ? "oneDNN auto convolutions"
-                     : be->conv_path == CPU_CONV_DNNL_DIRECT ? "oneDNN direct convolutions"
-                                                             : "oneDNN Winograd/direct convolutions";
+  const char *path = be->conv_path == GRAFT_CPU_CONV_GEMM     ? "im2col+sgemm convolutions"
+                     : be->conv_path == GRAFT_CPU_CONV_AUTO   ? "oneDNN auto convolutions"
+                     : be->conv_path == GRAFT_CPU_CONV_DIRECT ? "oneDNN direct convolutions"
+                                                              : "oneDNN Winograd/direct convolutions";
   /* openblas_get_config() starts "OpenBLAS 0.3.21 ..."; the core name says
    * which kernels run (OPENBLAS_CORETYPE can force them). */
   const char *cfg = openblas_get_config();

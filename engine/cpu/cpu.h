@@ -23,20 +23,13 @@
 
 #include "engine/backend_impl.h"
 
-typedef enum cpu_conv_path {
-  CPU_CONV_DNNL_WINOGRAD, /* oneDNN, Winograd for 3x3/1 where it has a kernel, else direct */
-  CPU_CONV_DNNL_DIRECT,   /* oneDNN, direct convolution everywhere */
-  CPU_CONV_DNNL_AUTO,     /* oneDNN's own choice for 3x3/1 (Winograd at batch 8, not 1-2) */
-  CPU_CONV_GEMM,          /* im2col + OpenBLAS sgemm, plain NCHW */
-} cpu_conv_path;
-
 typedef struct cpu_backend {
   graft_backend base;
-  cpu_conv_path conv_path;
+  graft_cpu_conv conv_path;
   int block;                 /* channel block of the oneDNN layout: 16, 8 or 0 */
   struct cpu_dnnl *dnnl;     /* engine, stream, shared scratchpad (engine/cpu/dnnl.c) */
   /* Our own loops' kernels (engine/cpu/linear_rows.c, fused.c): AVX2 (+FMA)
-   * where the CPU has them, else generic C; GRAFT_CPU_KERNELS=generic forces
+   * where the CPU has them, else generic C; GRAFT_CPU_KERNELS_GENERIC forces
    * generic C (the tests run both). Chosen once: a run never mixes them. */
   bool avx2;
   float *scratch; /* our loops' workspace (graft__cpu_scratch), grown to the largest need */

@@ -362,10 +362,10 @@ graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *c
    * for larger batches (at 8 images, not at 1-2). There is no Winograd kernel
    * for some shapes (3 input channels, plain layouts) nor below AVX-512:
    * direct then. */
-  bool wino = (be->conv_path == CPU_CONV_DNNL_WINOGRAD || be->conv_path == CPU_CONV_DNNL_AUTO) &&
+  bool wino = (be->conv_path == GRAFT_CPU_CONV_WINOGRAD || be->conv_path == GRAFT_CPU_CONV_AUTO) &&
               cp->kernel == 3 && cp->stride == 1;
   if (wino) {
-    dnnl_alg_kind_t alg = be->conv_path == CPU_CONV_DNNL_AUTO ? dnnl_convolution_auto
+    dnnl_alg_kind_t alg = be->conv_path == GRAFT_CPU_CONV_AUTO ? dnnl_convolution_auto
                                                               : dnnl_convolution_winograd;
     dnnl_status_t got = conv_pd(be, cp, &src, out, tag_of(out->layout), alg, attr, &pd);
     if (got != dnnl_unimplemented) DNNL_CHECK_AS(got, "winograd convolution descriptor");

@@ -328,18 +328,23 @@ static graft_status setup(cuda_backend *be) {
   return GRAFT_OK;
 }
 
-graft_status graft__cuda_create(int device, graft_backend **out) {
+graft_status graft__cuda_create(int device, const graft_backend_options *o, graft_backend **out) {
+  static const graft_backend_options defaults = {0};
+  if (!o) o = &defaults;
   *out = NULL;
   struct cudaDeviceProp prop;
   GRAFT_TRY(find_device(device, &prop));
-  graft__cudnn_path path;
-  GRAFT_TRY(graft__cudnn_path_from_env(&path));
+  graft_cudnn_path path = o->cudnn_path;
+  if ((unsigned)path > GRAFT_CUDNN_PATH_LEGACY)
+    return graft__fail(GRAFT_EINVAL, "cuDNN path %d", (int)path);
   cuda_backend *be = calloc(1, sizeof *be);
   if (!be) return graft__fail(GRAFT_ENOMEM, "out of memory");
   be->base.iface = &cuda_iface;
   be->base.threads = 1;
+  be->base.precision = o->precision;
   be->device = device;
   be->path = path;
+  be->eager = o->cuda_eager;
   be->sm = prop.major * 10 + prop.minor;
   be->total_mem = prop.totalGlobalMem;
   snprintf(be->base.name, sizeof be->base.name, "cuda:%d", device);
@@ -359,7 +364,7 @@ graft_status graft__cuda_create(int device, graft_backend **out) {
            be->base.name, prop.name, be->sm, be->total_mem >> 20, driver / 1000,
            driver % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, dnn / 10000,
            dnn / 100 % 100, dnn % 100, path ? ", path " : "",
-           path ? graft__cudnn_path_name(path) : "", cublas_v / 10000, cublas_v / 100 % 100);
+           path ? graft_cudnn_path_name(path) : "", cublas_v / 10000, cublas_v / 100 % 100);
   *out = &be->base;
   return GRAFT_OK;
 }

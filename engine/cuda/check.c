@@ -65,22 +65,3 @@ graft_status graft__cublas_check(cublasStatus_t e, const char *call, const char 
   return graft__fail(s, "%.*s (%s:%d): %s (%d)", call_len(call), call, short_file(file), line,
                      cublas_name(e), (int)e);
 }
-
-static const char *const path_names[] = {"auto", "fused", "fallback", "split", "legacy"};
-
-const char *graft__cudnn_path_name(graft__cudnn_path p) {
-  return (unsigned)p < sizeof path_names / sizeof path_names[0] ? path_names[p] : "?";
-}
-
-graft_status graft__cudnn_path_from_env(graft__cudnn_path *out) {
-  const char *v = getenv("GRAFT_CUDNN_PATH");
-  *out = GRAFT__PATH_AUTO;
-  if (!v || !*v) return GRAFT_OK;
-  for (size_t i = 0; i < sizeof path_names / sizeof path_names[0]; i++)
-    if (strcmp(v, path_names[i]) == 0) {
-      *out = (graft__cudnn_path)i;
-      return GRAFT_OK;
-    }
-  return graft__fail(GRAFT_EINVAL,
-                     "GRAFT_CUDNN_PATH=\"%s\" (expected auto, fused, fallback, split or legacy)", v);
-}

@@ -216,12 +216,12 @@ static graft_status legacy_rung(cuda_backend *be, conv_plan *c) {
 }
 
 /* Which rungs GRAFT_CUDNN_PATH lets run: [first, last]. */
-static void rung_range(graft__cudnn_path path, int *first, int *last) {
+static void rung_range(graft_cudnn_path path, int *first, int *last) {
   switch (path) {
-    case GRAFT__PATH_FUSED: *first = RUNG_FUSED_A, *last = RUNG_FUSED_FALLBACK; break;
-    case GRAFT__PATH_FALLBACK: *first = *last = RUNG_FUSED_FALLBACK; break;
-    case GRAFT__PATH_SPLIT: *first = *last = RUNG_SPLIT; break;
-    case GRAFT__PATH_LEGACY: *first = *last = RUNG_LEGACY; break;
+    case GRAFT_CUDNN_PATH_FUSED: *first = RUNG_FUSED_A, *last = RUNG_FUSED_FALLBACK; break;
+    case GRAFT_CUDNN_PATH_FALLBACK: *first = *last = RUNG_FUSED_FALLBACK; break;
+    case GRAFT_CUDNN_PATH_SPLIT: *first = *last = RUNG_SPLIT; break;
+    case GRAFT_CUDNN_PATH_LEGACY: *first = *last = RUNG_LEGACY; break;
     default: *first = RUNG_FUSED_A, *last = RUNG_LEGACY; break;
   }
 }
@@ -277,7 +277,7 @@ graft_status graft__cuda_conv_plan(graft_backend *b, const graft_conv2d_params *
   }
   if (s == GRAFT_OK && r > last)
     s = graft__fail(GRAFT_EUNSUPPORTED, "no cuDNN path plans this convolution (path %s): %s",
-                    graft__cudnn_path_name(be->path), why);
+                    graft_cudnn_path_name(be->path), why);
   if (s != GRAFT_OK) {
     destroy(head);
     return graft__context(s, "conv %dx%d/%d %d->%d on %dx%d, batch %d", p->kernel, p->kernel,

@@ -45,19 +45,6 @@ graft_status graft__cublas_check(cublasStatus_t e, const char *call, const char 
 /* In a goto ladder: s = CU_STEP(lib, call); if (s) goto fail; */
 #define CU_STEP(lib, call) GRAFT_CU_STATUS(lib, call)
 
-/* ---- which rungs of the convolution ladder may run (env GRAFT_CUDNN_PATH) ---- */
-typedef enum graft__cudnn_path {
-  GRAFT__PATH_AUTO = 0, /* unset: the whole ladder, first rung that plans wins */
-  GRAFT__PATH_FUSED,    /* fused graph only: heuristics mode A, then FALLBACK */
-  GRAFT__PATH_FALLBACK, /* fused graph, FALLBACK heuristics only */
-  GRAFT__PATH_SPLIT,    /* conv-only graph + our bias/ReLU kernel */
-  GRAFT__PATH_LEGACY,   /* cudnnConvolutionForward + kernel; cudnnPoolingForward */
-} graft__cudnn_path;
-
-/* GRAFT_CUDNN_PATH = auto|fused|fallback|split|legacy (unset = auto). */
-graft_status graft__cudnn_path_from_env(graft__cudnn_path *out);
-const char *graft__cudnn_path_name(graft__cudnn_path p);
-
 /* ---- the cuDNN graph layer (cudnn_graph.c), usable without a GPU ---- */
 
 /* Where graphs are planned: a real GPU (handle) or, deviceless, a finalized
@@ -196,7 +183,8 @@ typedef struct cuda_backend {
   int next_stage;
   cudnnHandle_t cudnn;
   cublasHandle_t cublas;
-  graft__cudnn_path path;
+  graft_cudnn_path path;        /* the rungs of the convolution ladder that may run */
+  bool eager;                   /* never capture the trunk as a CUDA graph */
   void *workspace;              /* one cuDNN workspace, grown to the largest plan */
   size_t workspace_bytes;
   unsigned workspace_gen;       /* bumped when it moves (captured graphs are stale) */
@@ -207,8 +195,9 @@ typedef struct cuda_backend {
 
 static inline cuda_backend *cuda_of(graft_backend *be) { return (cuda_backend *)be; }
 
-/* The backend on GPU `device` (the module's create; engine/cuda_module.h). */
-graft_status graft__cuda_create(int device, graft_backend **out);
+/* The backend on GPU `device` with these options (NULL: the defaults; the
+ * module's create, engine/cuda_module.h). */
+graft_status graft__cuda_create(int device, const graft_backend_options *o, graft_backend **out);
 
 /* A captured trunk (graft__cuda_trunk_run), owned by the trunk's first plan. */
 typedef struct cuda_trunk_graph cuda_trunk_graph;

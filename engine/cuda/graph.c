@@ -10,8 +10,8 @@
  * buffers and the workspace: a change of any of them starts over. The first
  * run of a key is eager (it loads every kernel and builds the variant packs);
  * the second captures and replays; a failed capture falls back to eager runs
- * for good, and says why once (graft__warn). GRAFT_CUDA_GRAPHS=0 turns
- * capture off. graft__cuda_trunk_state tells which happened: the eager
+ * for good, and says why once (graft__warn). The backend's cuda_eager option
+ * turns capture off. graft__cuda_trunk_state tells which happened: the eager
  * fallback gives the same bits, so only it can show that capture works. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +33,7 @@ struct cuda_trunk_graph {
   int runs;    /* eager runs of this key */
   int replays; /* launches of the captured graph */
   bool failed; /* capture failed: stay eager */
-  bool off;    /* GRAFT_CUDA_GRAPHS=0 */
+  bool off;    /* the backend's cuda_eager option */
   char why[256]; /* why the capture failed */
   cudaGraphExec_t exec;
 };
@@ -104,7 +104,7 @@ const char *graft__cuda_trunk_state(const graft_plan *first, char *buf, size_t c
   if (!g)
     snprintf(buf, cap, "not run as a trunk");
   else if (g->off)
-    snprintf(buf, cap, "eager (GRAFT_CUDA_GRAPHS=0)");
+    snprintf(buf, cap, "eager (cuda_eager, GRAFT_CUDA_GRAPHS=0)");
   else if (g->exec)
     snprintf(buf, cap, "captured as a CUDA graph, %d replay(s)", g->replays);
   else if (g->failed)
@@ -119,8 +119,7 @@ graft_status graft__cuda_trunk_run(graft_backend *b, graft_plan *const *plans, i
   cuda_backend *be = cuda_of(b);
   if (count < 1 || count > MAX_STEPS)
     return graft__fail(GRAFT_EINVAL, "a trunk of %d plans (1 to %d)", count, MAX_STEPS);
-  const char *env = getenv("GRAFT_CUDA_GRAPHS");
-  bool off = env && strcmp(env, "0") == 0;
+  bool off = be->eager;
   cuda_trunk_graph *g = plans[0]->captured;
   if (!g) {
     g = calloc(1, sizeof *g);

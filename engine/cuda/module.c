@@ -51,6 +51,8 @@ void graft__warn(const char *fmt, ...) {
 
 const char *graft_precision_name(graft_precision p) { return host->precision_name(p); }
 
+const char *graft_cudnn_path_name(graft_cudnn_path p) { return host->cudnn_path_name(p); }
+
 /* The file a library function was loaded from. */
 static void file_of(void *fn, char *out, size_t cap) {
   Dl_info info;

@@ -144,7 +144,7 @@ graft_status graft__cuda_maxpool_plan(graft_backend *b, const graft_pool2d_param
   GRAFT_TRY(graft__cuda_plan_new(be, sizeof(pool_plan), run_max, destroy, in, &o, &head));
   pool_plan *p = (pool_plan *)head;
   graft_status s = GRAFT_EUNSUPPORTED;
-  if (be->path != GRAFT__PATH_LEGACY) {
+  if (be->path != GRAFT_CUDNN_PATH_LEGACY) {
     s = max_graph(be, p, pp, in);
     head->path = "resample graph";
   }
