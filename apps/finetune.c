@@ -8,7 +8,7 @@
 
 #include "apps/common.h"
 #include "apps/finetune/run.h"
-#include "io/config.h"
+#include "apps/finetune/config.h"
 
 static const char usage[] =
     "usage: finetune [--restart] CONFIG.h5\n"
@@ -124,9 +124,12 @@ static int init_config(int argc, char **argv, int first, const char *path) {
       return APP_USAGE;
     }
   }
+  const char *missing = graft_config_missing(&c);
   if (graft_config_validate(&c) != GRAFT_OK) {
-    app_error(path, "%s (give --%s)", graft_detail(),
-              c.arch[0] ? (c.weights[0] ? "data" : "weights") : "arch");
+    if (missing)
+      app_error(path, "%s (give --%s)", graft_detail(), missing);
+    else
+      app_error(path, "%s", graft_detail());
     return APP_USAGE;
   }
   graft_status s = graft_config_save(path, &c);
@@ -213,9 +216,10 @@ int main(int argc, char **argv) {
     return APP_USAGE;
   }
   graft_finetune_options fo = {.restart = restart};
-  if (!app_backend_options(c.device, c.threads, c.precision, &fo.backend) ||
+  if (!app_backend_options(c.device, c.threads, NULL, &fo.backend) ||
       !app_cache_memory_mb(&fo.cache_memory_mb))
     return APP_USAGE;
+  fo.backend.precision = c.precision;
   graft_finetune_hooks hooks = {on_started, on_progress, on_epoch, on_message, &stop_flag, 0, &u};
   s = graft_finetune_run(&c, &fo, &hooks);
   clear_bar(&u);

@@ -73,8 +73,14 @@ const char *graft_backend_name(const graft_backend *be);
 /* A human-readable description of what runs underneath ("oneDNN 2.6.3 avx512_core, 2 threads"). */
 const char *graft_backend_describe(const graft_backend *be);
 
-/* Options from their names (above); GRAFT_EINVAL naming the value and the
- * names expected otherwise. And back. */
+/* The names of each option's values, in the enum's order, NULL-terminated. */
+extern const char *const graft_precision_names[];
+extern const char *const graft_cpu_conv_names[];
+extern const char *const graft_cpu_kernels_names[];
+extern const char *const graft_cudnn_path_names[];
+
+/* Options from their names; GRAFT_EINVAL naming the value and the names
+ * expected otherwise. And back. */
 graft_status graft_precision_parse(const char *s, graft_precision *out);
 graft_status graft_cpu_conv_parse(const char *s, graft_cpu_conv *out);
 graft_status graft_cpu_kernels_parse(const char *s, graft_cpu_kernels *out);

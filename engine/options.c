@@ -4,17 +4,27 @@
 
 #include "engine/backend.h"
 
-static const char *const precision_names[] = {"fp32", "fp32-strict", NULL};
-static const char *const cpu_conv_names[] = {"winograd", "direct", "auto", "gemm", NULL};
-static const char *const cpu_kernels_names[] = {"auto", "generic", NULL};
-static const char *const cudnn_path_names[] = {"auto", "fused", "fallback", "split", "legacy",
-                                               NULL};
+const char *const graft_precision_names[] = {"fp32", "fp32-strict", NULL};
+const char *const graft_cpu_conv_names[] = {"winograd", "direct", "auto", "gemm", NULL};
+const char *const graft_cpu_kernels_names[] = {"auto", "generic", NULL};
+const char *const graft_cudnn_path_names[] = {"auto", "fused", "fallback", "split", "legacy",
+                                              NULL};
 
-/* The index of s in names; GRAFT_EINVAL "unknown <what> "s" (expected a, b)" otherwise. */
-static graft_status parse(const char *what, const char *const *names, const char *s, int *out) {
+/* The enums count up from 0 in the order of their names, in an int. */
+_Static_assert(GRAFT_PRECISION_FP32_STRICT == 1 && GRAFT_CPU_CONV_GEMM == 3 &&
+                   GRAFT_CPU_KERNELS_GENERIC == 1 && GRAFT_CUDNN_PATH_LEGACY == 4,
+               "one name per value, in order");
+_Static_assert(sizeof(graft_precision) == sizeof(int) && sizeof(graft_cpu_conv) == sizeof(int) &&
+                   sizeof(graft_cpu_kernels) == sizeof(int) &&
+                   sizeof(graft_cudnn_path) == sizeof(int),
+               "each option is stored as an int");
+
+/* The index of s in names, into the enum at out; GRAFT_EINVAL "unknown <what>
+ * "s" (expected a, b)" otherwise, out untouched. */
+static graft_status parse(const char *what, const char *const *names, const char *s, void *out) {
   for (int i = 0; names[i]; i++)
     if (strcmp(s, names[i]) == 0) {
-      *out = i;
+      memcpy(out, &i, sizeof i);
       return GRAFT_OK;
     }
   char expected[128] = "";
@@ -25,47 +35,26 @@ static graft_status parse(const char *what, const char *const *names, const char
   return graft__fail(GRAFT_EINVAL, "unknown %s \"%s\" (expected %s)", what, s, expected);
 }
 
-static const char *name(const char *const *names, int count, int i) {
-  return i >= 0 && i < count ? names[i] : "?";
+/* names[i], or "?" for a value outside the enum. */
+static const char *name(const char *const *names, int i) {
+  for (int j = 0; names[j]; j++)
+    if (j == i) return names[j];
+  return "?";
 }
-#define COUNT(names) ((int)(sizeof names / sizeof names[0]) - 1)
 
 graft_status graft_precision_parse(const char *s, graft_precision *out) {
-  int i = 0;
-  GRAFT_TRY(parse("precision", precision_names, s, &i));
-  *out = (graft_precision)i;
-  return GRAFT_OK;
+  return parse("precision", graft_precision_names, s, out);
 }
-
 graft_status graft_cpu_conv_parse(const char *s, graft_cpu_conv *out) {
-  int i = 0;
-  GRAFT_TRY(parse("CPU convolution path", cpu_conv_names, s, &i));
-  *out = (graft_cpu_conv)i;
-  return GRAFT_OK;
+  return parse("CPU convolution path", graft_cpu_conv_names, s, out);
 }
-
 graft_status graft_cpu_kernels_parse(const char *s, graft_cpu_kernels *out) {
-  int i = 0;
-  GRAFT_TRY(parse("CPU kernels", cpu_kernels_names, s, &i));
-  *out = (graft_cpu_kernels)i;
-  return GRAFT_OK;
+  return parse("CPU kernels", graft_cpu_kernels_names, s, out);
 }
-
 graft_status graft_cudnn_path_parse(const char *s, graft_cudnn_path *out) {
-  int i = 0;
-  GRAFT_TRY(parse("cuDNN path", cudnn_path_names, s, &i));
-  *out = (graft_cudnn_path)i;
-  return GRAFT_OK;
+  return parse("cuDNN path", graft_cudnn_path_names, s, out);
 }
 
-const char *graft_precision_name(graft_precision p) {
-  return name(precision_names, COUNT(precision_names), (int)p);
-}
-
-const char *graft_cpu_conv_name(graft_cpu_conv c) {
-  return name(cpu_conv_names, COUNT(cpu_conv_names), (int)c);
-}
-
-const char *graft_cudnn_path_name(graft_cudnn_path p) {
-  return name(cudnn_path_names, COUNT(cudnn_path_names), (int)p);
-}
+const char *graft_precision_name(graft_precision p) { return name(graft_precision_names, p); }
+const char *graft_cpu_conv_name(graft_cpu_conv c) { return name(graft_cpu_conv_names, c); }
+const char *graft_cudnn_path_name(graft_cudnn_path p) { return name(graft_cudnn_path_names, p); }

@@ -8,6 +8,9 @@
 
 #include "engine/base/status.h"
 
+/* The longest path graft builds (output folders, files in them). */
+#define GRAFT_PATH_MAX 4096
+
 /* A unique temporary path beside `path` (same directory), malloc'd. */
 char *graft_temp_path_for(const char *path);
 

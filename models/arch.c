@@ -97,50 +97,79 @@ static void derive_params(graft_arch *a) {
   }
 }
 
+/* AlexNet: the features, an adaptive average pooling to 6x6, and the
+ * classifier Dropout, Linear+ReLU, Dropout, Linear+ReLU, Linear. */
+static void alexnet(graft_arch *a, int num_classes) {
+  int index = 0, in_c = 3;
+  for (int i = 0; i < COUNT(alexnet_features); i++) {
+    if (alexnet_features[i].kind == 'C')
+      add_conv(a, &index, &in_c, alexnet_features[i].out_c, alexnet_features[i].kernel,
+               alexnet_features[i].stride, alexnet_features[i].pad);
+    else
+      add_maxpool(a, &index, alexnet_features[i].kernel, alexnet_features[i].stride);
+  }
+  graft_layer *pool = add_trunk(a, GRAFT_LAYER_ADAPTIVE_AVGPOOL2D, "avgpool", -1);
+  pool->u.avgpool = (graft_adaptive_avgpool_params){6, 6};
+  a->feature_dim = in_c * 6 * 6;
+  add_dropout(a, 0);
+  add_linear(a, 1, a->feature_dim, 4096, true);
+  add_dropout(a, 3);
+  add_linear(a, 4, 4096, 4096, true);
+  add_linear(a, 6, 4096, num_classes, false);
+}
+
+/* VGG16: the features, an adaptive average pooling to 7x7, and the
+ * classifier Linear+ReLU, Dropout, Linear+ReLU, Dropout, Linear. */
+static void vgg16(graft_arch *a, int num_classes) {
+  int index = 0, in_c = 3;
+  for (int i = 0; i < COUNT(vgg16_features); i++) {
+    if (vgg16_features[i])
+      add_conv(a, &index, &in_c, vgg16_features[i], 3, 1, 1);
+    else
+      add_maxpool(a, &index, 2, 2);
+  }
+  graft_layer *pool = add_trunk(a, GRAFT_LAYER_ADAPTIVE_AVGPOOL2D, "avgpool", -1);
+  pool->u.avgpool = (graft_adaptive_avgpool_params){7, 7};
+  a->feature_dim = in_c * 7 * 7;
+  add_linear(a, 0, a->feature_dim, 4096, true);
+  add_dropout(a, 2);
+  add_linear(a, 3, 4096, 4096, true);
+  add_dropout(a, 5);
+  add_linear(a, 6, 4096, num_classes, false);
+}
+
+/* The registry: each name with the function that fills its table. */
+const char *const graft_arch_list[] = {"alexnet", "vgg16", NULL};
+static void (*const builders[])(graft_arch *a, int num_classes) = {alexnet, vgg16};
+_Static_assert(COUNT(builders) == COUNT(graft_arch_list) - 1, "one builder per name");
+
+int graft_arch_find(const char *name) {
+  for (int i = 0; graft_arch_list[i]; i++)
+    if (strcmp(graft_arch_list[i], name) == 0) return i;
+  return -1;
+}
+
 graft_status graft_arch_init(graft_arch *a, const char *name, int num_classes) {
   memset(a, 0, sizeof *a);
   if (num_classes < 1)
     return graft__fail(GRAFT_ERANGE, "num_classes must be at least 1, got %d", num_classes);
-  a->num_classes = num_classes;
-  int index = 0, in_c = 3;
-  if (strcmp(name, "alexnet") == 0) {
-    for (int i = 0; i < COUNT(alexnet_features); i++) {
-      if (alexnet_features[i].kind == 'C')
-        add_conv(a, &index, &in_c, alexnet_features[i].out_c, alexnet_features[i].kernel,
-                 alexnet_features[i].stride, alexnet_features[i].pad);
-      else
-        add_maxpool(a, &index, alexnet_features[i].kernel, alexnet_features[i].stride);
-    }
-    graft_layer *pool = add_trunk(a, GRAFT_LAYER_ADAPTIVE_AVGPOOL2D, "avgpool", -1);
-    pool->u.avgpool = (graft_adaptive_avgpool_params){6, 6};
-    a->feature_dim = in_c * 6 * 6;
-    add_dropout(a, 0);
-    add_linear(a, 1, a->feature_dim, 4096, true);
-    add_dropout(a, 3);
-    add_linear(a, 4, 4096, 4096, true);
-    add_linear(a, 6, 4096, num_classes, false);
-  } else if (strcmp(name, "vgg16") == 0) {
-    for (int i = 0; i < COUNT(vgg16_features); i++) {
-      if (vgg16_features[i])
-        add_conv(a, &index, &in_c, vgg16_features[i], 3, 1, 1);
-      else
-        add_maxpool(a, &index, 2, 2);
-    }
-    graft_layer *pool = add_trunk(a, GRAFT_LAYER_ADAPTIVE_AVGPOOL2D, "avgpool", -1);
-    pool->u.avgpool = (graft_adaptive_avgpool_params){7, 7};
-    a->feature_dim = in_c * 7 * 7;
-    add_linear(a, 0, a->feature_dim, 4096, true);
-    add_dropout(a, 2);
-    add_linear(a, 3, 4096, 4096, true);
-    add_dropout(a, 5);
-    add_linear(a, 6, 4096, num_classes, false);
-  } else {
+  int which = graft_arch_find(name);
+  if (which < 0)
     return graft__fail(GRAFT_EINVAL, "unknown arch \"%s\" (expected one of: %s)", name,
                        graft_arch_names());
-  }
+  a->num_classes = num_classes;
+  builders[which](a, num_classes);
   snprintf(a->name, sizeof a->name, "%s", name);
   derive_params(a);
   return GRAFT_OK;
 }
 
-const char *graft_arch_names(void) { return "alexnet, vgg16"; }
+const char *graft_arch_names(void) {
+  static _Thread_local char names[128];
+  size_t used = 0;
+  names[0] = '\0';
+  for (int i = 0; graft_arch_list[i] && used < sizeof names; i++)
+    used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                             graft_arch_list[i]);
+  return names;
+}

@@ -7,10 +7,18 @@
 #include "engine/base/status.h"
 #include "engine/layers.h"
 
-/* "alexnet" or "vgg16"; num_classes >= 1. GRAFT_EINVAL names the arch otherwise. */
+/* The architectures graft knows, by name, NULL-terminated: the one list that
+ * the weights files, the finetune config and the messages use. */
+extern const char *const graft_arch_list[];
+
+/* The index of name in graft_arch_list, or -1. */
+int graft_arch_find(const char *name);
+
+/* The table of a known architecture; num_classes >= 1. GRAFT_EINVAL names
+ * the arch otherwise. */
 graft_status graft_arch_init(graft_arch *a, const char *name, int num_classes);
 
-/* Supported names, for messages: "alexnet, vgg16". */
+/* The known names, for messages: "alexnet, vgg16". */
 const char *graft_arch_names(void);
 
 #endif

@@ -116,8 +116,7 @@ static graft_status read_header(graft_h5 *f, char *arch, size_t cap, int *num_cl
                        "attribute \"arch\": unknown architecture (a long string; expected %s)",
                        graft_arch_names());
   GRAFT_TRY(required(s));
-  graft_arch probe;
-  if (graft_arch_init(&probe, arch, 1) != GRAFT_OK)
+  if (graft_arch_find(arch) < 0)
     return graft__fail(GRAFT_EUNSUPPORTED,
                        "attribute \"arch\": unknown architecture \"%s\" (expected %s)",
                        printable(arch, safe, sizeof safe), graft_arch_names());

@@ -1,4 +1,4 @@
-/* The finetune loop (see engine/finetune.h).
+/* The finetune loop (see apps/finetune/run.h).
  *
  * Every random choice is a pure function of the seed and a position: the
  * shuffle of epoch e, the crop and flip of sample i in epoch e, the dropout of
@@ -140,9 +140,9 @@ static graft_status build_model(run *r, const char *weights) {
   graft_status s = graft_model_load(weights, &src);
   if (s != GRAFT_OK) return graft__context(s, "%s", weights);
   int k = r->data.n_classes;
-  if (strcmp(src->arch.name, c->arch) != 0) {
+  if (strcmp(src->arch.name, graft_config_arch(c)) != 0) {
     s = graft__fail(GRAFT_EINVAL, "%s: the weights are %s, the config says arch = %s", weights,
-                    src->arch.name, c->arch);
+                    src->arch.name, graft_config_arch(c));
     graft_model_free(src);
     return s;
   }
@@ -161,7 +161,7 @@ static graft_status build_model(run *r, const char *weights) {
     return GRAFT_OK;
   }
   graft_model *m;
-  s = graft_model_create(c->arch, k, &m);
+  s = graft_model_create(graft_config_arch(c), k, &m);
   if (s != GRAFT_OK) {
     graft_model_free(src);
     return s;
@@ -313,7 +313,7 @@ static graft_status resume(run *r, bool restart) {
                                          r->data.val.n, &got);
   if (s != GRAFT_OK)
     return graft__context(s, "%s (use --restart to start over)", r->last);
-  if (got.config_hash != graft_config_hash(c) || strcmp(got.arch, c->arch) != 0 ||
+  if (got.config_hash != graft_config_hash(c) || strcmp(got.arch, graft_config_arch(c)) != 0 ||
       got.num_classes != r->data.n_classes) {
     graft_checkpoint_free(&got);
     return graft__fail(GRAFT_EINVAL,
@@ -499,8 +499,9 @@ static graft_status epoch_end(run *r, int epoch, double seconds, double val_loss
   graft_status s = graft_write_metrics_csv(r->metrics, ck->history, ck->n_history);
   if (s != GRAFT_OK) return graft__context(s, "%s", r->metrics);
   char title[256];
-  snprintf(title, sizeof title, "%s, %d classes, trainable %s, lr %g, batch %lld", r->cfg->arch,
-           r->data.n_classes, r->cfg->trainable, r->cfg->lr, (long long)r->cfg->batch_size);
+  snprintf(title, sizeof title, "%s, %d classes, trainable %s, lr %g, batch %lld",
+           graft_config_arch(r->cfg), r->data.n_classes, graft_config_trainable(r->cfg),
+           r->cfg->lr, (long long)r->cfg->batch_size);
   s = graft_plot_curves(r->curves, ck->history, ck->n_history, title);
   if (s != GRAFT_OK) return graft__context(s, "%s", r->curves);
   ck->epoch = epoch + 1;
@@ -589,9 +590,7 @@ static graft_status setup(run *r, bool restart) {
   r->batch = (int)c->batch_size;
   r->dim = r->m->arch.feature_dim;
   GRAFT_TRY(graft_net_create(r->be, &r->m->arch, r->m->params, r->batch, r->m->pre.crop, r->m->pre.crop, &r->net));
-  GRAFT_TRY(graft_net_train_init(
-      r->net, strcmp(c->trainable, "head") == 0 ? GRAFT_TRAIN_HEAD : GRAFT_TRAIN_CLASSIFIER,
-      (float)c->dropout));
+  GRAFT_TRY(graft_net_train_init(r->net, c->trainable, (float)c->dropout));
 
   const graft_arch *a = &r->m->arch;
   r->head_count = a->n_floats - a->head_offset;
@@ -620,8 +619,8 @@ static graft_status setup(run *r, bool restart) {
   memcpy(r->head_host, r->m->params + a->head_offset, r->head_count * sizeof(float));
 
   graft_checkpoint *ck = &r->ck;
-  snprintf(ck->arch, sizeof ck->arch, "%s", c->arch);
-  snprintf(ck->trainable, sizeof ck->trainable, "%s", c->trainable);
+  snprintf(ck->arch, sizeof ck->arch, "%s", graft_config_arch(c));
+  snprintf(ck->trainable, sizeof ck->trainable, "%s", graft_config_trainable(c));
   ck->num_classes = r->data.n_classes;
   ck->config_hash = graft_config_hash(c);
   ck->seed = (uint64_t)c->seed;
@@ -634,16 +633,13 @@ static graft_status setup(run *r, bool restart) {
   GRAFT_TRY(resume(r, restart));
 
   /* The trunk is frozen: with no random augmentation its output for an image
-   * never changes, so it is computed once. Validation always uses the eval
-   * transform, so its features are cached unless the cache is off. */
-  bool augment = strcmp(c->augment, "tutorial") == 0;
-  bool cache_train = strcmp(c->cache_features, "on") == 0 ||
-                     (strcmp(c->cache_features, "auto") == 0 && !augment);
-  if (cache_train && augment)
-    return graft__fail(GRAFT_EINVAL,
-                       "cache_features = on needs augment = none: random crops change the "
-                       "trunk's output every epoch");
-  bool cache_val = strcmp(c->cache_features, "off") != 0;
+   * never changes, so it is computed once (graft_config_validate refuses a
+   * cache with augmentation). Validation always uses the eval transform, so
+   * its features are cached unless the cache is off. */
+  bool augment = c->augment == GRAFT_AUGMENT_TUTORIAL;
+  bool cache_train = c->cache_features == GRAFT_CACHE_ON ||
+                     (c->cache_features == GRAFT_CACHE_AUTO && !augment);
+  bool cache_val = c->cache_features != GRAFT_CACHE_OFF;
   int threads = c->threads > 0 ? (int)c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
   const int64_t mb = r->opt->cache_memory_mb;
   if (cache_train)

@@ -10,7 +10,7 @@
 
 #include "engine/backend.h"
 #include "engine/base/status.h"
-#include "io/config.h"
+#include "apps/finetune/config.h"
 #include "io/report.h"
 
 typedef struct graft_finetune_hooks {
