@@ -1,0 +1,171 @@
+/* One pass over a split (run_impl.h): the samples in order, each batch's
+ * feature rows from the cache or through the trunk, and the training or
+ * evaluation steps on them. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apps/finetune/run_impl.h"
+#include "engine/base/log.h"
+
+graft_status graft__ft_buffers(run *r) {
+  pass_buffers *b = &r->buf;
+  size_t per = (size_t)3 * r->m->pre.crop * r->m->pre.crop, batch = (size_t)r->batch;
+  size_t rows = (size_t)r->eval_rows > batch ? (size_t)r->eval_rows : batch;
+  int most = r->data.train.n > r->data.val.n ? r->data.train.n : r->data.val.n;
+  b->input = malloc(batch * per * sizeof(float));
+  b->trunk_rows = malloc(batch * r->dim * sizeof(float));
+  b->rows = malloc(rows * r->dim * sizeof(float));
+  b->loss = malloc(rows * sizeof(float));
+  b->labels = malloc(rows * sizeof(int32_t));
+  b->pred = malloc(rows * sizeof(int32_t));
+  b->slot_of = malloc(rows * sizeof(int));
+  b->order = malloc((size_t)most * sizeof(int));
+  r->train.bad = calloc((size_t)r->data.train.n, 1);
+  r->val.bad = calloc((size_t)r->data.val.n, 1);
+  if (!b->input || !b->trunk_rows || !b->rows || !b->loss || !b->labels || !b->pred ||
+      !b->slot_of || !b->order || !r->train.bad || !r->val.bad)
+    return graft__fail(GRAFT_ENOMEM, "out of memory for the training buffers");
+  return GRAFT_OK;
+}
+
+void graft__ft_buffers_free(pass_buffers *b) {
+  void *all[] = {b->input,  b->trunk_rows, b->rows,    b->loss,
+                 b->labels, b->pred,       b->slot_of, b->order};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+  memset(b, 0, sizeof *b);
+}
+
+/* The samples of a pass in order: all that are not known bad, shuffled for training. */
+static int pass_order(run *r, const split_state *ss, bool shuffle, int epoch) {
+  pass_buffers *b = &r->buf;
+  int n = 0;
+  for (int i = 0; i < ss->split->n; i++)
+    if (!ss->bad[i]) b->order[n++] = i;
+  if (shuffle) {
+    graft_rng rng = {graft__ft_stream(r->cfg->seed, TAG_SHUFFLE, (uint64_t)epoch, 0), 0};
+    for (int i = n - 1; i > 0; i--) {
+      int j = (int)graft_rng_below(&rng, (uint64_t)i + 1);
+      int t = b->order[i];
+      b->order[i] = b->order[j];
+      b->order[j] = t;
+    }
+  }
+  return n;
+}
+
+/* Feature rows of one batch into the net: cached rows are copied, the others
+ * decoded (by the loader) and run through the trunk. Undecodable samples are
+ * dropped with a warning. Returns the batch's size after drops in *kept and
+ * the samples in b->order's batch slice, compacted. */
+static graft_status batch_features(run *r, split_state *ss, int *batch, int n, int *kept) {
+  pass_buffers *b = &r->buf;
+  int staged = 0, out = 0;
+  const size_t per = (size_t)3 * r->m->pre.crop * r->m->pre.crop, dim = (size_t)r->dim;
+  for (int j = 0; j < n; j++) {
+    int sample = batch[j];
+    if (ss->cache && graft_feature_cache_has(ss->cache, sample)) {
+      GRAFT_TRY(graft_feature_cache_get(ss->cache, sample, b->rows + (size_t)out * dim));
+      b->slot_of[out] = -1;
+      batch[out++] = sample;
+      continue;
+    }
+    graft_loaded *it = graft_loader_next(ss->loader);
+    if (!it || it->sample != sample)
+      return graft__fail(GRAFT_EIO, "image loader out of step (sample %d)", sample);
+    if (it->status != GRAFT_OK) {
+      graft__warn("%s: %s; skipped", ss->split->samples[sample].path, it->error);
+      ss->bad[sample] = 1;
+      ss->split->skipped++;
+      graft_loader_release(ss->loader, it);
+      continue;
+    }
+    memcpy(b->input + (size_t)staged * per, it->pixels, per * sizeof(float));
+    graft_loader_release(ss->loader, it);
+    b->slot_of[out] = staged++;
+    batch[out++] = sample;
+  }
+  if (staged > 0) {
+    GRAFT_TRY(graft_net_trunk(r->net, staged, b->input));
+    GRAFT_TRY(graft_net_get_features(r->net, staged, b->trunk_rows));
+    for (int j = 0; j < out; j++) {
+      if (b->slot_of[j] < 0) continue;
+      const float *row = b->trunk_rows + (size_t)b->slot_of[j] * dim;
+      memcpy(b->rows + (size_t)j * dim, row, dim * sizeof(float));
+      if (ss->cache) GRAFT_TRY(graft_feature_cache_put(ss->cache, batch[j], row));
+    }
+  }
+  *kept = out;
+  if (out > 0) GRAFT_TRY(graft_net_put_features(r->net, out, b->rows));
+  return GRAFT_OK;
+}
+
+/* Queue for the loader the samples of order[from..n) that it must decode. */
+static graft_status queue_loader(run *r, split_state *ss, int from, int n, uint64_t seed) {
+  const int *order = r->buf.order;
+  int *q = malloc((size_t)(n - from + 1) * sizeof *q);
+  if (!q) return graft__fail(GRAFT_ENOMEM, "out of memory");
+  int m = 0;
+  for (int i = from; i < n; i++)
+    if (!(ss->cache && graft_feature_cache_has(ss->cache, order[i]))) q[m++] = order[i];
+  graft_status s = graft_loader_start(ss->loader, q, m, seed);
+  free(q);
+  return s;
+}
+
+graft_status graft__ft_pass(run *r, bool train, int epoch, double *loss_sum, int64_t *correct,
+                            int64_t *seen) {
+  const graft_config *c = r->cfg;
+  pass_buffers *b = &r->buf;
+  split_state *ss = train ? &r->train : &r->val;
+  int n = pass_order(r, ss, train && c->shuffle, epoch);
+  /* Evaluation from a complete cache takes the net's largest groups of rows:
+   * each row's results are the same in any group (graft_net_eval_step). */
+  int group = r->batch;
+  if (!train && ss->cache) {
+    bool all = true;
+    for (int i = 0; all && i < n; i++) all = graft_feature_cache_has(ss->cache, b->order[i]);
+    if (all) group = r->eval_rows;
+  }
+  int steps = (n + group - 1) / group;
+  int step = train ? r->ck.step : 0;
+  uint64_t aug_seed = graft__ft_stream(c->seed, TAG_AUGMENT, (uint64_t)epoch, 0);
+  GRAFT_TRY(queue_loader(r, ss, step * group, n, aug_seed));
+  graft_sgd_params sgd = {(float)graft__ft_lr(c, epoch), (float)c->momentum, (float)c->weight_decay,
+                          false};
+  for (; step < steps; step++) {
+    int from = step * group, count = n - from < group ? n - from : group, kept = 0;
+    int *batch = b->order + from;
+    GRAFT_TRY(batch_features(r, ss, batch, count, &kept));
+    if (kept > 0) {
+      for (int j = 0; j < kept; j++) b->labels[j] = ss->split->samples[batch[j]].label;
+      if (train)
+        GRAFT_TRY(graft_net_train_step(
+            r->net, kept, b->labels, &sgd,
+            graft__ft_stream(c->seed, TAG_DROPOUT, (uint64_t)epoch, (uint64_t)step), b->loss,
+            b->pred));
+      else
+        GRAFT_TRY(graft_net_eval_step(r->net, kept, b->labels, b->loss, b->pred));
+      if (train) r->ck.momentum_set = 1;
+      for (int j = 0; j < kept; j++) {
+        if (!isfinite(b->loss[j]))
+          return graft__fail(GRAFT_ENONFINITE,
+                             "the loss is %s at epoch %d, batch %d (%s); the last good files "
+                             "are kept",
+                             isnan(b->loss[j]) ? "NaN" : "infinite", epoch + 1, step + 1,
+                             ss->split->samples[batch[j]].path);
+        *loss_sum += b->loss[j];
+        *correct += b->pred[j] == b->labels[j];
+      }
+      *seen += kept;
+    }
+    if (r->hooks && r->hooks->progress)
+      r->hooks->progress(r->hooks->user, train ? "train" : "val", epoch + 1, (int)c->epochs,
+                         from + count, n, *seen ? *loss_sum / (double)*seen : 0);
+    if (train) {
+      r->ck.step = step + 1;
+      if (graft__ft_stop_requested(r)) return GRAFT_EINTR;
+    }
+  }
+  return GRAFT_OK;
+}

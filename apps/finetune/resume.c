@@ -1,0 +1,69 @@
+/* The run's checkpoint (run_impl.h): its bookkeeping set for a run starting
+ * now, then, when the output folder has a last.h5 of the same config and
+ * data, everything in it: the trainable parameters and their momentum into
+ * the net, the position and sums, the history, the samples found bad. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "apps/finetune/run_impl.h"
+
+static graft_status resume(run *r) {
+  const graft_config *c = r->cfg;
+  const char *last = r->files.last;
+  float *classifier = r->saver.classifier;
+  struct stat st;
+  if (r->opt->restart || stat(last, &st) != 0) {
+    if (r->opt->restart) unlink(last);
+    return GRAFT_OK;
+  }
+  graft_checkpoint got;
+  graft_status s =
+      graft_checkpoint_load(last, r->train_count, r->data.train.n, r->data.val.n, &got);
+  if (s != GRAFT_OK) return graft__context(s, "%s (use --restart to start over)", last);
+  if (got.config_hash != graft_config_hash(c) || strcmp(got.arch, graft_config_arch(c)) != 0 ||
+      got.num_classes != r->data.n_classes) {
+    graft_checkpoint_free(&got);
+    return graft__fail(GRAFT_EINVAL,
+                       "%s was written for a different config or data (use --restart to "
+                       "start over)",
+                       last);
+  }
+  memcpy(classifier + (r->train_offset - r->m->arch.head_offset), got.params,
+         r->train_count * sizeof(float));
+  s = graft_net_set_head(r->net, classifier, got.momentum_set ? got.momentum : NULL);
+  free(got.params);
+  free(got.momentum);
+  got.params = got.momentum = NULL;
+  memcpy(r->train.bad, got.train_bad, (size_t)r->data.train.n);
+  memcpy(r->val.bad, got.val_bad, (size_t)r->data.val.n);
+  free(got.train_bad);
+  free(got.val_bad);
+  got.train_bad = r->train.bad;
+  got.val_bad = r->val.bad;
+  r->ck = got;
+  if (s != GRAFT_OK) return s;
+  if (r->ck.step > 0)
+    graft__ft_say(r, "resuming from %s: epoch %d, batch %d", last, r->ck.epoch + 1, r->ck.step);
+  else
+    graft__ft_say(r, "resuming from %s after epoch %d", last, r->ck.epoch);
+  return GRAFT_OK;
+}
+
+graft_status graft__ft_checkpoint(run *r) {
+  const graft_config *c = r->cfg;
+  graft_checkpoint *ck = &r->ck;
+  snprintf(ck->arch, sizeof ck->arch, "%s", graft_config_arch(c));
+  snprintf(ck->trainable, sizeof ck->trainable, "%s", graft_config_trainable(c));
+  ck->num_classes = r->data.n_classes;
+  ck->config_hash = graft_config_hash(c);
+  ck->seed = (uint64_t)c->seed;
+  ck->best_acc = -1; /* the first epoch always writes best.h5 */
+  ck->count = r->train_count;
+  ck->n_train = r->data.train.n;
+  ck->n_val = r->data.val.n;
+  ck->train_bad = r->train.bad;
+  ck->val_bad = r->val.bad;
+  return resume(r);
+}

@@ -1,0 +1,161 @@
+/* The inside of a finetune run (apps/finetune/run.h), one job a file:
+ *   run.c     set-up, the epochs, tear-down: graft_finetune_run
+ *   pass.c    one pass over a split: the order, the features (from the
+ *             cache, or decoded and through the trunk), the steps
+ *   save.c    the output folder, its stale temporaries, best.h5 and last.h5
+ *             written by a thread
+ *   head.c    the model with its new head
+ *   resume.c  the checkpoint's bookkeeping, and resuming it from last.h5
+ *
+ * Every random choice is a pure function of the seed and a position: the
+ * shuffle of epoch e, the crop and flip of sample i in epoch e, the dropout of
+ * batch s in epoch e, the new head's initial weights. A checkpoint therefore
+ * needs only the position (epoch, batch) and the running sums to resume the
+ * run bit for bit. */
+#ifndef GRAFT_FINETUNE_RUN_IMPL_H
+#define GRAFT_FINETUNE_RUN_IMPL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "apps/finetune/run.h"
+#include "engine/backend.h"
+#include "engine/base/rng.h"
+#include "engine/net.h"
+#include "io/dataset.h"
+#include "io/feature_cache.h"
+#include "io/fsutil.h"
+#include "models/checkpoint.h"
+#include "models/model.h"
+
+/* Stream tags: each kind of random choice draws from its own stream. */
+enum { TAG_INIT = 1, TAG_SHUFFLE = 2, TAG_AUGMENT = 3, TAG_DROPOUT = 4 };
+
+static inline uint64_t graft__ft_stream(uint64_t seed, uint64_t tag, uint64_t a, uint64_t b) {
+  return graft_rng_u64(graft_rng_u64(seed, tag), (a << 32) ^ b);
+}
+
+/* A split as a pass sees it. */
+typedef struct split_state {
+  graft_split *split;
+  graft_loader *loader;
+  graft_feature_cache *cache; /* NULL: no cache for this split */
+  uint8_t *bad;               /* [n] undecodable, left out */
+} split_state;
+
+/* The host buffers of a pass, sized once at set-up for the net's batch and
+ * evaluation rows (rows = the larger). */
+typedef struct pass_buffers {
+  float *input;      /* [batch, 3, crop, crop] decoded images for the trunk */
+  float *trunk_rows; /* [batch, dim] the trunk's feature rows */
+  float *rows;       /* [rows, dim] the batch's feature rows, cached or not */
+  float *loss;       /* [rows] per image */
+  int32_t *labels;   /* [rows] */
+  int32_t *pred;     /* [rows] */
+  int *slot_of;      /* [rows] each row's image in input, -1 when cached */
+  int *order;        /* [the larger split] the samples of the pass */
+} pass_buffers;
+
+/* The run's folder and its files. */
+typedef struct run_files {
+  char dir[GRAFT_PATH_MAX];
+  char best[GRAFT_PATH_MAX + 16], last[GRAFT_PATH_MAX + 16];
+  char metrics[GRAFT_PATH_MAX + 16], curves[GRAFT_PATH_MAX + 16];
+} run_files;
+
+/* best.h5 and last.h5 are written by a thread while the next epoch trains,
+ * from a snapshot (save.c says why and when). */
+typedef struct saver {
+  float *classifier; /* [classifier floats] the net's classifier, for the snapshot */
+  float *momentum;   /* [trainable floats] its momentum */
+  pthread_t thread;
+  bool running;
+  bool best;           /* this write includes best.h5 */
+  graft_checkpoint ck; /* the snapshot: history and bad-sample flags owned */
+  graft_status status;
+  char detail[1024];
+  bool best_pending; /* the model holds a better head than best.h5 */
+  bool unsaved;      /* epochs have finished since the last save */
+  double last_save;  /* when the last save started (graft__ft_now) */
+} saver;
+
+typedef struct run {
+  const graft_config *cfg;
+  const graft_finetune_options *opt;
+  const graft_finetune_hooks *hooks;
+  graft_dataset data;
+  graft_model *m; /* the pretrained model with its new head; best.h5 */
+  graft_backend *be;
+  graft_net *net;
+  int batch, dim;                   /* the training batch; feature rows' width */
+  int eval_rows;                    /* rows per evaluation call from a complete cache */
+  size_t train_count, train_offset; /* the trainable floats (graft_net_train_count) */
+  split_state train, val;
+  pass_buffers buf;
+  graft_checkpoint ck; /* the run's position, sums, best and history */
+  run_files files;
+  saver saver;
+} run;
+
+/* ---- run.c ---- */
+/* One line for the user, through the hooks. */
+void graft__ft_say(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Set (by a signal handler) when the run must stop after the current batch. */
+static inline bool graft__ft_stop_requested(const run *r) {
+  return r->hooks && r->hooks->stop && *r->hooks->stop;
+}
+
+static inline double graft__ft_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* StepLR as PyTorch computes it: multiply by gamma at every step_size-th epoch. */
+static inline double graft__ft_lr(const graft_config *c, int epoch) {
+  double lr = c->lr;
+  for (int e = 1; e <= epoch; e++)
+    if (e % c->step_size == 0) lr *= c->gamma;
+  return lr;
+}
+
+/* ---- head.c ---- */
+/* r->m: the weights file's model, its last Linear new (new_head) or kept. */
+graft_status graft__ft_model(run *r, const char *weights);
+
+/* ---- save.c ---- */
+/* The output folder made, checked writable, cleared of a killed run's
+ * temporaries; r->files filled. */
+graft_status graft__ft_output(run *r);
+/* The saver's snapshot buffers, the classifier's holding the model's. */
+graft_status graft__ft_saver(run *r);
+void graft__ft_saver_free(saver *w);
+/* The net's head becomes the model's: best.h5 gets it at the next save. */
+graft_status graft__ft_keep_best(run *r);
+/* last.h5 (and best.h5 when pending) from the net's present state: in the
+ * background, or before returning when wait. */
+graft_status graft__ft_save(run *r, bool wait);
+/* The writer finished; its failure is the run's. */
+graft_status graft__ft_writer_join(run *r);
+/* Everything pending saved and written before returning. */
+graft_status graft__ft_flush(run *r);
+/* After a failed epoch: best.h5 still gets the best head found; returns failure. */
+graft_status graft__ft_keep_best_file(run *r, graft_status failure);
+
+/* ---- resume.c ---- */
+/* The checkpoint of a run starting now, then resumed from last.h5 when there
+ * is one (and not restart). */
+graft_status graft__ft_checkpoint(run *r);
+
+/* ---- pass.c ---- */
+graft_status graft__ft_buffers(run *r);
+void graft__ft_buffers_free(pass_buffers *b);
+/* Train (or evaluate) over a split, training from the checkpoint's batch on.
+ * The loss sum, correct count and image count accumulate into the pointers. */
+graft_status graft__ft_pass(run *r, bool train, int epoch, double *loss_sum, int64_t *correct,
+                            int64_t *seen);
+
+#endif
