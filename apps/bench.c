@@ -2,7 +2,6 @@
 /* bench: graft's side of the benchmarks (bench/torch_bench.py is PyTorch's,
  * bench/compare runs the two interleaved). Each workload validates before it
  * reports: the timed run's output is checked against a reference run. */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <getopt.h>
@@ -10,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +20,7 @@
 #include "io/batch.h"
 #include "io/fsutil.h"
 #include "io/h5.h"
+#include "io/listing.h"
 #include "models/model.h"
 
 static const char usage[] =
@@ -46,7 +44,8 @@ static const char usage[] =
     "  --iterations N     timed iterations (default 10; epochs for finetune-epoch: 3)\n"
     "  --warmup N         untimed iterations first (default 2)\n"
     "  --num-classes K    classes of the random model (default 1000)\n"
-    "  --images DIR       image folder for classify (searched recursively, sorted)\n"
+    "  --images DIR       image folder for classify (JPEG and PNG files by their bytes,\n"
+    "                     searched recursively, sorted)\n"
     "  --count N          images for classify (default 64)\n"
     "  --trainable T      classifier | head (default classifier)\n"
     "  --cached           finetune-step from cached feature rows: no trunk, as in a cached epoch\n"
@@ -249,44 +248,14 @@ static graft_status bench_infer(const opts *o, graft_backend *be, result *r) {
 }
 
 /* ---- classify ---- */
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* JPEG/PNG files under dir (recursively), sorted, at most max. */
-static int collect(const char *dir, char **out, int n, int max) {
-  DIR *d = opendir(dir);
-  if (!d) return n;
-  struct dirent *e;
-  char *names[4096];
-  int k = 0;
-  while ((e = readdir(d)) && k < 4096) {
-    if (e->d_name[0] == '.') continue;
-    names[k] = malloc(strlen(dir) + strlen(e->d_name) + 2);
-    if (names[k]) sprintf(names[k++], "%s/%s", dir, e->d_name);
-  }
-  closedir(d);
-  qsort(names, (size_t)k, sizeof *names, cmp_str);
-  for (int i = 0; i < k; i++) {
-    struct stat st;
-    const char *dot = strrchr(names[i], '.');
-    if (stat(names[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-      n = collect(names[i], out, n, max);
-    } else if (n < max && dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") ||
-                                  !strcasecmp(dot, ".png"))) {
-      out[n++] = names[i];
-      continue;
-    }
-    free(names[i]);
-  }
-  return n;
-}
-
 static graft_status bench_classify(const opts *o, graft_backend *be, result *r) {
   if (!o->images) return graft__fail(GRAFT_EINVAL, "classify needs --images DIR");
-  char **paths = calloc((size_t)o->count, sizeof *paths);
-  if (!paths) return graft__fail(GRAFT_ENOMEM, "out of memory");
-  int n = collect(o->images, paths, 0, (int)o->count);
+  /* The first --count JPEG and PNG files under the folder, in name order. */
+  graft_strlist files = {0};
+  int n = 0;
+  if (graft_list_images(o->images, GRAFT_IMAGES_DECODABLE, true, &files, &n) != GRAFT_OK) n = 0;
+  if (n > o->count) n = (int)o->count;
+  char **paths = files.v;
   graft_model *m = NULL;
   graft_net *net = NULL;
   int b = (int)o->batch, k = (int)o->num_classes;
@@ -337,8 +306,7 @@ static graft_status bench_classify(const opts *o, graft_backend *be, result *r) 
   }
   graft_net_destroy(net);
   graft_model_free(m);
-  for (int i = 0; i < n; i++) free(paths[i]);
-  free(paths);
+  graft_strlist_clear(&files);
   free(input);
   free(probs);
   free(logits);
@@ -541,14 +509,16 @@ static graft_status bench_epoch(const opts *o, result *r) {
 
 /* Train + val images of an ImageFolder that graft decodes (for img/s). */
 static int count_images(const char *data) {
-  char *paths[8192];
   int n = 0;
-  char sub[4096];
-  snprintf(sub, sizeof sub, "%s/train", data);
-  n = collect(sub, paths, n, 8192);
-  snprintf(sub, sizeof sub, "%s/val", data);
-  n = collect(sub, paths, n, 8192);
-  for (int i = 0; i < n; i++) free(paths[i]);
+  for (int i = 0; i < 2; i++) {
+    char sub[4096];
+    graft_strlist files = {0};
+    int found = 0;
+    snprintf(sub, sizeof sub, "%s/%s", data, i ? "val" : "train");
+    if (graft_list_images(sub, GRAFT_IMAGES_DECODABLE, true, &files, &found) == GRAFT_OK)
+      n += found;
+    graft_strlist_clear(&files);
+  }
   return n;
 }
 

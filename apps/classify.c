@@ -1,5 +1,4 @@
 /* classify: top-k classes of images with a graft-weights model. */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include "io/batch.h"
 #include "io/image.h"
 #include "io/preprocess.h"
+#include "io/listing.h"
 #include "io/strlist.h"
 #include "models/model.h"
 
@@ -41,42 +41,6 @@ typedef struct options {
   long long topk, batch, threads, max_pixels;
   bool json;
 } options;
-
-/* ---- the list of inputs ---- */
-/* Files of a directory that look like images (by their first bytes), sorted
- * by name; hidden files and other files are skipped. */
-static int expand_dir(const char *dir, graft_strlist *out, int *found) {
-  DIR *d = opendir(dir);
-  if (!d) return -1;
-  graft_strlist names = {0};
-  struct dirent *e;
-  int rc = 0;
-  while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    char path[4096];
-    size_t dl = strlen(dir);
-    snprintf(path, sizeof path, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", e->d_name);
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    FILE *f = fopen(path, "rb");
-    if (!f) continue;
-    uint8_t head[32];
-    size_t got = fread(head, 1, sizeof head, f);
-    fclose(f);
-    if (graft_image_sniff(head, got) == GRAFT_IMAGE_UNKNOWN) continue;
-    if (graft_strlist_push(&names, path) != 0) {
-      rc = -1;
-      break;
-    }
-  }
-  closedir(d);
-  graft_strlist_sort(&names);
-  for (size_t i = 0; rc == 0 && i < names.n; i++)
-    if (graft_strlist_push(out, names.v[i]) != 0) rc = -1;
-  *found = (int)names.n;
-  graft_strlist_clear(&names);
-  return rc;
-}
 
 /* ---- one batch ---- */
 typedef struct item {
@@ -310,8 +274,10 @@ int main(int argc, char **argv) {
       }
     } else if (stat(a, &st) == 0 && S_ISDIR(st.st_mode)) {
       int found = 0;
-      if (expand_dir(a, &paths, &found) != 0) {
-        app_error(a, "cannot read directory: %s", strerror(errno));
+      s = graft_list_images(a, GRAFT_IMAGES_ANY, false, &paths, &found);
+      if (s == GRAFT_ENOMEM) goto oom;
+      if (s != GRAFT_OK) {
+        app_error(a, "cannot read directory: %s", graft_detail());
         failed++;
       } else if (found == 0) {
         app_error(a, "no images in this directory");

@@ -1,62 +1,20 @@
 #include "io/dataset.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "engine/base/log.h"
-#include "io/image.h"
+#include "io/listing.h"
 #include "io/strlist.h"
 
 /* ---- scanning ---- */
 
 /* Sorted entry names of dir; dirs_only selects subfolders, else files. */
 static graft_status list_dir(const char *dir, bool dirs_only, graft_strlist *out) {
-  DIR *d = opendir(dir);
-  if (!d) {
-    int e = errno;
-    return graft__fail(e == ENOENT ? GRAFT_ENOENT : GRAFT_EIO, "%s: %s", dir, strerror(e));
-  }
-  struct dirent *e;
-  char path[8192];
-  while ((e = readdir(d))) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    if (len < 0 || (size_t)len >= sizeof path) continue; /* longer than any usable path */
-    struct stat st;
-    if (stat(path, &st) != 0) continue;
-    if (dirs_only ? !S_ISDIR(st.st_mode) : S_ISDIR(st.st_mode)) continue;
-    if (graft_strlist_push(out, e->d_name) != 0) {
-      closedir(d);
-      return graft__fail(GRAFT_ENOMEM, "out of memory");
-    }
-  }
-  closedir(d);
-  graft_strlist_sort(out);
-  return GRAFT_OK;
-}
-
-/* JPEG or PNG by their first bytes; otherwise a reason to skip. */
-static const char *why_not_image(const char *path) {
-  static _Thread_local char why[96];
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(why, sizeof why, "cannot open: %s", strerror(errno));
-    return why;
-  }
-  uint8_t head[32];
-  size_t n = fread(head, 1, sizeof head, f);
-  fclose(f);
-  graft_image_format fmt = graft_image_sniff(head, n);
-  if (fmt == GRAFT_IMAGE_JPEG || fmt == GRAFT_IMAGE_PNG) return NULL;
-  if (n == 0) return "empty file";
-  if (fmt == GRAFT_IMAGE_UNKNOWN) return "not an image";
-  snprintf(why, sizeof why, "%s images are not supported", graft_image_format_name(fmt));
-  return why;
+  graft_status s = graft_list_dir(dir, dirs_only ? GRAFT_LIST_DIRS : GRAFT_LIST_FILES, out);
+  return s == GRAFT_OK ? s : graft__context(s, "%s", dir);
 }
 
 static graft_status scan_split(const char *root, const char *name, const graft_strlist *classes,
@@ -77,7 +35,7 @@ static graft_status scan_split(const char *root, const char *name, const graft_s
     for (size_t i = 0; i < files.n; i++) {
       char path[8192];
       snprintf(path, sizeof path, "%s/%s", cdir, files.v[i]);
-      const char *why = why_not_image(path);
+      const char *why = graft_image_file_unusable(path);
       if (why) {
         graft__warn("%s: %s; skipped", path, why);
         out->skipped++;
