@@ -45,26 +45,6 @@ static inline void ref_fill(graft_rng *r, float *x, size_t n, float lo, float hi
   for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)graft_rng_double(r);
 }
 
-/* ||a - b|| / ||b|| with a float result against a double reference. */
-static inline double ref_rel(const float *a, const double *b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)a[i] - b[i];
-    num += d * d;
-    den += b[i] * b[i];
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static inline double ref_max_abs(const float *a, const double *b, size_t n) {
-  double m = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)a[i] - b[i]);
-    if (d > m || d != d) m = d;
-  }
-  return m;
-}
-
 /* y[n,k,p,q] = act(sum_{c,r,s} x[n,c,p*st-pad+r,q*st-pad+s] w[k,c,r,s] + b[k]) */
 static inline void ref_conv(const graft_conv2d_params *p, int n, int h, int w, const double *x,
                             const float *wt, const float *b, double *y) {

@@ -118,29 +118,30 @@ int graft_test_run_python(const char *script, const char *args) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 
-double graft_test_rel_error(const float *a, const float *b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)a[i] - (double)b[i];
-    num += d * d;
-    den += (double)b[i] * (double)b[i];
-  }
-  if (den == 0) return num == 0 ? 0 : INFINITY;
-  return sqrt(num / den);
-}
+static double value(graft_test_values v, size_t i) { return v.f ? (double)v.f[i] : v.d[i]; }
 
-double graft_test_max_abs_diff(const float *a, const float *b, size_t n, size_t *where) {
-  double m = 0;
-  size_t at = 0;
+graft_test_diff graft_test_compare(graft_test_values a, graft_test_values b,
+                                   const double *scale, size_t n) {
+  graft_test_diff r = {0};
+  double num = 0, den = 0, bmax = 0;
+  bool first = true;
+  for (size_t i = 0; i < n; i++) bmax = fmax(bmax, fabs(value(b, i)));
   for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)a[i] - (double)b[i]);
-    if (d > m || isnan(d)) {
-      m = d;
-      at = i;
+    double x = value(a, i), y = value(b, i), d = fabs(x - y);
+    if (!isfinite(x)) r.non_finite++;
+    num += d * d;
+    den += y * y;
+    if (d > r.max_abs || isnan(d)) r.max_abs = d, r.where = i;
+    double s = scale ? scale[i] : bmax, e = s > 0 ? d / s : d;
+    if (e > r.elem || isnan(e)) r.elem = e, r.elem_where = i;
+    if (a.f && b.f && memcmp(&a.f[i], &b.f[i], sizeof(float)) != 0) {
+      if (first) r.first_differ = i;
+      first = false;
+      r.bits_differ++;
     }
   }
-  if (where) *where = at;
-  return m;
+  r.rel = den > 0 ? sqrt(num / den) : num == 0 ? 0 : INFINITY;
+  return r;
 }
 
 graft_backend_options graft_test_backend_options(void) {

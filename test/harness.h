@@ -78,10 +78,38 @@ const char *graft_test_env(const char *name);
  * command line is printed. */
 int graft_test_run_python(const char *script, const char *args);
 
-/* Relative error of a against reference b: ||a-b||_2 / ||b||_2 (0 when both
- * are zero); and the largest |a-b| with its index. */
-double graft_test_rel_error(const float *a, const float *b, size_t n);
-double graft_test_max_abs_diff(const float *a, const float *b, size_t n, size_t *where);
+/* ---- the one numeric comparison of the tests ---- */
+
+/* n values, floats or doubles: one of the pointers is set (graft_test_f,
+ * graft_test_d). */
+typedef struct graft_test_values {
+  const float *f;
+  const double *d;
+} graft_test_values;
+
+static inline graft_test_values graft_test_f(const float *p) {
+  return (graft_test_values){p, NULL};
+}
+static inline graft_test_values graft_test_d(const double *p) {
+  return (graft_test_values){NULL, p};
+}
+
+/* How far a result a is from a reference b, each measure computed in double. */
+typedef struct graft_test_diff {
+  double rel;         /* ||a - b||_2 / ||b||_2; 0 when a == b == 0, infinite when only b is 0 */
+  double max_abs;     /* the largest |a - b| (NaN wins), at index where */
+  size_t where;
+  double elem;        /* the largest |a - b| / scale[i] (NaN wins), at elem_where; without a
+                       * scale, over max |b| (|a - b| itself where that is 0) */
+  size_t elem_where;
+  size_t non_finite;  /* elements of a that are NaN or infinite */
+  size_t bits_differ; /* elements whose bits differ (a and b both floats; else 0) */
+  size_t first_differ;
+} graft_test_diff;
+
+/* a against b over n elements; scale (NULL: none) as the elem measure says. */
+graft_test_diff graft_test_compare(graft_test_values a, graft_test_values b,
+                                   const double *scale, size_t n);
 
 /* CPU backend options for a test program: the defaults, with the
  * convolution path and kernels ctest may give in GRAFT_CPU_CONV and

@@ -56,22 +56,10 @@ static graft_backend *backend(int threads, const char *kernels) {
 
 static bool close_to(const char *what, const float *a, const double *b, const double *scale,
                      size_t n, double tol, bool control) {
-  double maxs = 0, num = 0, den = 0;
-  size_t where = 0, bad = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (!isfinite(a[i])) bad++;
-    double d = fabs((double)a[i] - b[i]);
-    num += d * d;
-    den += b[i] * b[i];
-    double sd = d / scale[i];
-    if (sd > maxs || sd != sd) {
-      maxs = sd;
-      where = i;
-    }
-  }
-  double rel = den > 0 ? sqrt(num / den) : sqrt(num);
-  bool ok = bad == 0 && maxs <= tol && rel <= tol;
-  printf("%-52s rel %8.2e  elem %8.2e  tol %.0e %s\n", what, rel, maxs, tol,
+  graft_test_diff d = graft_test_compare(graft_test_f(a), graft_test_d(b), scale, n);
+  size_t where = d.elem_where;
+  bool ok = d.non_finite == 0 && d.elem <= tol && d.rel <= tol;
+  printf("%-52s rel %8.2e  elem %8.2e  tol %.0e %s\n", what, d.rel, d.elem, tol,
          control ? (ok ? "CONTROL NOT REJECTED" : "control rejected") : (ok ? "ok" : "FAIL"));
   if (ok == control) {
     fprintf(stderr, "FAIL %s: worst at [%zu]: got %.9g, want %.9g\n", what, where, a[where],
@@ -83,9 +71,8 @@ static bool close_to(const char *what, const float *a, const double *b, const do
 
 static bool same_bits(const char *what, const float *a, const float *b, size_t n,
                       bool control) {
-  size_t bad = 0, first = 0;
-  for (size_t i = 0; i < n; i++)
-    if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && bad++ == 0) first = i;
+  graft_test_diff d = graft_test_compare(graft_test_f(a), graft_test_f(b), NULL, n);
+  size_t bad = d.bits_differ, first = d.first_differ;
   printf("%-52s %zu of %zu differ %s\n", what, bad, n,
          control ? (bad ? "control rejected" : "CONTROL NOT REJECTED") : (bad ? "FAIL" : "ok"));
   if ((bad == 0) == control) {
@@ -171,13 +158,11 @@ static void step_ref(int n, int in, int out, const float *dy, const float *x,
 
 /* ||(a - a0) - (b - a0)|| / ||b - a0||: how far apart two updates of a0 are. */
 static double update_error(const float *a, const float *b, const float *a0, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double da = (double)a[i] - a0[i], db = (double)b[i] - a0[i];
-    num += (da - db) * (da - db);
-    den += db * db;
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
+  double *da = dalloc(n), *db = dalloc(n);
+  for (size_t i = 0; i < n; i++) da[i] = (double)a[i] - a0[i], db[i] = (double)b[i] - a0[i];
+  double rel = graft_test_compare(graft_test_d(da), graft_test_d(db), NULL, n).rel;
+  free(da), free(db);
+  return rel;
 }
 
 static void test_fused(graft_backend *be, graft_backend *generic, int n, int in, int out,

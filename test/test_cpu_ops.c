@@ -58,29 +58,14 @@ static void fill_nan(float *x, size_t n) {
  * for the measures. scale: per-element error scale, NULL for max|b|. */
 static bool check_close(const char *op, const char *what, const float *a, const double *b,
                         const double *scale, size_t n, double tol) {
-  double num = 0, den = 0, maxd = 0, maxs = 0, bmax = 0;
-  size_t where = 0, bad = 0;
-  for (size_t i = 0; i < n; i++) bmax = fmax(bmax, fabs(b[i]));
-  for (size_t i = 0; i < n; i++) {
-    if (!isfinite(a[i])) bad++;
-    double d = fabs((double)a[i] - b[i]);
-    num += d * d;
-    den += b[i] * b[i];
-    if (d > maxd || d != d) {
-      maxd = d;
-      where = i;
-    }
-    double s = scale ? scale[i] : bmax;
-    double sd = s > 0 ? d / s : d;
-    if (sd > maxs || sd != sd) maxs = sd;
-  }
-  double rel = den > 0 ? sqrt(num / den) : sqrt(num);
-  bool ok = bad == 0 && rel <= tol && maxs <= tol;
-  printf("%-9s %-46s max|d| %8.2e  rel %8.2e  elem %8.2e  tol %.0e %s\n", op, what, maxd, rel,
-         maxs, tol, ok ? "ok" : "FAIL");
+  graft_test_diff d = graft_test_compare(graft_test_f(a), graft_test_d(b), scale, n);
+  bool ok = d.non_finite == 0 && d.rel <= tol && d.elem <= tol;
+  printf("%-9s %-46s max|d| %8.2e  rel %8.2e  elem %8.2e  tol %.0e %s\n", op, what, d.max_abs,
+         d.rel, d.elem, tol, ok ? "ok" : "FAIL");
   if (!ok) {
+    size_t at = d.where;
     fprintf(stderr, "FAIL %s %s: %zu non-finite; worst at [%zu]: got %.9g, want %.9g\n", op,
-            what, bad, where, n ? a[where] : 0.0, n ? b[where] : 0.0);
+            what, d.non_finite, at, n ? a[at] : 0.0, n ? b[at] : 0.0);
     graft_test_failures++;
   }
   return ok;
@@ -89,9 +74,8 @@ static bool check_close(const char *op, const char *what, const float *a, const 
 /* Bitwise equality (for copies, reorders, max, masks and the SGD float formula). */
 static bool check_exact(const char *op, const char *what, const float *a, const float *b,
                         size_t n) {
-  size_t bad = 0, first = 0;
-  for (size_t i = 0; i < n; i++)
-    if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && bad++ == 0) first = i;
+  graft_test_diff d = graft_test_compare(graft_test_f(a), graft_test_f(b), NULL, n);
+  size_t bad = d.bits_differ, first = d.first_differ;
   printf("%-9s %-46s exact: %zu of %zu differ %s\n", op, what, bad, n, bad ? "FAIL" : "ok");
   if (bad) {
     fprintf(stderr, "FAIL %s %s: first at [%zu]: got %.9g, want %.9g\n", op, what, first,

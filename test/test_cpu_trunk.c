@@ -93,16 +93,6 @@ static void backend_trunk(graft_backend *be, const graft_arch *a, float **w, flo
   ref_from_act(be, &t, rows);
 }
 
-static double rel_ff(const float *a, const float *b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)a[i] - b[i];
-    num += d * d;
-    den += (double)b[i] * b[i];
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 static void run_case(graft_backend *const *bes, const char *arch, int n, int h, int w) {
   graft_arch a;
   CHECK_OK(graft_arch_init(&a, arch, 10));
@@ -118,16 +108,18 @@ static void run_case(graft_backend *const *bes, const char *arch, int n, int h, 
   for (int p = 0; p < N_PATHS; p++) {
     rows[p] = ref_alloc_floats(rows_n);
     backend_trunk(bes[p], &a, wts, bias, n, h, w, x, rows[p]);
-    double rel = ref_rel(rows[p], ref, rows_n);
+    graft_test_diff d = graft_test_compare(graft_test_f(rows[p]), graft_test_d(ref), NULL, rows_n);
+    double rel = d.rel;
     size_t zeros = 0;
     for (size_t i = 0; i < rows_n; i++) zeros += ref[i] == 0;
     printf("%s trunk n%d %dx%d, %-8s vs double: rel %.2e max %.2e (%d features, %.0f%% zero)\n",
-           arch, n, h, w, paths[p], rel, ref_max_abs(rows[p], ref, rows_n), dim,
+           arch, n, h, w, paths[p], rel, d.max_abs, dim,
            100.0 * zeros / rows_n);
     CHECK_MSG(rel <= 1e-4, "%s %s rel %.3e", arch, paths[p], rel);
   }
   for (int p = 0; p < GEMM; p++) {
-    double rel = rel_ff(rows[p], rows[GEMM], rows_n);
+    double rel =
+        graft_test_compare(graft_test_f(rows[p]), graft_test_f(rows[GEMM]), NULL, rows_n).rel;
     printf("%s trunk n%d %dx%d, %-8s vs gemm: rel %.2e\n", arch, n, h, w, paths[p], rel);
     CHECK_MSG(rel <= 1e-4, "%s %s vs gemm rel %.3e", arch, paths[p], rel);
   }

@@ -69,14 +69,13 @@ static float *back(graft_backend *be, const void *d, size_t n) {
 
 static void expect_close(const char *what, const float *got, const float *want, size_t n,
                          double tol) {
-  size_t at = 0;
-  double rel = graft_test_rel_error(got, want, n), mx = graft_test_max_abs_diff(got, want, n, &at);
-  printf("  %-60s rel %.3g max|d| %.3g\n", what, rel, mx);
+  graft_test_diff d = graft_test_compare(graft_test_f(got), graft_test_f(want), NULL, n);
+  printf("  %-60s rel %.3g max|d| %.3g\n", what, d.rel, d.max_abs);
   if (tol == 0)
-    CHECK_MSG(memcmp(got, want, n * sizeof *got) == 0, "%s: not bit-identical (max |d| %g at %zu)",
-              what, mx, at);
+    CHECK_MSG(d.bits_differ == 0, "%s: not bit-identical (max |d| %g at %zu)", what, d.max_abs,
+              d.where);
   else
-    CHECK_MSG(rel <= tol, "%s: relative error %.3g > %.3g", what, rel, tol);
+    CHECK_MSG(d.rel <= tol, "%s: relative error %.3g > %.3g", what, d.rel, tol);
 }
 
 /* Run one planned trunk op on CPU and CUDA and compare. */

@@ -54,15 +54,16 @@ int main(int argc, char **argv) {
     graft_net *net;
     CHECK_OK(graft_net_create(be, &m->arch, m->params, BATCH, h, w, &net));
     CHECK_OK(graft_net_predict(net, BATCH, x, probs, got));
-    double rel = graft_test_rel_error(got, want, (size_t)BATCH * k);
-    size_t at;
-    double mx = graft_test_max_abs_diff(got, want, (size_t)BATCH * k, &at);
+    graft_test_diff d =
+        graft_test_compare(graft_test_f(got), graft_test_f(want), NULL, (size_t)BATCH * k);
+    double rel = d.rel;
+    size_t at = d.where;
     printf("%s %s %dx%d batch %d: relative error %.3g, max |diff| %.3g at %zu (%g vs %g)\n",
-           arch, graft_backend_name(be), h, w, BATCH, rel, mx, at, got[at], want[at]);
+           arch, graft_backend_name(be), h, w, BATCH, rel, d.max_abs, at, got[at], want[at]);
     CHECK_MSG(rel <= 1e-4, "%s %dx%d logits differ from PyTorch: %.3g", arch, h, w, rel);
     /* one image alone (the second plan slot) gives the same logits */
     CHECK_OK(graft_net_predict(net, 1, x + 3 * (size_t)h * w, probs, got));
-    rel = graft_test_rel_error(got, want + k, (size_t)k);
+    rel = graft_test_compare(graft_test_f(got), graft_test_f(want + k), NULL, (size_t)k).rel;
     printf("%s %dx%d batch 1: relative error %.3g\n", arch, h, w, rel);
     CHECK_MSG(rel <= 1e-4, "%s %dx%d batch 1 logits differ: %.3g", arch, h, w, rel);
     for (int i = 0; i < k; i++) CHECK(probs[i] >= 0 && probs[i] <= 1);

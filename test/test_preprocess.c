@@ -127,11 +127,10 @@ static int compare_bytes(const char *what, const uint8_t *got, const uint8_t *re
 }
 
 static int compare_floats(const char *what, const float *got, const float *ref, size_t n) {
-  size_t diff = 0, where = 0;
-  for (size_t k = 0; k < n; k++) diff += memcmp(&got[k], &ref[k], sizeof(float)) != 0;
-  double m = graft_test_max_abs_diff(got, ref, n, &where);
-  CHECK_MSG(diff == 0, "%s: %zu of %zu floats differ, largest %g at %zu", what, diff, n, m, where);
-  return diff == 0;
+  graft_test_diff d = graft_test_compare(graft_test_f(got), graft_test_f(ref), NULL, n);
+  CHECK_MSG(d.bits_differ == 0, "%s: %zu of %zu floats differ, largest %g at %zu", what,
+            d.bits_differ, n, d.max_abs, d.where);
+  return d.bits_differ == 0;
 }
 
 static void resize_cases(const char *data) {
