@@ -102,7 +102,7 @@ static graft_status random_model(const opts *o, int num_classes, graft_model **o
   graft_rng rng = {(uint64_t)o->seed, 0};
   for (int i = 0; i < m->arch.n_params; i++) {
     const graft_param *p = &m->arch.params[i];
-    const graft_param *w = p->rank == 1 ? p - 1 : p; /* a bias follows its weight */
+    const graft_param *w = graft_arch_weight(&m->arch, graft_arch_layer_of(&m->arch, p));
     size_t fan_in = w->count / (size_t)w->dims[0];
     double bound = 1.0 / sqrt((double)fan_in);
     float *v = graft_model_param(m, p);
@@ -371,7 +371,7 @@ static graft_status bench_step(const opts *o, graft_backend *be, result *r) {
 /* Validation from the feature cache: --rows rows per graft_net_eval_step on a
  * net made for --batch (the training batch). Validated: the per-row losses of
  * the first call equal those of the rows evaluated one at a time, to the bit
- * where the backend promises it (graft_net_eval_batch > batch), else to 1e-5. */
+ * where the backend promises it (graft_net_eval_rows > batch), else to 1e-5. */
 static graft_status bench_eval(const opts *o, graft_backend *be, result *r) {
   graft_model *m;
   GRAFT_TRY(random_model(o, 2, &m));
@@ -380,7 +380,7 @@ static graft_status bench_eval(const opts *o, graft_backend *be, result *r) {
   int32_t *labels = NULL, *pred = NULL;
   graft_status s = graft_net_create(be, &m->arch, m->params, (int)o->batch, 224, 224, &net);
   if (s == GRAFT_OK) s = graft_net_train_init(net, GRAFT_TRAIN_CLASSIFIER, 0.5f);
-  int cap = s == GRAFT_OK ? graft_net_eval_batch(net) : 0;
+  int cap = s == GRAFT_OK ? graft_net_eval_rows(net) : 0;
   int n = o->rows > 0 ? (int)o->rows : cap;
   size_t dim = (size_t)m->arch.feature_dim;
   if (s == GRAFT_OK && n > cap)
@@ -434,7 +434,7 @@ static graft_status bench_eval(const opts *o, graft_backend *be, result *r) {
 /* An epoch's time: the first epoch's own (training and validation), each
  * later one's the wall clock from the previous epoch's end to its own, so
  * the bookkeeping between epochs (metrics.csv, curves.png, keeping the best
- * head, the checkpoint writer's share of the machine) is in it. */
+ * classifier, the checkpoint writer's share of the machine) is in it. */
 typedef struct epoch_log {
   double seconds[1024];
   double val_acc[1024];

@@ -142,12 +142,12 @@ int main(int argc, char **argv) {
 
   /* The classifier at inference: Linear layers (dropout is the identity). */
   int nl = 0;
-  graft_linear_params lin[GRAFT_MAX_HEAD];
-  float *lw[GRAFT_MAX_HEAD], *lb[GRAFT_MAX_HEAD], *lx[GRAFT_MAX_HEAD + 1];
+  graft_linear_params lin[GRAFT_MAX_CLASSIFIER];
+  float *lw[GRAFT_MAX_CLASSIFIER], *lb[GRAFT_MAX_CLASSIFIER], *lx[GRAFT_MAX_CLASSIFIER + 1];
   lx[0] = steps[ns - 1].y;
-  for (int i = 0; i < a.n_head; i++) {
-    if (a.head[i].kind != GRAFT_LAYER_LINEAR) continue;
-    lin[nl] = a.head[i].u.linear;
+  for (int i = 0; i < a.n_classifier; i++) {
+    if (a.classifier[i].kind != GRAFT_LAYER_LINEAR) continue;
+    lin[nl] = a.classifier[i].u.linear;
     lw[nl] = random_floats(&rng, (size_t)lin[nl].in * lin[nl].out, sqrtf(6.0f / lin[nl].in));
     lb[nl] = random_floats(&rng, lin[nl].out, 0.1f);
     lx[nl + 1] = alloc(be, (size_t)n * lin[nl].out * sizeof(float));

@@ -40,6 +40,8 @@ typedef struct graft_backend_iface {
   graft_status (*upload)(graft_backend *be, void *dst, const void *src_host, size_t bytes);
   graft_status (*download)(graft_backend *be, void *dst_host, const void *src, size_t bytes);
   graft_status (*memset0)(graft_backend *be, void *dst, size_t bytes);
+  /* Wait until the work queued so far has finished (graft_net_forward times
+   * the model alone with it). */
   graft_status (*synchronize)(graft_backend *be);
 
   /* ---- trunk plans (inference only; weights are baked into the plan) ---- */
@@ -98,7 +100,7 @@ typedef struct graft_backend_iface {
    * groups of any size give the same bits. BLAS kernels do not promise that
    * (their blocking changes with n); the engine evaluates cached feature
    * rows in groups larger than the trunk's batch only with this entry
-   * (graft_net_eval_batch), so that results never depend on the cache. */
+   * (graft_net_eval_rows), so that results never depend on the cache. */
   graft_status (*linear_forward_rows)(graft_backend *be, const graft_linear_params *p, int n,
                                       const float *x, const float *w, const float *b, float *y);
   /* dy[i] = y[i] > 0 ? dy[i] : 0, y the ReLU's output. */

@@ -22,8 +22,8 @@ double graft_arch_flops(const graft_arch *a, int h, int w) {
       w = graft_out_dim(w, l->u.pool.kernel, l->u.pool.stride, 0);
     }
   }
-  for (int i = 0; i < a->n_head; i++)
-    if (a->head[i].kind == GRAFT_LAYER_LINEAR)
-      flops += 2.0 * a->head[i].u.linear.in * a->head[i].u.linear.out;
+  for (int i = 0; i < a->n_classifier; i++)
+    if (a->classifier[i].kind == GRAFT_LAYER_LINEAR)
+      flops += 2.0 * a->classifier[i].u.linear.in * a->classifier[i].u.linear.out;
   return flops;
 }

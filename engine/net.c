@@ -14,34 +14,19 @@ static graft_status be_alloc(graft_net *net, size_t bytes, void **out, const cha
   return GRAFT_OK;
 }
 
-/* Weight and bias parameters of layer `layer` (trunk or head). */
-void graft__layer_params(const graft_arch *a, bool in_head, int layer, const graft_param **w,
-                         const graft_param **b) {
-  *w = *b = NULL;
-  for (int i = 0; i < a->n_params; i++) {
-    const graft_param *p = &a->params[i];
-    if (p->in_head != in_head || p->layer != layer) continue;
-    if (strstr(p->name, ".weight"))
-      *w = p;
-    else
-      *b = p;
-  }
-}
-
 static void trunk_release(graft_net *net, trunk_plan *t) {
   for (int i = 0; i < t->count; i++)
     if (t->plans[i]) net->be->iface->plan_destroy(t->plans[i]);
   memset(t, 0, sizeof *t);
 }
 
-static graft_status plan_layer(graft_net *net, const graft_layer *l, int index,
-                               const graft_act *in, graft_act *out, graft_plan **plan) {
+static graft_status plan_layer(graft_net *net, const graft_layer *l, const graft_act *in,
+                               graft_act *out, graft_plan **plan) {
   const graft_backend_iface *f = net->be->iface;
   const graft_arch *a = net->a;
   switch (l->kind) {
     case GRAFT_LAYER_CONV2D: {
-      const graft_param *w, *b;
-      graft__layer_params(a, false, index, &w, &b);
+      const graft_param *w = graft_arch_weight(a, l), *b = graft_arch_bias(a, l);
       if (graft_out_dim(in->h, l->u.conv.kernel, l->u.conv.stride, l->u.conv.pad) < 1 ||
           graft_out_dim(in->w, l->u.conv.kernel, l->u.conv.stride, l->u.conv.pad) < 1)
         return graft__fail(GRAFT_ERANGE, "input %dx%d is too small for %s", net->in_w,
@@ -73,7 +58,7 @@ static graft_status trunk_build(graft_net *net, int n, trunk_plan *t) {
   if (s != GRAFT_OK) goto fail;
   t->count = 1;
   for (int i = 0; i < a->n_trunk; i++) {
-    s = plan_layer(net, &a->trunk[i], i, &t->acts[t->count], &t->acts[t->count + 1],
+    s = plan_layer(net, &a->trunk[i], &t->acts[t->count], &t->acts[t->count + 1],
                    &t->plans[t->count]);
     if (s != GRAFT_OK) {
       graft__context(s, "%s.%d", a->trunk[i].module, a->trunk[i].index);
@@ -141,14 +126,14 @@ graft_status graft_net_create(graft_backend *be, const graft_arch *a, const floa
   if (s == GRAFT_OK)
     s = be_alloc(net, rows * a->feature_dim * sizeof(float), (void **)&net->features,
                  "features");
-  size_t head_bytes = (a->n_floats - a->head_offset) * sizeof(float);
-  if (s == GRAFT_OK) s = be_alloc(net, head_bytes, (void **)&net->head_params, "classifier");
+  size_t bytes = (a->n_floats - a->classifier_offset) * sizeof(float);
+  if (s == GRAFT_OK) s = be_alloc(net, bytes, (void **)&net->classifier_params, "classifier");
   if (s == GRAFT_OK)
-    s = BE_CALL(net, upload, net->head_params, params + a->head_offset, head_bytes);
-  for (int i = 0; s == GRAFT_OK && i < a->n_head; i++)
-    if (a->head[i].kind == GRAFT_LAYER_LINEAR)
-      s = be_alloc(net, rows * a->head[i].u.linear.out * sizeof(float),
-                   (void **)&net->head_out[i], "classifier activations");
+    s = BE_CALL(net, upload, net->classifier_params, params + a->classifier_offset, bytes);
+  for (int i = 0; s == GRAFT_OK && i < a->n_classifier; i++)
+    if (a->classifier[i].kind == GRAFT_LAYER_LINEAR)
+      s = be_alloc(net, rows * a->classifier[i].u.linear.out * sizeof(float),
+                   (void **)&net->classifier_out[i], "classifier activations");
   if (s == GRAFT_OK)
     s = be_alloc(net, rows * a->num_classes * sizeof(float), (void **)&net->probs,
                  "probabilities");
@@ -165,18 +150,17 @@ void graft_net_destroy(graft_net *net) {
   const graft_backend_iface *f = net->be->iface;
   graft__net_train_free(net);
   for (int i = 0; i < TRUNK_SLOTS; i++) trunk_release(net, &net->trunks[i]);
-  for (int i = 0; i < GRAFT_MAX_HEAD; i++)
-    if (net->head_out[i]) f->free(net->be, net->head_out[i]);
-  void *bufs[] = {net->input, net->ping, net->pong, net->features, net->head_params, net->probs};
+  for (int i = 0; i < GRAFT_MAX_CLASSIFIER; i++)
+    if (net->classifier_out[i]) f->free(net->be, net->classifier_out[i]);
+  void *bufs[] = {net->input, net->ping, net->pong, net->features, net->classifier_params,
+                  net->probs};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
     if (bufs[i]) f->free(net->be, bufs[i]);
   free(net);
 }
 
-int graft_net_max_batch(const graft_net *net) { return net->max_batch; }
-int graft_net_eval_batch(const graft_net *net) { return net->eval_rows; }
+int graft_net_eval_rows(const graft_net *net) { return net->eval_rows; }
 graft_backend *graft_net_backend(const graft_net *net) { return net->be; }
-float *graft_net_feature_rows(graft_net *net) { return net->features; }
 
 static graft_status check_batch(const graft_net *net, int n) {
   if (n < 1 || n > net->max_batch)
@@ -216,22 +200,22 @@ graft_status graft_net_trunk(graft_net *net, int n, const float *input_host) {
 }
 
 /* Inference forward of the classifier; returns the logits buffer. */
-graft_status graft__head_forward(graft_net *net, int n, bool rows, const float **logits) {
+graft_status graft__classifier_forward(graft_net *net, int n, bool rows, const float **logits) {
   const graft_arch *a = net->a;
   const graft_backend_iface *f = net->be->iface;
   graft_status (*forward)(graft_backend *, const graft_linear_params *, int, const float *,
                           const float *, const float *, float *) =
       rows && f->linear_forward_rows ? f->linear_forward_rows : f->linear_forward;
   const float *x = net->features;
-  for (int i = 0; i < a->n_head; i++) {
-    const graft_layer *l = &a->head[i];
+  for (int i = 0; i < a->n_classifier; i++) {
+    const graft_layer *l = &a->classifier[i];
     if (l->kind != GRAFT_LAYER_LINEAR) continue; /* dropout: identity at inference */
-    const graft_param *w, *b;
-    graft__layer_params(a, true, i, &w, &b);
+    const graft_param *w = graft_arch_weight(a, l), *b = graft_arch_bias(a, l);
     GRAFT_TRY(forward(net->be, &l->u.linear, n, x,
-                      net->head_params + (w->offset - a->head_offset),
-                      net->head_params + (b->offset - a->head_offset), net->head_out[i]));
-    x = net->head_out[i];
+                      net->classifier_params + (w->offset - a->classifier_offset),
+                      net->classifier_params + (b->offset - a->classifier_offset),
+                      net->classifier_out[i]));
+    x = net->classifier_out[i];
   }
   *logits = x;
   return GRAFT_OK;
@@ -245,7 +229,7 @@ graft_status graft_net_classify_features(graft_net *net, int n, float *probs_hos
     return graft__fail(GRAFT_EINVAL, "%d feature rows (this net holds 1 to %d)", n,
                        net->eval_rows);
   const float *logits;
-  GRAFT_TRY(graft__head_forward(net, n, false, &logits));
+  GRAFT_TRY(graft__classifier_forward(net, n, false, &logits));
   GRAFT_TRY(f->softmax_forward(net->be, n, k, logits, net->probs));
   if (logits_host)
     GRAFT_TRY(f->download(net->be, logits_host, logits, (size_t)n * k * sizeof(float)));
@@ -262,7 +246,7 @@ graft_status graft_net_forward(graft_net *net, int n) {
   const graft_backend_iface *f = net->be->iface;
   GRAFT_TRY(check_batch(net, n));
   GRAFT_TRY(trunk_resident(net, n));
-  GRAFT_TRY(graft__head_forward(net, n, false, &net->logits));
+  GRAFT_TRY(graft__classifier_forward(net, n, false, &net->logits));
   GRAFT_TRY(f->softmax_forward(net->be, n, net->a->num_classes, net->logits, net->probs));
   return f->synchronize(net->be);
 }

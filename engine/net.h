@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #include "engine/backend.h"
-#include "engine/ops.h"
 #include "engine/layers.h"
+#include "engine/ops.h"
 
 typedef struct graft_net graft_net;
 
@@ -20,8 +20,6 @@ graft_status graft_net_create(graft_backend *be, const graft_arch *a, const floa
                               int max_batch, int in_h, int in_w, graft_net **out);
 void graft_net_destroy(graft_net *net);
 
-int graft_net_max_batch(const graft_net *net);
-
 /* Feature rows the net holds and evaluates in one call (graft_net_put_features,
  * graft_net_eval_step, graft_net_classify_features): max_batch, or
  * GRAFT_NET_EVAL_ROWS when that is more and the backend computes each row of
@@ -29,16 +27,13 @@ int graft_net_max_batch(const graft_net *net);
  * evaluating cached rows in groups of up to this many gives exactly what the
  * trunk's batches of max_batch give. Training steps stay at max_batch. */
 #define GRAFT_NET_EVAL_ROWS 64
-int graft_net_eval_batch(const graft_net *net);
+int graft_net_eval_rows(const graft_net *net);
 graft_backend *graft_net_backend(const graft_net *net);
 
 /* Trunk forward of n <= max_batch images (host NCHW float32) into the net's
- * feature rows [n, feature_dim] (backend memory, see graft_net_feature_rows). */
+ * feature rows [n, feature_dim] (backend memory; graft_net_get_features
+ * copies them out). */
 graft_status graft_net_trunk(graft_net *net, int n, const float *input_host);
-
-/* The feature rows the trunk wrote (backend memory, graft_net_eval_batch x
- * feature_dim, the trunk writing the first max_batch). */
-float *graft_net_feature_rows(graft_net *net);
 
 /* Classifier forward at inference (dropout is the identity) from the feature
  * rows; writes softmax probabilities [n, num_classes] to probs_host, and the
@@ -68,11 +63,11 @@ const char *graft_net_describe(graft_net *net, char *buf, size_t cap);
 
 typedef enum graft_trainable {
   GRAFT_TRAIN_CLASSIFIER, /* every Linear of the classifier */
-  GRAFT_TRAIN_HEAD,       /* only the last Linear */
+  GRAFT_TRAIN_HEAD,       /* only the head, the last Linear */
 } graft_trainable;
 
 /* Allocate gradients, momentum buffers and dropout masks for the trainable
- * layers. dropout_p replaces the table's dropout probability in training. */
+ * layers; every dropout layer drops with probability dropout_p. */
 graft_status graft_net_train_init(graft_net *net, graft_trainable which, float dropout_p);
 
 /* Floats in the trainable part: the suffix [offset, n_floats) of the arch's
@@ -80,7 +75,7 @@ graft_status graft_net_train_init(graft_net *net, graft_trainable which, float d
 size_t graft_net_train_count(const graft_net *net);
 size_t graft_net_train_offset(const graft_net *net);
 
-/* Copy n <= graft_net_eval_batch feature rows from the host into the net's
+/* Copy n <= graft_net_eval_rows feature rows from the host into the net's
  * feature rows (a cached trunk output), or out of them. */
 graft_status graft_net_put_features(graft_net *net, int n, const float *rows_host);
 graft_status graft_net_get_features(graft_net *net, int n, float *rows_host);
@@ -93,16 +88,18 @@ graft_status graft_net_train_step(graft_net *net, int n, const int32_t *labels_h
                                   const graft_sgd_params *sgd, uint64_t dropout_seed,
                                   float *loss_host, int32_t *pred_host);
 
-/* Evaluation (no dropout) of the n <= graft_net_eval_batch feature rows:
+/* Evaluation (no dropout) of the n <= graft_net_eval_rows feature rows:
  * per-image loss and argmax. A row's results do not depend on n or on the
- * other rows where graft_net_eval_batch exceeds max_batch. */
+ * other rows where graft_net_eval_rows exceeds max_batch. */
 graft_status graft_net_eval_step(graft_net *net, int n, const int32_t *labels_host,
                                  float *loss_host, int32_t *pred_host);
 
-/* The classifier's parameters (the whole head, arch layout from head_offset)
- * and the trainable part's momentum buffers, to and from the host. */
-graft_status graft_net_get_head(graft_net *net, float *head_host, float *momentum_host);
-graft_status graft_net_set_head(graft_net *net, const float *head_host,
-                                const float *momentum_host);
+/* The classifier's parameters (every Linear's, the arch's layout from
+ * classifier_offset) and the trainable part's momentum buffers, to and from
+ * the host. */
+graft_status graft_net_get_classifier(graft_net *net, float *classifier_host,
+                                      float *momentum_host);
+graft_status graft_net_set_classifier(graft_net *net, const float *classifier_host,
+                                      const float *momentum_host);
 
 #endif

@@ -23,28 +23,24 @@ struct graft_net {
   const graft_arch *a;
   const float *params;  /* the caller's, laid out by a->params */
   int max_batch, in_h, in_w;
-  int eval_rows;        /* rows of features, head_out and probs (graft_net_eval_batch) */
+  int eval_rows;        /* rows of features, classifier_out and probs (graft_net_eval_rows) */
   trunk_plan trunks[TRUNK_SLOTS];
   size_t act_bytes;     /* largest trunk activation at max_batch */
   void *input;          /* [max_batch,3,in_h,in_w] NCHW */
   void *ping, *pong;    /* trunk activations */
   float *features;      /* [eval_rows, feature_dim] */
-  float *head_params;   /* classifier parameters, arch layout from head_offset */
-  float *head_out[GRAFT_MAX_HEAD]; /* each linear's output [eval_rows, out] */
+  float *classifier_params;   /* classifier parameters, arch layout from classifier_offset */
+  float *classifier_out[GRAFT_MAX_CLASSIFIER]; /* each linear's output [eval_rows, out] */
   float *probs;         /* [eval_rows, K] */
   const float *logits;  /* the last graft_net_forward's logits (backend memory) */
   struct graft_net_train *train; /* NULL until graft_net_train_init */
 };
 
 
-/* Weight and bias parameters of layer `layer` (trunk or head). */
-void graft__layer_params(const graft_arch *a, bool in_head, int layer, const graft_param **w,
-                         const graft_param **b);
-
 /* Inference forward of the classifier from the feature rows; *logits points
  * into the net's buffers. rows: through linear_forward_rows where the backend
  * has it (each row's bits independent of n), else linear_forward. */
-graft_status graft__head_forward(graft_net *net, int n, bool rows, const float **logits);
+graft_status graft__classifier_forward(graft_net *net, int n, bool rows, const float **logits);
 
 void graft__net_train_free(graft_net *net);
 

@@ -33,11 +33,6 @@ typedef struct graft_linear_params {
   bool relu;
 } graft_linear_params;
 
-/* Training-time inverted dropout; identity at inference. */
-typedef struct graft_dropout_params {
-  float p;
-} graft_dropout_params;
-
 /* SGD in PyTorch's form:
  *   g' = g + weight_decay * p
  *   buf = first ? g' : momentum * buf + g'

@@ -18,15 +18,15 @@
 struct graft_net_train {
   graft_trainable which;
   float dropout_p;
-  int first_layer;    /* first trainable head layer */
+  int first_layer;    /* first trainable classifier layer */
   size_t offset;      /* first trainable float (arch layout) */
   size_t count;       /* trainable floats */
   float *grad;        /* NULL with linear_backward_sgd */
   float *momentum;
   bool momentum_set;  /* a step has run: buffers hold momentum */
-  float *dout[GRAFT_MAX_HEAD];      /* gradient of each Linear's output */
-  uint8_t *keep[GRAFT_MAX_HEAD];    /* dropout masks */
-  const float *input[GRAFT_MAX_HEAD]; /* each layer's input in the last forward */
+  float *dout[GRAFT_MAX_CLASSIFIER];        /* gradient of each Linear's output */
+  uint8_t *keep[GRAFT_MAX_CLASSIFIER];      /* dropout masks */
+  const float *input[GRAFT_MAX_CLASSIFIER]; /* each layer's input in the last forward */
   int32_t *labels;    /* [eval_rows] backend memory */
   float *loss;        /* [eval_rows] backend memory */
   float *logits_host; /* [eval_rows, K] */
@@ -34,14 +34,15 @@ struct graft_net_train {
 
 #define F(net) ((net)->be->iface)
 
-static size_t head_rel(const graft_net *net, const graft_param *p) {
-  return p->offset - net->a->head_offset;
+/* A classifier parameter in the net's classifier_params. */
+static float *param_at(const graft_net *net, const graft_param *p) {
+  return net->classifier_params + (p->offset - net->a->classifier_offset);
 }
 
-/* Width of the activation a head layer reads (its input). */
+/* Width of the activation a classifier layer reads (its input). */
 static int layer_input_width(const graft_arch *a, int i) {
-  for (int j = i; j < a->n_head; j++)
-    if (a->head[j].kind == GRAFT_LAYER_LINEAR) return a->head[j].u.linear.in;
+  for (int j = i; j < a->n_classifier; j++)
+    if (a->classifier[j].kind == GRAFT_LAYER_LINEAR) return a->classifier[j].u.linear.in;
   return a->num_classes;
 }
 
@@ -51,7 +52,7 @@ void graft__net_train_free(graft_net *net) {
   void *bufs[] = {t->grad, t->momentum, t->labels, t->loss};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
     if (bufs[i]) F(net)->free(net->be, bufs[i]);
-  for (int i = 0; i < GRAFT_MAX_HEAD; i++) {
+  for (int i = 0; i < GRAFT_MAX_CLASSIFIER; i++) {
     if (t->dout[i]) F(net)->free(net->be, t->dout[i]);
     if (t->keep[i]) F(net)->free(net->be, t->keep[i]);
   }
@@ -76,16 +77,11 @@ graft_status graft_net_train_init(graft_net *net, graft_trainable which, float d
   net->train = t;
   t->which = which;
   t->dropout_p = dropout_p;
-  int last = -1, first = -1;
-  for (int i = 0; i < a->n_head; i++)
-    if (a->head[i].kind == GRAFT_LAYER_LINEAR) {
-      if (first < 0) first = i;
-      last = i;
-    }
-  t->first_layer = which == GRAFT_TRAIN_HEAD ? last : first;
-  const graft_param *w, *b;
-  graft__layer_params(a, true, t->first_layer, &w, &b);
-  t->offset = w->offset;
+  int first = a->head;
+  for (int i = a->head; i >= 0; i--)
+    if (a->classifier[i].kind == GRAFT_LAYER_LINEAR) first = i;
+  t->first_layer = which == GRAFT_TRAIN_HEAD ? a->head : first;
+  t->offset = graft_arch_weight(a, &a->classifier[t->first_layer])->offset;
   t->count = a->n_floats - t->offset;
   size_t mb = (size_t)net->max_batch, rows = (size_t)net->eval_rows;
   graft_status s = GRAFT_OK;
@@ -94,8 +90,8 @@ graft_status graft_net_train_init(graft_net *net, graft_trainable which, float d
   if (s == GRAFT_OK) s = F(net)->memset0(net->be, t->momentum, t->count * sizeof(float));
   if (s == GRAFT_OK) s = alloc(net, rows * sizeof(int32_t), (void **)&t->labels);
   if (s == GRAFT_OK) s = alloc(net, rows * sizeof(float), (void **)&t->loss);
-  for (int i = 0; s == GRAFT_OK && i < a->n_head; i++) {
-    const graft_layer *l = &a->head[i];
+  for (int i = 0; s == GRAFT_OK && i < a->n_classifier; i++) {
+    const graft_layer *l = &a->classifier[i];
     if (l->kind == GRAFT_LAYER_LINEAR && i >= t->first_layer)
       s = alloc(net, mb * l->u.linear.out * sizeof(float), (void **)&t->dout[i]);
     else if (l->kind == GRAFT_LAYER_DROPOUT)
@@ -135,8 +131,8 @@ static graft_status train_forward(graft_net *net, int n, uint64_t seed, const fl
   struct graft_net_train *t = net->train;
   float *x = net->features;
   uint64_t offset = 0;
-  for (int i = 0; i < a->n_head; i++) {
-    const graft_layer *l = &a->head[i];
+  for (int i = 0; i < a->n_classifier; i++) {
+    const graft_layer *l = &a->classifier[i];
     t->input[i] = x;
     if (l->kind == GRAFT_LAYER_DROPOUT) {
       size_t count = (size_t)n * layer_input_width(a, i);
@@ -149,12 +145,11 @@ static graft_status train_forward(graft_net *net, int n, uint64_t seed, const fl
                                         t->keep[i]));
       offset += count;
     } else if (l->kind == GRAFT_LAYER_LINEAR) {
-      const graft_param *w, *b;
-      graft__layer_params(a, true, i, &w, &b);
       GRAFT_TRY(F(net)->linear_forward(net->be, &l->u.linear, n, x,
-                                       net->head_params + head_rel(net, w),
-                                       net->head_params + head_rel(net, b), net->head_out[i]));
-      x = net->head_out[i];
+                                       param_at(net, graft_arch_weight(a, l)),
+                                       param_at(net, graft_arch_bias(a, l)),
+                                       net->classifier_out[i]));
+      x = net->classifier_out[i];
     }
   }
   *logits = x;
@@ -193,7 +188,7 @@ graft_status graft_net_train_step(graft_net *net, int n, const int32_t *labels_h
   if (n < 1 || n > net->max_batch)
     return graft__fail(GRAFT_EINVAL, "batch of %d (1 to %d)", n, net->max_batch);
   const float *logits;
-  int last = a->n_head - 1;
+  int last = a->head; /* the loss's gradient is the head's output's */
   GRAFT_TRY(train_forward(net, n, dropout_seed, &logits));
   GRAFT_TRY(loss_and_pred(net, n, logits, labels_host, t->dout[last], loss_host, pred_host));
 
@@ -203,33 +198,33 @@ graft_status graft_net_train_step(graft_net *net, int n, const int32_t *labels_h
   p.first = !t->momentum_set;
   float *g = t->dout[last];
   for (int i = last; i >= t->first_layer; i--) {
-    const graft_layer *l = &a->head[i];
+    const graft_layer *l = &a->classifier[i];
     size_t width = (size_t)layer_input_width(a, i);
     if (l->kind == GRAFT_LAYER_DROPOUT) {
       if (t->dropout_p == 0) continue;
       GRAFT_TRY(F(net)->dropout_backward(net->be, (size_t)n * width, t->dropout_p, t->keep[i], g));
       continue;
     }
-    const graft_param *w, *b;
-    graft__layer_params(a, true, i, &w, &b);
+    const graft_param *w = graft_arch_weight(a, l), *b = graft_arch_bias(a, l);
     if (l->u.linear.relu)
-      GRAFT_TRY(F(net)->relu_backward(net->be, (size_t)n * l->u.linear.out, net->head_out[i], g));
+      GRAFT_TRY(F(net)->relu_backward(net->be, (size_t)n * l->u.linear.out,
+                                      net->classifier_out[i], g));
     /* The gradient of this layer's input is needed only when a trainable
      * Linear lies before it; it lands in that layer's output gradient. */
     float *dx = NULL;
     for (int j = i - 1; j >= t->first_layer; j--)
-      if (a->head[j].kind == GRAFT_LAYER_LINEAR) {
+      if (a->classifier[j].kind == GRAFT_LAYER_LINEAR) {
         dx = t->dout[j];
         break;
       }
     if (fused)
       GRAFT_TRY(F(net)->linear_backward_sgd(
-          net->be, &l->u.linear, n, g, t->input[i], net->head_params + head_rel(net, w),
-          net->head_params + head_rel(net, b), dx, t->momentum + (w->offset - t->offset),
+          net->be, &l->u.linear, n, g, t->input[i], param_at(net, w), param_at(net, b), dx,
+          t->momentum + (w->offset - t->offset),
           t->momentum + (b->offset - t->offset), &p));
     else
       GRAFT_TRY(F(net)->linear_backward(net->be, &l->u.linear, n, g, t->input[i],
-                                        net->head_params + head_rel(net, w), dx,
+                                        param_at(net, w), dx,
                                         t->grad + (w->offset - t->offset),
                                         t->grad + (b->offset - t->offset)));
     if (!dx) break;
@@ -237,7 +232,7 @@ graft_status graft_net_train_step(graft_net *net, int n, const int32_t *labels_h
   }
   if (!fused)
     GRAFT_TRY(F(net)->sgd_step(net->be, t->count, &p,
-                               net->head_params + (t->offset - a->head_offset), t->grad,
+                               net->classifier_params + (t->offset - a->classifier_offset), t->grad,
                                t->momentum));
   t->momentum_set = true;
   return GRAFT_OK;
@@ -250,26 +245,27 @@ graft_status graft_net_eval_step(graft_net *net, int n, const int32_t *labels_ho
     return graft__fail(GRAFT_EINVAL, "batch of %d (1 to %d)", n, net->eval_rows);
   const float *logits;
   /* Rows independent of their company: cached rows evaluated 64 at a time
-   * give the bits of the trunk's batches (graft_net_eval_batch). */
-  GRAFT_TRY(graft__head_forward(net, n, true, &logits));
+   * give the bits of the trunk's batches (graft_net_eval_rows). */
+  GRAFT_TRY(graft__classifier_forward(net, n, true, &logits));
   return loss_and_pred(net, n, logits, labels_host, NULL, loss_host, pred_host);
 }
 
-graft_status graft_net_get_head(graft_net *net, float *head_host, float *momentum_host) {
+graft_status graft_net_get_classifier(graft_net *net, float *classifier_host,
+                                      float *momentum_host) {
   const graft_arch *a = net->a;
-  size_t head_bytes = (a->n_floats - a->head_offset) * sizeof(float);
-  GRAFT_TRY(F(net)->download(net->be, head_host, net->head_params, head_bytes));
+  size_t classifier_bytes = (a->n_floats - a->classifier_offset) * sizeof(float);
+  GRAFT_TRY(F(net)->download(net->be, classifier_host, net->classifier_params, classifier_bytes));
   if (momentum_host && net->train)
     GRAFT_TRY(F(net)->download(net->be, momentum_host, net->train->momentum,
                                net->train->count * sizeof(float)));
   return GRAFT_OK;
 }
 
-graft_status graft_net_set_head(graft_net *net, const float *head_host,
-                                const float *momentum_host) {
+graft_status graft_net_set_classifier(graft_net *net, const float *classifier_host,
+                                      const float *momentum_host) {
   const graft_arch *a = net->a;
-  size_t head_bytes = (a->n_floats - a->head_offset) * sizeof(float);
-  GRAFT_TRY(F(net)->upload(net->be, net->head_params, head_host, head_bytes));
+  size_t classifier_bytes = (a->n_floats - a->classifier_offset) * sizeof(float);
+  GRAFT_TRY(F(net)->upload(net->be, net->classifier_params, classifier_host, classifier_bytes));
   if (momentum_host && net->train) {
     GRAFT_TRY(F(net)->upload(net->be, net->train->momentum, momentum_host,
                              net->train->count * sizeof(float)));

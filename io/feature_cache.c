@@ -58,8 +58,6 @@ void graft_feature_cache_destroy(graft_feature_cache *c) {
 
 bool graft_feature_cache_has(const graft_feature_cache *c, int i) { return c->have[i] != 0; }
 
-bool graft_feature_cache_on_disk(const graft_feature_cache *c) { return c->rows == NULL; }
-
 graft_status graft_feature_cache_get(const graft_feature_cache *c, int i, float *row) {
   size_t bytes = (size_t)c->dim * sizeof(float);
   if (c->rows) {

@@ -20,7 +20,5 @@ bool graft_feature_cache_has(const graft_feature_cache *c, int i);
 /* Row i (which must be present) into row[dim]. */
 graft_status graft_feature_cache_get(const graft_feature_cache *c, int i, float *row);
 graft_status graft_feature_cache_put(graft_feature_cache *c, int i, const float *row);
-/* True when the rows live on disk. */
-bool graft_feature_cache_on_disk(const graft_feature_cache *c);
 
 #endif

@@ -18,22 +18,24 @@ static const int vgg16_features[] = {64,  64,  0,   128, 128, 0,   256, 256, 256
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static graft_layer *add_trunk(graft_arch *a, graft_layer_kind kind, const char *module,
-                              int index) {
-  graft_layer *l = &a->trunk[a->n_trunk++];
+static void init_layer(graft_layer *l, graft_layer_kind kind, const char *module, int index) {
   memset(l, 0, sizeof *l);
   l->kind = kind;
   l->module = module;
   l->index = index;
+  l->weight = l->bias = -1;
+}
+
+static graft_layer *add_trunk(graft_arch *a, graft_layer_kind kind, const char *module,
+                              int index) {
+  graft_layer *l = &a->trunk[a->n_trunk++];
+  init_layer(l, kind, module, index);
   return l;
 }
 
-static graft_layer *add_head(graft_arch *a, graft_layer_kind kind, int index) {
-  graft_layer *l = &a->head[a->n_head++];
-  memset(l, 0, sizeof *l);
-  l->kind = kind;
-  l->module = "classifier";
-  l->index = index;
+static graft_layer *add_classifier(graft_arch *a, graft_layer_kind kind, int index) {
+  graft_layer *l = &a->classifier[a->n_classifier++];
+  init_layer(l, kind, "classifier", index);
   return l;
 }
 
@@ -52,19 +54,24 @@ static void add_maxpool(graft_arch *a, int *index, int kernel, int stride) {
 }
 
 static void add_linear(graft_arch *a, int index, int in, int out, bool relu) {
-  graft_layer *l = add_head(a, GRAFT_LAYER_LINEAR, index);
+  graft_layer *l = add_classifier(a, GRAFT_LAYER_LINEAR, index);
   l->u.linear = (graft_linear_params){in, out, relu};
 }
 
-static void add_dropout(graft_arch *a, int index) {
-  graft_layer *l = add_head(a, GRAFT_LAYER_DROPOUT, index);
-  l->u.dropout.p = 0.5f;
-}
+static void add_dropout(graft_arch *a, int index) { add_classifier(a, GRAFT_LAYER_DROPOUT, index); }
 
-static void add_param(graft_arch *a, const graft_layer *l, int layer, bool in_head,
-                      const char *suffix, int rank, const int64_t *dims) {
-  graft_param *p = &a->params[a->n_params++];
-  snprintf(p->name, sizeof p->name, "%s.%d.%s", l->module, l->index, suffix);
+/* Layer l's parameter of this role, named as its state_dict names it. */
+static void add_param(graft_arch *a, graft_layer *l, int layer, bool in_classifier,
+                      graft_param_role role, int rank, const int64_t *dims) {
+  int at = a->n_params++;
+  graft_param *p = &a->params[at];
+  if (role == GRAFT_PARAM_WEIGHT)
+    l->weight = at;
+  else
+    l->bias = at;
+  p->role = role;
+  snprintf(p->name, sizeof p->name, "%s.%d.%s", l->module, l->index,
+           role == GRAFT_PARAM_WEIGHT ? "weight" : "bias");
   p->rank = rank;
   p->count = 1;
   for (int i = 0; i < rank; i++) {
@@ -73,27 +80,29 @@ static void add_param(graft_arch *a, const graft_layer *l, int layer, bool in_he
   }
   p->offset = a->n_floats;
   p->layer = layer;
-  p->in_head = in_head;
+  p->in_classifier = in_classifier;
   a->n_floats += p->count;
 }
 
-/* Weight and bias entries for every conv and linear, in state_dict order. */
+/* Weight and bias entries for every conv and linear, in state_dict order;
+ * the head is the last Linear. */
 static void derive_params(graft_arch *a) {
   for (int i = 0; i < a->n_trunk; i++) {
-    const graft_layer *l = &a->trunk[i];
+    graft_layer *l = &a->trunk[i];
     if (l->kind != GRAFT_LAYER_CONV2D) continue;
     const graft_conv2d_params *c = &l->u.conv;
     int64_t wd[4] = {c->out_c, c->in_c, c->kernel, c->kernel}, bd[1] = {c->out_c};
-    add_param(a, l, i, false, "weight", 4, wd);
-    add_param(a, l, i, false, "bias", 1, bd);
+    add_param(a, l, i, false, GRAFT_PARAM_WEIGHT, 4, wd);
+    add_param(a, l, i, false, GRAFT_PARAM_BIAS, 1, bd);
   }
-  a->head_offset = a->n_floats;
-  for (int i = 0; i < a->n_head; i++) {
-    const graft_layer *l = &a->head[i];
+  a->classifier_offset = a->n_floats;
+  for (int i = 0; i < a->n_classifier; i++) {
+    graft_layer *l = &a->classifier[i];
     if (l->kind != GRAFT_LAYER_LINEAR) continue;
     int64_t wd[2] = {l->u.linear.out, l->u.linear.in}, bd[1] = {l->u.linear.out};
-    add_param(a, l, i, true, "weight", 2, wd);
-    add_param(a, l, i, true, "bias", 1, bd);
+    add_param(a, l, i, true, GRAFT_PARAM_WEIGHT, 2, wd);
+    add_param(a, l, i, true, GRAFT_PARAM_BIAS, 1, bd);
+    a->head = i;
   }
 }
 

@@ -195,8 +195,8 @@ static graft_status check_datasets(graft_h5 *f, const graft_model *m) {
       s = GRAFT_OK;
     } else if (s == GRAFT_ENOENT) {
       s = GRAFT_EFORMAT;
-    } else if (s == GRAFT_ESHAPE && p->in_head && p->dims[0] == m->arch.num_classes &&
-               i >= m->arch.n_params - 2) {
+    } else if (s == GRAFT_ESHAPE && p->in_classifier && p->layer == m->arch.head &&
+               p->dims[0] == m->arch.num_classes) {
       /* The last layer's shape follows num_classes: say which one disagrees. */
       char why[768];
       snprintf(why, sizeof why, "%s", graft_detail());

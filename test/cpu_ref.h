@@ -22,23 +22,8 @@ static inline graft_backend *ref_cpu_backend(const char *path) {
   return be;
 }
 
-static inline float *ref_alloc_floats(size_t n) {
-  float *p = malloc((n ? n : 1) * sizeof(float));
-  if (!p) {
-    fprintf(stderr, "out of memory (%zu floats)\n", n);
-    exit(1);
-  }
-  return p;
-}
-
-static inline double *ref_alloc_doubles(size_t n) {
-  double *p = malloc((n ? n : 1) * sizeof(double));
-  if (!p) {
-    fprintf(stderr, "out of memory (%zu doubles)\n", n);
-    exit(1);
-  }
-  return p;
-}
+static inline float *ref_alloc_floats(size_t n) { return graft_test_alloc(n * sizeof(float)); }
+static inline double *ref_alloc_doubles(size_t n) { return graft_test_alloc(n * sizeof(double)); }
 
 /* Uniform in [lo, hi). */
 static inline void ref_fill(graft_rng *r, float *x, size_t n, float lo, float hi) {

@@ -27,8 +27,20 @@ int main(void) {
   check_param(&a, "classifier.1.weight", 2, (long long[]){4096, 9216});
   check_param(&a, "classifier.6.weight", 2, (long long[]){1000, 4096});
   CHECK(strcmp(a.params[a.n_params - 1].name, "classifier.6.bias") == 0);
-  CHECK(a.params[10].in_head && !a.params[9].in_head);
-  CHECK(a.head_offset == a.params[10].offset);
+  CHECK(a.params[10].in_classifier && !a.params[9].in_classifier);
+  CHECK(a.classifier_offset == a.params[10].offset);
+  /* parameter roles by index: each layer names its weight and bias; the head
+   * is the last Linear */
+  const graft_layer *head = &a.classifier[a.head];
+  CHECK(head->kind == GRAFT_LAYER_LINEAR && a.head == a.n_classifier - 1);
+  CHECK(strcmp(a.params[head->weight].name, "classifier.6.weight") == 0);
+  CHECK(a.params[head->bias].role == GRAFT_PARAM_BIAS && head->bias == a.n_params - 1);
+  for (int i = 0; i < a.n_params; i++) {
+    const graft_param *p = &a.params[i];
+    const graft_layer *l = graft_arch_layer_of(&a, p);
+    CHECK_MSG((p->role == GRAFT_PARAM_WEIGHT ? l->weight : l->bias) == i, "%s", p->name);
+    CHECK_MSG(strstr(p->name, p->role == GRAFT_PARAM_WEIGHT ? ".weight" : ".bias"), "%s", p->name);
+  }
 
   CHECK_OK(graft_arch_init(&a, "vgg16", 2));
   CHECK_MSG(a.n_floats == 134268738, "vgg16 params %zu", a.n_floats);

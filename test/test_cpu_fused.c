@@ -1,5 +1,5 @@
 /* The CPU backend's own kernels and the net paths that use them:
- *  - linear_backward_sgd (engine/cpu/fused.c), over several steps, against
+ *  - linear_backward_sgd (engine/cpu/linear_sgd.c), over several steps, against
  *    a double-precision reference of linear_backward then sgd_step computed
  *    from the same float state, and against the unfused float ops; both of
  *    its paths (batches up to 8, and larger); the generic and AVX2 kernels
@@ -327,7 +327,7 @@ static graft_model *random_alexnet(void) {
   CHECK_OK(graft_model_create("alexnet", 2, &m));
   for (int i = 0; i < m->arch.n_params; i++) {
     const graft_param *p = &m->arch.params[i];
-    const graft_param *w = p->rank == 1 ? p - 1 : p; /* a bias follows its weight */
+    const graft_param *w = graft_arch_weight(&m->arch, graft_arch_layer_of(&m->arch, p));
     double bound = 1.0 / sqrt((double)(w->count / (size_t)w->dims[0]));
     float *v = graft_model_param(m, p);
     for (size_t j = 0; j < p->count; j++)
@@ -347,15 +347,15 @@ static void test_net(void) {
   CHECK_OK(graft_net_create(bf, &m->arch, m->params, B, 64, 64, &nf));
   CHECK_OK(graft_net_create(bu, &m->arch, m->params, B, 64, 64, &nu));
   CHECK_OK(graft_net_create(bn, &m->arch, m->params, B, 64, 64, &nn));
-  CHECK_MSG(graft_net_eval_batch(nf) == GRAFT_NET_EVAL_ROWS, "eval batch %d",
-            graft_net_eval_batch(nf));
-  CHECK_MSG(graft_net_eval_batch(nn) == B, "without rows: eval batch %d",
-            graft_net_eval_batch(nn));
+  CHECK_MSG(graft_net_eval_rows(nf) == GRAFT_NET_EVAL_ROWS, "eval batch %d",
+            graft_net_eval_rows(nf));
+  CHECK_MSG(graft_net_eval_rows(nn) == B, "without rows: eval batch %d",
+            graft_net_eval_rows(nn));
   CHECK_OK(graft_net_train_init(nf, GRAFT_TRAIN_CLASSIFIER, 0.5f));
   CHECK_OK(graft_net_train_init(nu, GRAFT_TRAIN_CLASSIFIER, 0.5f));
   CHECK_OK(graft_net_train_init(nn, GRAFT_TRAIN_CLASSIFIER, 0.5f));
   const int dim = m->arch.feature_dim, E = GRAFT_NET_EVAL_ROWS;
-  const size_t head = m->arch.n_floats - m->arch.head_offset, tc = graft_net_train_count(nf);
+  const size_t head = m->arch.n_floats - m->arch.classifier_offset, tc = graft_net_train_count(nf);
   float *rows = frand((size_t)E * dim, 0, 3);
   int32_t labels[GRAFT_NET_EVAL_ROWS], pf[GRAFT_NET_EVAL_ROWS], pu[GRAFT_NET_EVAL_ROWS];
   float lf[GRAFT_NET_EVAL_ROWS], lu[GRAFT_NET_EVAL_ROWS];
@@ -376,9 +376,9 @@ static void test_net(void) {
     CHECK_MSG(worst <= DOT_TOL, "step %d losses differ by %g", step, worst);
   }
   float *hf = falloc(head), *hu = falloc(head), *mf = falloc(tc), *mu = falloc(tc);
-  CHECK_OK(graft_net_get_head(nf, hf, mf));
-  CHECK_OK(graft_net_get_head(nu, hu, mu));
-  const float *h0 = m->params + m->arch.head_offset;
+  CHECK_OK(graft_net_get_classifier(nf, hf, mf));
+  CHECK_OK(graft_net_get_classifier(nu, hu, mu));
+  const float *h0 = m->params + m->arch.classifier_offset;
   double e = update_error(hf, hu, h0, head);
   printf("%-52s update error %8.2e  tol %.0e %s\n", "net: fused vs unfused head after 3 steps",
          e, UPDATE_TOL, e <= UPDATE_TOL ? "ok" : "FAIL");
@@ -409,7 +409,7 @@ static void test_net(void) {
   }
   control_bits("control: eval losses with one bit flipped", all_loss, E);
 
-  /* the limits: rows up to graft_net_eval_batch, training steps up to max_batch */
+  /* the limits: rows up to graft_net_eval_rows, training steps up to max_batch */
   CHECK(graft_net_put_features(nf, E + 1, rows) == GRAFT_EINVAL);
   CHECK(graft_net_get_features(nf, E + 1, rows) == GRAFT_EINVAL);
   CHECK(graft_net_eval_step(nf, E + 1, labels, loss, pred) == GRAFT_EINVAL);

@@ -802,16 +802,16 @@ static void test_sgd(size_t count, float lr, float mu, float wd) {
   free(param), free(buf), free(want_p), free(want_b), free(dp), free(db), free(scale);
 }
 
-/* -------------------------------------- a classifier head, end to end by FD */
+/* -------------------------------------- a two-layer classifier, end to end by FD */
 
 /* Linear(37,19)+ReLU -> Dropout(p) -> Linear(19,5) -> mean cross-entropy, the
  * gradients from the backend's ops chained as engine/train.c chains them,
  * against central differences of the same loss in double (same mask). */
 enum { HN = 4, HIN = 37, HMID = 19, HK = 5 };
 
-static double head_loss(const double *x, const double *w1, const double *b1, const double *w2,
-                        const double *b2, const uint8_t *keep, double scale,
-                        const int32_t *labels) {
+static double classifier_loss(const double *x, const double *w1, const double *b1,
+                              const double *w2, const double *b2, const uint8_t *keep,
+                              double scale, const int32_t *labels) {
   double L = 0, h[HMID], z[HK];
   for (int i = 0; i < HN; i++) {
     for (int o = 0; o < HMID; o++) {
@@ -829,7 +829,7 @@ static double head_loss(const double *x, const double *w1, const double *b1, con
   return L / HN;
 }
 
-static void test_head_fd(float p) {
+static void test_classifier_fd(float p) {
   float *x = frand(HN * HIN, 0, 2), *w1 = frand(HMID * HIN, -0.3, 0.3);
   float *b1 = frand(HMID, -0.2, 0.2), *w2 = frand(HK * HMID, -0.5, 0.5), *b2 = frand(HK, -0.2, 0.2);
   int32_t labels[HN] = {0, 4, 2, 2};
@@ -850,7 +850,7 @@ static void test_head_fd(float p) {
   double *xd = to_double(x, HN * HIN), *w1d = to_double(w1, HMID * HIN), *b1d = to_double(b1, HMID);
   double *w2d = to_double(w2, HK * HMID), *b2d = to_double(b2, HK);
   const double scale = 1.0f / (1.0f - p); /* the op's float scale */
-  double L = head_loss(xd, w1d, b1d, w2d, b2d, keep, scale, labels), Lf = 0;
+  double L = classifier_loss(xd, w1d, b1d, w2d, b2d, keep, scale, labels), Lf = 0;
   for (int i = 0; i < HN; i++) Lf += loss[i];
   Lf /= HN;
   struct {
@@ -867,19 +867,19 @@ static void test_head_fd(float p) {
       const double eps = 1e-6;
       double keepv = params[t].v[i];
       params[t].v[i] = keepv + eps;
-      double lp = head_loss(xd, w1d, b1d, w2d, b2d, keep, scale, labels);
+      double lp = classifier_loss(xd, w1d, b1d, w2d, b2d, keep, scale, labels);
       params[t].v[i] = keepv - eps;
-      double lm = head_loss(xd, w1d, b1d, w2d, b2d, keep, scale, labels);
+      double lm = classifier_loss(xd, w1d, b1d, w2d, b2d, keep, scale, labels);
       params[t].v[i] = keepv;
       fd[i] = (lp - lm) / (2 * eps);
     }
     snprintf(what, sizeof what, "p=%g %s vs finite diff", p, params[t].name);
-    check_close("head", what, params[t].grad, fd, NULL, params[t].count, FD_TOL);
+    check_close("classifier", what, params[t].grad, fd, NULL, params[t].count, FD_TOL);
     free(fd);
   }
   snprintf(what, sizeof what, "p=%g mean loss", p);
   float lf = (float)Lf;
-  check_close("head", what, &lf, &L, NULL, 1, FD_TOL);
+  check_close("classifier", what, &lf, &L, NULL, 1, FD_TOL);
   free(x), free(w1), free(b1), free(w2), free(b2), free(xd), free(w1d), free(b1d), free(w2d), free(b2d);
 }
 
@@ -925,9 +925,9 @@ int main(void) {
   test_sgd(100003, 0.1f, 0.9f, 1e-2f);
   test_sgd(7, 0.5f, 0.0f, 0.0f);
 
-  test_head_fd(0.5f);
-  test_head_fd(0.1f);
-  test_head_fd(0.0f);
+  test_classifier_fd(0.5f);
+  test_classifier_fd(0.1f);
+  test_classifier_fd(0.0f);
 
   graft_backend_destroy(be);
   return graft_test_finish("cpu_ops");

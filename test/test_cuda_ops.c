@@ -428,7 +428,8 @@ static void whole_net(graft_backend *be, graft_precision prec) {
   CHECK_OK(graft_model_create("alexnet", 5, &m));
   graft_rng r = {99, 0};
   for (int i = 0; i < m->arch.n_params; i++) {
-    const graft_param *p = &m->arch.params[i], *w = p->rank == 1 ? p - 1 : p;
+    const graft_param *p = &m->arch.params[i];
+    const graft_param *w = graft_arch_weight(&m->arch, graft_arch_layer_of(&m->arch, p));
     double bound = 1.0 / sqrt((double)(w->count / (size_t)w->dims[0]));
     float *v = graft_model_param(m, p);
     for (size_t j = 0; j < p->count; j++) v[j] = (float)((graft_rng_double(&r) * 2 - 1) * bound);
@@ -458,11 +459,11 @@ static void whole_net(graft_backend *be, graft_precision prec) {
     CHECK_OK(graft_net_train_step(ng, B, labels, &sgd, 7 + step, loss_g, pred));
     expect_close("alexnet training loss", loss_g, loss_c, B, 1e-4);
   }
-  size_t head = m->arch.n_floats - m->arch.head_offset;
+  size_t head = m->arch.n_floats - m->arch.classifier_offset;
   float *hc = malloc(head * 4), *hg = malloc(head * 4), *mc = malloc(count * 4),
         *mg = malloc(count * 4);
-  CHECK_OK(graft_net_get_head(nc, hc, mc));
-  CHECK_OK(graft_net_get_head(ng, hg, mg));
+  CHECK_OK(graft_net_get_classifier(nc, hc, mc));
+  CHECK_OK(graft_net_get_classifier(ng, hg, mg));
   expect_close("alexnet classifier after 3 steps", hg, hc, head, 1e-5);
   expect_close("alexnet momentum after 3 steps", mg, mc, count, 1e-4);
   graft_net_destroy(nc);

@@ -46,12 +46,13 @@ graft_status graft__ft_model(run *r, const char *weights) {
     graft_model_free(src);
     return s;
   }
-  /* Everything but the last Linear carries over; the last one is new. */
-  const graft_param *last_w = &m->arch.params[m->arch.n_params - 2];
-  memcpy(m->params, src->params, last_w->offset * sizeof(float));
+  /* Everything before the head carries over; the head is new. */
+  const graft_layer *head = &m->arch.classifier[m->arch.head];
+  const graft_param *w = graft_arch_weight(&m->arch, head), *b = graft_arch_bias(&m->arch, head);
+  memcpy(m->params, src->params, w->offset * sizeof(float));
   graft_rng rng = {graft__ft_stream(c->seed, TAG_INIT, 0, 0), 0};
-  init_linear(m->params + last_w->offset, m->params + last_w->offset + last_w->count,
-              (int)last_w->dims[1], (int)last_w->dims[0], &rng);
+  init_linear(m->params + w->offset, m->params + b->offset, head->u.linear.in,
+              head->u.linear.out, &rng);
   m->pre = src->pre;
   graft_model_free(src);
   s = graft_model_set_class_names(m, r->data.classes, k);

@@ -30,9 +30,9 @@ static graft_status resume(run *r) {
                        "start over)",
                        last);
   }
-  memcpy(classifier + (r->train_offset - r->m->arch.head_offset), got.params,
+  memcpy(classifier + (r->train_offset - r->m->arch.classifier_offset), got.params,
          r->train_count * sizeof(float));
-  s = graft_net_set_head(r->net, classifier, got.momentum_set ? got.momentum : NULL);
+  s = graft_net_set_classifier(r->net, classifier, got.momentum_set ? got.momentum : NULL);
   free(got.params);
   free(got.momentum);
   got.params = got.momentum = NULL;

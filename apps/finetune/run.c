@@ -31,7 +31,7 @@ static graft_status open_net(run *r) {
   GRAFT_TRY(graft_net_train_init(r->net, c->trainable, (float)c->dropout));
   r->train_count = graft_net_train_count(r->net);
   r->train_offset = graft_net_train_offset(r->net);
-  r->eval_rows = graft_net_eval_batch(r->net);
+  r->eval_rows = graft_net_eval_rows(r->net);
   return GRAFT_OK;
 }
 

@@ -76,7 +76,7 @@ typedef struct saver {
   graft_checkpoint ck; /* the snapshot: history and bad-sample flags owned */
   graft_status status;
   char detail[1024];
-  bool best_pending; /* the model holds a better head than best.h5 */
+  bool best_pending; /* the model holds a better classifier than best.h5 */
   bool unsaved;      /* epochs have finished since the last save */
   double last_save;  /* when the last save started (graft__ft_now) */
 } saver;
@@ -133,7 +133,7 @@ graft_status graft__ft_output(run *r);
 /* The saver's snapshot buffers, the classifier's holding the model's. */
 graft_status graft__ft_saver(run *r);
 void graft__ft_saver_free(saver *w);
-/* The net's head becomes the model's: best.h5 gets it at the next save. */
+/* The net's classifier becomes the model's: best.h5 gets it at the next save. */
 graft_status graft__ft_keep_best(run *r);
 /* last.h5 (and best.h5 when pending) from the net's present state: in the
  * background, or before returning when wait. */
@@ -142,7 +142,7 @@ graft_status graft__ft_save(run *r, bool wait);
 graft_status graft__ft_writer_join(run *r);
 /* Everything pending saved and written before returning. */
 graft_status graft__ft_flush(run *r);
-/* After a failed epoch: best.h5 still gets the best head found; returns failure. */
+/* After a failed epoch: best.h5 still gets the best classifier found; returns failure. */
 graft_status graft__ft_keep_best_file(run *r, graft_status failure);
 
 /* ---- resume.c ---- */

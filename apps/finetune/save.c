@@ -9,9 +9,9 @@
  * Saves are spaced by the config's save_every seconds (0: every epoch): a
  * cached AlexNet epoch takes about two seconds and its files are 700 MB, so
  * writing them every epoch would double the epoch's time on a small machine.
- * A better epoch's head is copied into the model at once (best_pending) and
- * goes to best.h5 with the next save. The last epoch, an interruption and a
- * stop always save; a crash loses at most save_every seconds of training,
+ * A better epoch's classifier is copied into the model at once
+ * (best_pending) and goes to best.h5 with the next save. The last epoch, an
+ * interruption and a stop always save; a crash loses at most save_every seconds of training,
  * and the files on disk are always a consistent pair from one moment. */
 #include <dirent.h>
 #include <errno.h>
@@ -74,12 +74,12 @@ graft_status graft__ft_output(run *r) {
 graft_status graft__ft_saver(run *r) {
   saver *w = &r->saver;
   const graft_arch *a = &r->m->arch;
-  size_t count = a->n_floats - a->head_offset;
+  size_t count = a->n_floats - a->classifier_offset;
   w->classifier = malloc(count * sizeof(float));
   w->momentum = malloc((r->train_count ? r->train_count : 1) * sizeof(float));
   if (!w->classifier || !w->momentum)
     return graft__fail(GRAFT_ENOMEM, "out of memory for the training buffers");
-  memcpy(w->classifier, r->m->params + a->head_offset, count * sizeof(float));
+  memcpy(w->classifier, r->m->params + a->classifier_offset, count * sizeof(float));
   return GRAFT_OK;
 }
 
@@ -118,7 +118,7 @@ graft_status graft__ft_writer_join(run *r) {
 
 graft_status graft__ft_keep_best(run *r) {
   GRAFT_TRY(graft__ft_writer_join(r)); /* it may be reading the model */
-  GRAFT_TRY(graft_net_get_head(r->net, r->m->params + r->m->arch.head_offset, NULL));
+  GRAFT_TRY(graft_net_get_classifier(r->net, r->m->params + r->m->arch.classifier_offset, NULL));
   r->saver.best_pending = true;
   return GRAFT_OK;
 }
@@ -127,12 +127,12 @@ graft_status graft__ft_save(run *r, bool wait) {
   saver *w = &r->saver;
   GRAFT_TRY(graft__ft_writer_join(r));
   w->last_save = graft__ft_now();
-  GRAFT_TRY(graft_net_get_head(r->net, w->classifier, w->momentum));
+  GRAFT_TRY(graft_net_get_classifier(r->net, w->classifier, w->momentum));
   const bool best = w->best_pending;
   w->best_pending = w->unsaved = false;
   const graft_checkpoint *ck = &r->ck;
   w->ck = *ck;
-  w->ck.params = w->classifier + (r->train_offset - r->m->arch.head_offset);
+  w->ck.params = w->classifier + (r->train_offset - r->m->arch.classifier_offset);
   w->ck.momentum = w->momentum;
   w->ck.history = malloc((size_t)(ck->n_history ? ck->n_history : 1) * sizeof *ck->history);
   w->ck.train_bad = malloc((size_t)(ck->n_train ? ck->n_train : 1));
@@ -153,7 +153,7 @@ graft_status graft__ft_save(run *r, bool wait) {
 }
 
 /* A failed epoch (a NaN loss, a read error): best.h5 still gets the best
- * head found, which the failure did not touch; last.h5 stays as it was. */
+ * classifier found, which the failure did not touch; last.h5 stays as it was. */
 graft_status graft__ft_keep_best_file(run *r, graft_status failure) {
   if (!r->saver.best_pending || graft__ft_writer_join(r) != GRAFT_OK) return failure;
   char detail[1024];

@@ -1,5 +1,5 @@
-/* The CPU backend's table: host memory, oneDNN (or im2col + OpenBLAS) for the
- * trunk, OpenBLAS and OpenMP loops for the classifier. */
+/* The CPU backend's table (where each op lives: engine/cpu/cpu.h), host
+ * memory, the trunk's edges and pooling checks, and creation. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -63,7 +63,7 @@ static graft_status cpu_memset0(graft_backend *be, void *dst, size_t bytes) {
 }
 
 static graft_status cpu_sync(graft_backend *be) {
-  (void)be;
+  (void)be; /* every op has finished when it returns */
   return GRAFT_OK;
 }
 
@@ -88,10 +88,8 @@ static graft_status act_to_rows(graft_backend *b, const graft_act *in, graft_act
   return GRAFT_OK;
 }
 
-/* A window (kernel, stride, pad) must fit the input at least once: oneDNN
- * and the loops here assume outputs of at least 1x1. */
-static graft_status check_window(const char *op, const graft_act *in, int kernel, int stride,
-                                 int pad) {
+graft_status graft__cpu_check_window(const char *op, const graft_act *in, int kernel, int stride,
+                                    int pad) {
   if (in->n < 1 || in->c < 1 || in->h < 1 || in->w < 1)
     return graft__fail(GRAFT_ESHAPE, "%s input %dx%dx%dx%d is empty", op, in->n, in->c, in->h,
                        in->w);
@@ -103,23 +101,10 @@ static graft_status check_window(const char *op, const graft_act *in, int kernel
   return GRAFT_OK;
 }
 
-static graft_status conv2d_plan(graft_backend *b, const graft_conv2d_params *p,
-                                const graft_act *in, const float *w, const float *bias,
-                                graft_act *out, graft_plan **plan) {
-  cpu_backend *be = cpu_of(b);
-  if (p->in_c != in->c)
-    return graft__fail(GRAFT_ESHAPE, "convolution expects %d channels, input has %d", p->in_c,
-                       in->c);
-  GRAFT_TRY(check_window("convolution", in, p->kernel, p->stride, p->pad));
-  if (p->out_c < 1) return graft__fail(GRAFT_EINVAL, "convolution with %d outputs", p->out_c);
-  if (be->conv_path == GRAFT_CPU_CONV_GEMM) return graft__gemm_conv_plan(be, p, in, w, bias, out, plan);
-  return graft__dnnl_conv_plan(be, p, in, w, bias, out, plan);
-}
-
 static graft_status maxpool2d_plan(graft_backend *b, const graft_pool2d_params *p,
                                    const graft_act *in, graft_act *out, graft_plan **plan) {
   cpu_backend *be = cpu_of(b);
-  GRAFT_TRY(check_window("max pooling", in, p->kernel, p->stride, 0));
+  GRAFT_TRY(graft__cpu_check_window("max pooling", in, p->kernel, p->stride, 0));
   if (in->layout) return graft__dnnl_maxpool_plan(be, p, in, out, plan);
   return graft__cpu_maxpool_plan(be, p, in, out, plan);
 }
@@ -128,7 +113,7 @@ static graft_status avgpool_plan(graft_backend *b, const graft_adaptive_avgpool_
                                  const graft_act *in, graft_act *out, graft_plan **plan) {
   if (p->out_h < 1 || p->out_w < 1)
     return graft__fail(GRAFT_EINVAL, "adaptive average pooling to %dx%d", p->out_h, p->out_w);
-  GRAFT_TRY(check_window("adaptive average pooling", in, 1, 1, 0));
+  GRAFT_TRY(graft__cpu_check_window("adaptive average pooling", in, 1, 1, 0));
   return graft__cpu_adaptive_avgpool_plan(cpu_of(b), p, in, out, plan);
 }
 
@@ -156,7 +141,7 @@ static const graft_backend_iface cpu_iface = {
     .memset0 = cpu_memset0,
     .synchronize = cpu_sync,
     .nchw_to_act_plan = nchw_to_act,
-    .conv2d_plan = conv2d_plan,
+    .conv2d_plan = graft__cpu_conv2d_plan,
     .maxpool2d_plan = maxpool2d_plan,
     .adaptive_avgpool2d_plan = avgpool_plan,
     .act_to_rows_plan = act_to_rows,

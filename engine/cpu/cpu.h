@@ -28,7 +28,7 @@ typedef struct cpu_backend {
   graft_cpu_conv conv_path;
   int block;                 /* channel block of the oneDNN layout: 16, 8 or 0 */
   struct cpu_dnnl *dnnl;     /* engine, stream, shared scratchpad (engine/cpu/dnnl.c) */
-  /* Our own loops' kernels (engine/cpu/linear_rows.c, fused.c): AVX2 (+FMA)
+  /* Our own loops' kernels (engine/cpu/linear_rows.c, linear_sgd.c): AVX2 (+FMA)
    * where the CPU has them, else generic C; GRAFT_CPU_KERNELS_GENERIC forces
    * generic C (the tests run both). Chosen once: a run never mixes them. */
   bool avx2;
@@ -67,6 +67,16 @@ graft_status graft__cpu_plan_new(cpu_backend *be, size_t size,
                                  graft_status (*run)(graft_plan *, const void *, void *),
                                  void (*destroy)(graft_plan *), graft_plan **out);
 
+/* A window (kernel, stride, pad) must fit the input at least once: oneDNN
+ * and the loops here assume outputs of at least 1x1 (engine/cpu/backend.c). */
+graft_status graft__cpu_check_window(const char *op, const graft_act *in, int kernel, int stride,
+                                    int pad);
+
+/* ---- engine/cpu/conv.c: the convolution entry, which picks a path ---- */
+graft_status graft__cpu_conv2d_plan(graft_backend *be, const graft_conv2d_params *p,
+                                    const graft_act *in, const float *w, const float *b,
+                                    graft_act *out, graft_plan **plan);
+
 /* ---- engine/cpu/dnnl.c: the only file that sees oneDNN ---- */
 graft_status graft__dnnl_init(cpu_backend *be);
 void graft__dnnl_release(cpu_backend *be);
@@ -79,7 +89,7 @@ graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *p
 graft_status graft__dnnl_maxpool_plan(cpu_backend *be, const graft_pool2d_params *p,
                                       const graft_act *in, graft_act *out, graft_plan **plan);
 
-/* ---- engine/cpu/conv.c: im2col + sgemm on plain NCHW ---- */
+/* ---- engine/cpu/conv_gemm.c: im2col + sgemm on plain NCHW ---- */
 graft_status graft__gemm_conv_plan(cpu_backend *be, const graft_conv2d_params *p,
                                    const graft_act *in, const float *w, const float *b,
                                    graft_act *out, graft_plan **plan);
@@ -120,7 +130,7 @@ graft_status graft__cpu_cross_entropy(graft_backend *be, int n, int k, const flo
 graft_status graft__cpu_sgd_step(graft_backend *be, size_t count, const graft_sgd_params *p,
                                  float *param, const float *grad, float *buf);
 
-/* ---- engine/cpu/linear_rows.c, engine/cpu/fused.c (see backend_impl.h) ---- */
+/* ---- engine/cpu/linear_rows.c, engine/cpu/linear_sgd.c (see backend_impl.h) ---- */
 graft_status graft__cpu_linear_forward_rows(graft_backend *be, const graft_linear_params *p,
                                             int n, const float *x, const float *w,
                                             const float *b, float *y);

@@ -1,7 +1,8 @@
 /* Everything graft asks of oneDNN, behind one file (Debian 12 ships the v2.6
  * C API; v3 changed descriptors and primitive creation, so the surface here
- * is kept small: one engine and stream, convolution with bias and fused ReLU,
- * max pooling and reorders, all forward inference on f32).
+ * is kept small: one engine and stream, convolution with bias and fused ReLU
+ * (the default convolution paths, chosen in engine/cpu/conv.c), max pooling
+ * on blocked activations and reorders, all forward inference on f32).
  *
  * Why oneDNN for the trunk: its JIT convolutions run on channel-blocked
  * activations (nChw16c on AVX-512) with weights reordered once, at plan time,

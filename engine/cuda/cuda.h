@@ -8,7 +8,8 @@
  *   max pooling    cuDNN resample graph, else cudnnPoolingForward (pool.c)
  *   adaptive avg   identity copy at the trunk's native size, else our kernel (pool.c)
  *   edges          device-to-device copies: activations stay plain NCHW
- *   classifier     cuBLAS SGEMM (no TF32) + small kernels (linear.c, loss.c, kernels.cu)
+ *   classifier     cuBLAS SGEMM (no TF32) + small kernels (linear.c, loss.c, sgd.c,
+ *                  kernels.cu)
  *
  * Activations stay in plain NCHW (graft_act.layout 0) throughout: cuDNN's
  * pre-compiled ConvBiasAct engines take NCHW fp32 directly, and the
@@ -238,7 +239,7 @@ graft__cudnn_plan *graft__cuda_graph_find(cuda_backend *be, const void *key, siz
 graft_status graft__cuda_graph_add(cuda_backend *be, const void *key, size_t key_size,
                                    graft__cudnn_plan *p, graft__cudnn_plan **cached);
 
-/* Proposed table entry (see the report): run a whole trunk, plans[i] from
+/* The table's trunk_run entry (graph.c): run a whole trunk, plans[i] from
  * xs[i] to ys[i]. The first run of a set of plans and buffers is eager; the
  * second captures the sequence as a CUDA graph; later ones replay it. */
 graft_status graft__cuda_trunk_run(graft_backend *be, graft_plan *const *plans, int count,
@@ -263,7 +264,7 @@ graft_status graft__cuda_nchw_to_act(graft_backend *be, const graft_act *in, gra
 graft_status graft__cuda_act_to_rows(graft_backend *be, const graft_act *in, graft_act *out,
                                      graft_plan **plan);
 
-/* ---- classifier ops (linear.c, loss.c) ---- */
+/* ---- classifier ops (linear.c, loss.c, sgd.c) ---- */
 graft_status graft__cuda_linear_forward(graft_backend *be, const graft_linear_params *p, int n,
                                         const float *x, const float *w, const float *b,
                                         float *y);

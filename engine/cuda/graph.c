@@ -5,8 +5,8 @@
  * at batch 1).
  *
  * The per-plan table entries cannot express this (the backend never sees
- * which plans form a trunk, nor its buffers), hence graft__cuda_trunk_run,
- * the proposed `trunk_run` entry. The capture is keyed on the plans, their
+ * which plans form a trunk, nor its buffers), hence the table's `trunk_run`
+ * entry, graft__cuda_trunk_run here. The capture is keyed on the plans, their
  * buffers and the workspace: a change of any of them starts over. The first
  * run of a key is eager (it loads every kernel and builds the variant packs);
  * the second captures and replays; a failed capture falls back to eager runs

@@ -1,6 +1,6 @@
-/* Dropout, softmax, cross-entropy and the SGD step on the GPU: thin checked
- * wrappers over the kernels of kernels.cu, which follow the CPU backend's
- * loops (engine/cpu/loss.c, sgd.c) operation for operation. */
+/* Dropout, softmax and cross-entropy on the GPU: thin checked wrappers over
+ * the kernels of kernels.cu, which follow the CPU backend's loops
+ * (engine/cpu/loss.c) operation for operation. */
 #include <string.h>
 
 #include "engine/cuda/cuda.h"
@@ -47,12 +47,5 @@ graft_status graft__cuda_cross_entropy(graft_backend *b, int n, int k, const flo
     label = *be->flag_host;
     return graft__fail(GRAFT_ERANGE, "label %d of row %d is outside [0, %d)", label, row, k);
   }
-  return GRAFT_OK;
-}
-
-graft_status graft__cuda_sgd_step(graft_backend *b, size_t count, const graft_sgd_params *p,
-                                  float *param, const float *grad, float *buf) {
-  CU_TRY(cuda, graft__k_sgd(cuda_of(b)->stream, count, p->lr, p->momentum, p->weight_decay,
-                            p->first, param, grad, buf));
   return GRAFT_OK;
 }
