@@ -106,7 +106,7 @@ typedef struct graft_backend_iface {
   /* dy[i] = y[i] > 0 ? dy[i] : 0, y the ReLU's output. */
   graft_status (*relu_backward)(graft_backend *be, size_t count, const float *y, float *dy);
   /* In place: keep element i with probability 1-p, scaled by 1/(1-p);
-   * keep[i] = graft_rng_uniform(seed, offset + i) >= p (see engine/rng.h). */
+   * keep[i] = graft_rng_uniform(seed, offset + i) >= p (see engine/base/rng.h). */
   graft_status (*dropout_forward)(graft_backend *be, size_t count, float p, uint64_t seed,
                                   uint64_t offset, float *x, uint8_t *keep);
   graft_status (*dropout_backward)(graft_backend *be, size_t count, float p,

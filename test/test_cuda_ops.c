@@ -523,8 +523,8 @@ static void setup_reference(graft_backend *be) {
   printf("forced rungs are held to deviceless planning on %s\n", reference_name);
 }
 
-/* The real device's description as cuDNN writes it (CUDNN.md: replace the
- * hand-made JSON of shared/docs/cudnn-devices with this) to
+/* The real device's description as cuDNN writes it, to replace the hand-made
+ * JSON test_cudnn_deviceless plans against (docs/CUDNN.md), into
  * $GRAFT_CUDNN_DEVICE_JSON_OUT when set. */
 static void dump_device_json(graft_backend *be) {
   const char *path = graft_test_env("GRAFT_CUDNN_DEVICE_JSON_OUT");

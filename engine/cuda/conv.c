@@ -1,7 +1,8 @@
 /* Convolution + bias + ReLU of the frozen trunk on the GPU.
  *
  * The plan copies the layer's weights and bias to the device once and picks
- * the first rung of this ladder that plans (GRAFT_CUDNN_PATH forces one):
+ * the first rung of this ladder that plans (the backend's cudnn_path option
+ * forces one):
  *   1. fused graph, heuristics mode A     conv -> +bias -> ReLU in one cuDNN
  *                                         execution (conv_graph.c)
  *   2. fused graph, heuristics FALLBACK   the same graph, cuDNN's fallback list
@@ -11,7 +12,7 @@
  *      + our kernel                       cudnnGetConvolutionForwardAlgorithm_v7
  * A rung that does not plan (no engine for this shape or precision) hands on
  * to the next, and so does one whose new plan fails when it is first run: a
- * plan that finalizes can still fail at execution (CUDNN.md §3), so each new
+ * plan that finalizes can still fail at execution (docs/CUDNN.md), so each new
  * plan runs once, on scratch buffers, before the ladder settles on it.
  * Running past the first rung is reported through graft__warn.
  *
@@ -215,7 +216,7 @@ static graft_status legacy_rung(cuda_backend *be, conv_plan *c) {
   return GRAFT_OK;
 }
 
-/* Which rungs GRAFT_CUDNN_PATH lets run: [first, last]. */
+/* Which rungs the cudnn_path option lets run: [first, last]. */
 static void rung_range(graft_cudnn_path path, int *first, int *last) {
   switch (path) {
     case GRAFT_CUDNN_PATH_FUSED: *first = RUNG_FUSED_A, *last = RUNG_FUSED_FALLBACK; break;

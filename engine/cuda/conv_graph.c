@@ -3,14 +3,14 @@
  *
  *   conv fused   x, w -> CONV_FWD -> (virtual) -> ADD b -> (virtual) -> RELU -> y
  *                One graph per (shape, batch, precision): cuDNN's pre-compiled
- *                ConvBiasAct engines take it on NCHW fp32 (CUDNN.md §3), so the
+ *                ConvBiasAct engines take it on NCHW fp32 (docs/CUDNN.md), so the
  *                bias and ReLU cost no extra pass over y.
  *   conv split   x, w -> CONV_FWD -> y; bias + ReLU by our kernel afterwards.
  *                The ladder's third rung, for when no fused engine plans.
  *   max pooling  x -> RESAMPLE_FWD (MAXPOOL, -inf padding, no index output) -> y.
  *                Runtime-fused resample engines need NHWC; NCHW has one
  *                pre-compiled engine, which heuristics list in FALLBACK mode
- *                (CUDNN.md §4), so mode A is tried first and FALLBACK second.
+ *                (docs/CUDNN.md), so mode A is tried first and FALLBACK second.
  *
  * Tensor uids: x=1, w=2, b=3, y=4 (pooling: x=1, y=2); the virtual
  * intermediates 5 and 6 never reach memory. */

@@ -13,7 +13,7 @@
  *
  * Activations stay in plain NCHW (graft_act.layout 0) throughout: cuDNN's
  * pre-compiled ConvBiasAct engines take NCHW fp32 directly, and the
- * runtime-fused engines that would want NHWC are not needed (CUDNN.md §3). */
+ * runtime-fused engines that would want NHWC are not needed (docs/CUDNN.md). */
 #ifndef GRAFT_CUDA_H
 #define GRAFT_CUDA_H
 

@@ -2,9 +2,9 @@
  *
  *   max pooling    a cuDNN resample graph (conv_graph.c): on NCHW fp32 it has
  *                  one pre-compiled engine, listed by FALLBACK heuristics. If
- *                  no engine plans the shape, or GRAFT_CUDNN_PATH=legacy, the
- *                  pooling API (cudnnPoolingForward, CUDNN_POOLING_MAX) runs
- *                  it. Max is exact either way: the result equals the CPU's.
+ *                  no engine plans the shape, or the cudnn_path option is
+ *                  legacy, the pooling API (cudnnPoolingForward,
+ *                  CUDNN_POOLING_MAX) runs it. Max is exact either way: the result equals the CPU's.
  *   adaptive avg   not a cuDNN op (no such mode in any header). At 224x224
  *                  the trunk already gives 6x6 (AlexNet) or 7x7 (VGG16), every
  *                  bin is one element and the plan is a copy; other sizes run
