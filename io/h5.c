@@ -291,26 +291,8 @@ graft_status graft_h5_dataset_names(graft_h5 *f, char ***names, int *count) {
 
 typedef enum ds_kind { DS_F32, DS_F64, DS_I64, DS_U8 } ds_kind;
 
-/* A hard link to a dataset (not a group, soft or external link). */
 static graft_status find_dataset(graft_h5 *f, const char *name) {
-  graft_status st = GRAFT_OK;
-  if (!graft__h5_name_ok(name)) return graft__fail(GRAFT_EINVAL, "invalid name");
-  htri_t exists;
-  H5CK(exists = H5Lexists(f->file, name, H5P_DEFAULT));
-  if (!exists) return graft__fail(GRAFT_ENOENT, "missing");
-  H5L_info_t li;
-  H5CK(H5Lget_info(f->file, name, &li, H5P_DEFAULT));
-  if (li.type != H5L_TYPE_HARD)
-    return graft__fail(GRAFT_EUNSUPPORTED, "is a %s link, not a dataset",
-                       li.type == H5L_TYPE_SOFT ? "soft" : "external");
-  H5O_info_t oi;
-  H5CK(H5Oget_info_by_name2(f->file, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT));
-  if (oi.type != H5O_TYPE_DATASET)
-    return graft__fail(GRAFT_EFORMAT, "is a %s, not a dataset",
-                       oi.type == H5O_TYPE_GROUP ? "group" : "named datatype");
-  return GRAFT_OK;
-fail:
-  return st;
+  return graft__h5_find(f, name, H5O_TYPE_DATASET);
 }
 
 bool graft_h5_has_dataset(graft_h5 *f, const char *name) {
@@ -446,28 +428,54 @@ fail:
   return st;
 }
 
+/* The checks, then (when out) a read of rows [first, first + rows) along the
+ * first dimension (all of it when rows < 0). */
 static graft_status read_checked(graft_h5 *f, const char *name, ds_kind kind, int rank,
-                                 const int64_t *dims, void *out, bool check_finite) {
+                                 const int64_t *dims, void *out, bool check_finite,
+                                 int64_t first, int64_t rows) {
   GRAFT_TRY(graft__h5_enter());
-  hid_t dset = H5I_INVALID_HID;
+  hid_t dset = H5I_INVALID_HID, file_space = H5I_INVALID_HID, mem_space = H5I_INVALID_HID;
   size_t n = 0;
   graft_status st = open_checked(f, name, kind, rank, dims, &dset, &n);
+  if (st == GRAFT_OK && rows >= 0) {
+    if (rank < 1 || first < 0 || first > dims[0] || rows > dims[0] - first) {
+      st = graft__fail(GRAFT_EINVAL, "rows %lld..%lld outside the dataset", (long long)first,
+                       (long long)(first + rows));
+    } else {
+      n = dims[0] ? n / (size_t)dims[0] * (size_t)rows : 0;
+      hsize_t start[H5S_MAX_RANK] = {0}, extent[H5S_MAX_RANK];
+      for (int i = 0; i < rank; i++) extent[i] = (hsize_t)dims[i];
+      start[0] = (hsize_t)first;
+      extent[0] = (hsize_t)rows;
+      if ((file_space = H5Dget_space(dset)) < 0 ||
+          H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, extent, NULL) < 0 ||
+          (mem_space = H5Screate_simple(rank, extent, NULL)) < 0)
+        st = graft__h5_failed(GRAFT_EFORMAT, "H5Sselect_hyperslab", __FILE__, __LINE__);
+    }
+  }
   if (st == GRAFT_OK && out && n) {
     hid_t mem = kind == DS_F32   ? H5T_NATIVE_FLOAT
                 : kind == DS_F64 ? H5T_NATIVE_DOUBLE
                 : kind == DS_I64 ? H5T_NATIVE_INT64
                                  : H5T_NATIVE_UINT8;
-    if (H5Dread(dset, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+    hid_t ms = rows >= 0 ? mem_space : H5S_ALL, fs = rows >= 0 ? file_space : H5S_ALL;
+    if (H5Dread(dset, mem, ms, fs, H5P_DEFAULT, out) < 0)
       st = graft__h5_failed(GRAFT_EFORMAT, "H5Dread", __FILE__, __LINE__);
   }
+  graft__h5_close_id(mem_space);
+  graft__h5_close_id(file_space);
   graft__h5_close_id(dset);
   graft__h5_leave();
   if (st == GRAFT_OK && out && check_finite) {
     for (size_t i = 0; i < n; i++) {
       double v = kind == DS_F64 ? ((const double *)out)[i] : ((const float *)out)[i];
       if (!isfinite(v)) {
+        /* The index in the whole dataset, also when reading some rows. */
+        size_t row = rows > 0 ? n / (size_t)rows : 0, total = 1;
+        for (int d = 0; d < rank; d++) total *= (size_t)dims[d];
         st = graft__fail(GRAFT_ENONFINITE, "%s at flat index %zu (of %zu values)",
-                         isnan(v) ? "NaN" : "infinity", i, n);
+                         isnan(v) ? "NaN" : "infinity", (rows >= 0 ? (size_t)first * row : 0) + i,
+                         total);
         break;
       }
     }
@@ -477,25 +485,31 @@ static graft_status read_checked(graft_h5 *f, const char *name, ds_kind kind, in
 }
 
 graft_status graft_h5_check_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims) {
-  return read_checked(f, name, DS_F32, rank, dims, NULL, false);
+  return read_checked(f, name, DS_F32, rank, dims, NULL, false, 0, -1);
 }
 
 graft_status graft_h5_read_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                float *out, bool check_finite) {
-  return read_checked(f, name, DS_F32, rank, dims, out, check_finite);
+  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, 0, -1);
+}
+
+graft_status graft_h5_read_f32_rows(graft_h5 *f, const char *name, int rank, const int64_t *dims,
+                                    int64_t first, int64_t count, float *out, bool check_finite) {
+  if (count < 0) return graft__fail(GRAFT_EINVAL, "dataset \"%s\": negative row count", name);
+  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, first, count);
 }
 
 graft_status graft_h5_read_f64(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                double *out) {
-  return read_checked(f, name, DS_F64, rank, dims, out, true);
+  return read_checked(f, name, DS_F64, rank, dims, out, true, 0, -1);
 }
 
 graft_status graft_h5_read_i64(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                int64_t *out) {
-  return read_checked(f, name, DS_I64, rank, dims, out, false);
+  return read_checked(f, name, DS_I64, rank, dims, out, false, 0, -1);
 }
 
 graft_status graft_h5_read_u8(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                               uint8_t *out) {
-  return read_checked(f, name, DS_U8, rank, dims, out, false);
+  return read_checked(f, name, DS_U8, rank, dims, out, false, 0, -1);
 }

@@ -47,7 +47,20 @@ graft_status graft_h5_attr_floats(graft_h5 *f, const char *name, float *v, int c
 /* The HDF5 class of an attribute for error messages: "string", "integer", "float", "other". */
 const char *graft_h5_attr_kind(graft_h5 *f, const char *name);
 
-/* ---- root datasets ---- */
+/* ---- attributes of a group below the root ----
+ * group is a path ("a/b"): '/'-separated names reached through hard links
+ * only (soft and external links are refused). A missing group is ENOENT. */
+bool graft_h5_has_group(graft_h5 *f, const char *group);
+bool graft_h5_has_attr_at(graft_h5 *f, const char *group, const char *name);
+graft_status graft_h5_attr_strings_at(graft_h5 *f, const char *group, const char *name,
+                                      char ***out, int *count);
+/* As graft_h5_attr_kind; "missing" when the group or the attribute is
+ * absent or cannot be opened. */
+const char *graft_h5_attr_kind_at(graft_h5 *f, const char *group, const char *name);
+
+/* ---- datasets ----
+ * A name is a root dataset's, or a path below the root ("a/b/kernel:0") with
+ * the same rules as a group's. */
 /* Names of all root datasets, sorted; free with graft_strv_free. */
 graft_status graft_h5_dataset_names(graft_h5 *f, char ***names, int *count);
 bool graft_h5_has_dataset(graft_h5 *f, const char *name);
@@ -58,6 +71,16 @@ graft_status graft_h5_read_f32(graft_h5 *f, const char *name, int rank, const in
 /* The checks of graft_h5_read_f32 without the read (a whole file's layout
  * can be validated before any bulk data is touched). */
 graft_status graft_h5_check_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims);
+/* Rows [first, first + count) along the first dimension of a float32
+ * dataset of exactly this rank and these dims, after the same checks, into
+ * out (count * the other dims' product floats): a large matrix can be
+ * converted a slab at a time. */
+graft_status graft_h5_read_f32_rows(graft_h5 *f, const char *name, int rank, const int64_t *dims,
+                                    int64_t first, int64_t count, float *out, bool check_finite);
+/* The shape of a dataset, for messages and for dims a reader cannot know in
+ * advance (rank up to max_rank; 0 for a scalar). No type or storage checks. */
+graft_status graft_h5_dataset_shape(graft_h5 *f, const char *name, int *rank, int64_t *dims,
+                                    int max_rank);
 /* Same checks for a float64 dataset (values must be finite). */
 graft_status graft_h5_read_f64(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                double *out);

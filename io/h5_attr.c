@@ -25,6 +25,7 @@ static const char *class_phrase(H5T_class_t c) {
 
 typedef struct h5_attr {
   graft_h5 *f;
+  hid_t group; /* the attribute's group below the root, or invalid for the root */
   hid_t attr, type, space;
   H5T_class_t cls;
   int rank;
@@ -35,17 +36,29 @@ static void attr_close(h5_attr *a) {
   graft__h5_close_id(a->space);
   graft__h5_close_id(a->type);
   graft__h5_close_id(a->attr);
+  if (a->group >= 0) H5Gclose(a->group);
 }
 
-/* Open a root attribute that is a scalar or a 1-D array. */
-static graft_status attr_open(graft_h5 *f, const char *name, h5_attr *a) {
+/* Open an attribute of the root (group NULL) or of a group below it, that
+ * is a scalar or a 1-D array. */
+static graft_status attr_open(graft_h5 *f, const char *group, const char *name, h5_attr *a) {
   graft_status st = GRAFT_OK;
-  *a = (h5_attr){f, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, H5T_NO_CLASS, 0, 0};
+  *a = (h5_attr){f,           H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID,
+                 H5I_INVALID_HID, H5T_NO_CLASS,  0,               0};
   if (!graft__h5_name_ok(name)) return graft__fail(GRAFT_EINVAL, "invalid name");
+  if (group) {
+    if ((st = graft__h5_find(f, group, H5O_TYPE_GROUP)) != GRAFT_OK)
+      return graft__context(st, "group \"%s\"", group);
+    H5CK(a->group = H5Gopen2(f->file, group, H5P_DEFAULT));
+  }
+  hid_t loc = group ? a->group : f->file;
   htri_t exists;
-  H5CK(exists = H5Aexists(f->file, name));
-  if (!exists) return graft__fail(GRAFT_ENOENT, "missing");
-  H5CK(a->attr = H5Aopen(f->file, name, H5P_DEFAULT));
+  H5CK(exists = H5Aexists(loc, name));
+  if (!exists) {
+    st = graft__fail(GRAFT_ENOENT, "missing");
+    goto fail;
+  }
+  H5CK(a->attr = H5Aopen(loc, name, H5P_DEFAULT));
   H5CK(a->type = H5Aget_type(a->attr));
   H5CK(a->cls = H5Tget_class(a->type));
   H5CK(a->space = H5Aget_space(a->attr));
@@ -195,10 +208,10 @@ fail:
 /* Every attribute reader: take the lock, open the attribute (`a`, status
  * `st`), ..., close it, release the lock, and name the attribute in the
  * detail of any failure. */
-#define ATTR_BEGIN(f, name)                                             \
+#define ATTR_BEGIN(f, group, name)                                      \
   GRAFT_TRY(graft__h5_enter());                                         \
   h5_attr a;                                                            \
-  graft_status st = attr_open((f), (name), &a);                         \
+  graft_status st = attr_open((f), (group), (name), &a);                \
   if (st != GRAFT_OK) goto done
 
 #define ATTR_END(name)                                                  \
@@ -217,7 +230,7 @@ bool graft_h5_has_attr(graft_h5 *f, const char *name) {
 
 graft_status graft_h5_attr_string(graft_h5 *f, const char *name, char *buf, size_t cap) {
   char **v = NULL;
-  ATTR_BEGIN(f, name);
+  ATTR_BEGIN(f, NULL, name);
   if ((st = expect_class(&a, H5T_STRING, H5T_STRING)) == GRAFT_OK &&
       (st = expect_one(&a)) == GRAFT_OK && (st = attr_read_strings(&a, &v)) == GRAFT_OK) {
     if (strlen(v[0]) >= cap)
@@ -230,18 +243,23 @@ graft_status graft_h5_attr_string(graft_h5 *f, const char *name, char *buf, size
   ATTR_END(name);
 }
 
-graft_status graft_h5_attr_strings(graft_h5 *f, const char *name, char ***out, int *count) {
+graft_status graft_h5_attr_strings_at(graft_h5 *f, const char *group, const char *name,
+                                      char ***out, int *count) {
   *out = NULL;
   *count = 0;
-  ATTR_BEGIN(f, name);
+  ATTR_BEGIN(f, group, name);
   if ((st = expect_class(&a, H5T_STRING, H5T_STRING)) == GRAFT_OK &&
       (st = attr_read_strings(&a, out)) == GRAFT_OK)
     *count = (int)a.n;
   ATTR_END(name);
 }
 
+graft_status graft_h5_attr_strings(graft_h5 *f, const char *name, char ***out, int *count) {
+  return graft_h5_attr_strings_at(f, NULL, name, out, count);
+}
+
 graft_status graft_h5_attr_int(graft_h5 *f, const char *name, int64_t *v) {
-  ATTR_BEGIN(f, name);
+  ATTR_BEGIN(f, NULL, name);
   if ((st = expect_class(&a, H5T_INTEGER, H5T_INTEGER)) == GRAFT_OK &&
       (st = expect_one(&a)) == GRAFT_OK && (st = standard_number(&a)) == GRAFT_OK) {
     if (H5Tget_sign(a.type) == H5T_SGN_NONE) {
@@ -260,7 +278,7 @@ graft_status graft_h5_attr_int(graft_h5 *f, const char *name, int64_t *v) {
 }
 
 graft_status graft_h5_attr_double(graft_h5 *f, const char *name, double *v) {
-  ATTR_BEGIN(f, name);
+  ATTR_BEGIN(f, NULL, name);
   if ((st = expect_class(&a, H5T_FLOAT, H5T_INTEGER)) == GRAFT_OK &&
       (st = expect_one(&a)) == GRAFT_OK)
     st = attr_read_doubles(&a, v);
@@ -269,7 +287,7 @@ graft_status graft_h5_attr_double(graft_h5 *f, const char *name, double *v) {
 
 graft_status graft_h5_attr_floats(graft_h5 *f, const char *name, float *v, int count) {
   double *d = NULL;
-  ATTR_BEGIN(f, name);
+  ATTR_BEGIN(f, NULL, name);
   if ((st = expect_class(&a, H5T_FLOAT, H5T_INTEGER)) != GRAFT_OK) goto close;
   if (count < 1 || a.n != (hsize_t)count) {
     st = graft__fail(GRAFT_ESHAPE, "expected %d values, found %llu", count,
@@ -287,17 +305,27 @@ close:
   ATTR_END(name);
 }
 
-const char *graft_h5_attr_kind(graft_h5 *f, const char *name) {
+const char *graft_h5_attr_kind_at(graft_h5 *f, const char *group, const char *name) {
   const char *kind = "other";
   if (graft__h5_enter() != GRAFT_OK) return kind;
   h5_attr a;
-  graft_status st = attr_open(f, name, &a);
+  graft_status st = attr_open(f, group, name, &a);
   if (st == GRAFT_OK) {
     kind = a.cls == H5T_STRING ? "string" : a.cls == H5T_INTEGER ? "integer"
          : a.cls == H5T_FLOAT ? "float" : "other";
     attr_close(&a);
+  } else {
+    kind = "missing"; /* or not reachable: a group through a soft link, a corrupt header */
   }
   graft__h5_leave();
   return kind;
 }
 
+const char *graft_h5_attr_kind(graft_h5 *f, const char *name) {
+  const char *kind = graft_h5_attr_kind_at(f, NULL, name);
+  return strcmp(kind, "missing") == 0 ? "other" : kind;
+}
+
+bool graft_h5_has_attr_at(graft_h5 *f, const char *group, const char *name) {
+  return strcmp(graft_h5_attr_kind_at(f, group, name), "missing") != 0;
+}

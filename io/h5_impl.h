@@ -45,6 +45,12 @@ void graft__h5_close_id(hid_t id);
 
 /* A root-level object name: not empty, no '/', not ".". */
 bool graft__h5_name_ok(const char *name);
+/* A path below the root: '/'-separated names, none empty, "." or "..". */
+bool graft__h5_path_ok(const char *path);
+/* The object at path is reached through hard links only, every step a group,
+ * and is of type `want` (lock held). ENOENT "missing", EUNSUPPORTED for a
+ * soft or external link, EFORMAT for another type; the detail names the step. */
+graft_status graft__h5_find(graft_h5 *f, const char *path, H5O_type_t want);
 
 /* Check an HDF5 call (negative = failure): set `st` and jump to `fail`. */
 #define H5CK_AS(status, expr)                                              \

@@ -10,6 +10,7 @@
     make_bad_weights.py restore FILE CASE undo it
     make_bad_weights.py half SRC DST      the first half of SRC's bytes
     make_bad_weights.py fuzzseed FILE     a small file in h5py's layout for test_h5_fuzz
+    make_bad_weights.py fuzzseed-keras FILE  a small file in Keras's weights layout (likewise)
 
 Only the `reference` command imports torch; the others need h5py and numpy.
 """
@@ -192,7 +193,13 @@ def small(out):
         f["inf"] = inf
         f["scalar"] = np.float32(1.5)
         f.create_dataset("unallocated", shape=(2, 3), dtype=np.float32)
-        f.create_group("group")
+        # Objects below the root, as Keras files have them (io/h5_path.c).
+        g = f.create_group("group")
+        g.attrs.create("names", ["cat", "dog"], dtype=h5py.string_dtype())
+        g.attrs["empty"] = np.array([], np.float64)
+        g.create_group("sub")["f32"] = v
+        g["soft"] = h5py.SoftLink("/f32")
+        f["link"] = h5py.SoftLink("/group")
     # A user block shifts every address: the data still ends the file exactly.
     with h5py.File(os.path.join(out, "userblock.h5"), "w", userblock_size=512) as f:
         f.attrs["s"] = "hello"
@@ -213,6 +220,20 @@ def fuzzseed(path):
         f["features.0.bias"] = np.arange(64, dtype=np.float32)
         f["classifier.6.bias"] = np.ones(3, np.float32)
         f["classifier.4.bias"] = np.ones(4096, np.float32)
+
+
+def fuzzseed_keras(path):
+    """VGG16's first convolution and a pooling layer in Keras's layout (one
+    layer with weights: the reader stops at the count, after every check)."""
+    with h5py.File(path, "w") as f:
+        f.attrs.create("layer_names", ["input_1", "block1_conv1", "block1_pool"],
+                       dtype=h5py.string_dtype())
+        f.create_group("input_1").attrs["weight_names"] = np.array([], np.float64)
+        g = f.create_group("block1_conv1")
+        g.attrs["weight_names"] = np.array([b"block1_conv1/kernel:0", b"block1_conv1/bias:0"])
+        g["block1_conv1/kernel:0"] = np.arange(3 * 3 * 3 * 64, dtype=np.float32).reshape(3, 3, 3, 64)
+        g["block1_conv1/bias:0"] = np.ones(64, np.float32)
+        f.create_group("block1_pool").attrs.create("weight_names", [], dtype=h5py.string_dtype())
 
 
 # ---- in-place mutations of the exported base file ----
@@ -264,6 +285,8 @@ def main():
         mutate(sys.argv[2], sys.argv[3], cmd == "restore")
     elif cmd == "fuzzseed":
         fuzzseed(sys.argv[2])
+    elif cmd == "fuzzseed-keras":
+        fuzzseed_keras(sys.argv[2])
     elif cmd == "half":
         with open(sys.argv[2], "rb") as src, open(sys.argv[3], "wb") as dst:
             dst.write(src.read(os.path.getsize(sys.argv[2]) // 2))

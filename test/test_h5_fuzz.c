@@ -3,7 +3,7 @@
  * io/h5 reader and graft_model_load run on the result. Deterministic (fixed
  * seed); most useful under -DGRAFT_SANITIZE=ON.
  *
- *   test_h5_fuzz [N]        N mutants of the first seed, N/2 of the second (default 300)
+ *   test_h5_fuzz [N]        N mutants of the first seed, N/2 of the others (default 300)
  *   test_h5_fuzz --one F    run the readers on one file (to study a crash)
  *
  * Seed 1, from graft's writer (HDF5 1.8 format: checksummed object headers),
@@ -15,7 +15,12 @@
  * H5Aexists/H5Aopen) and the heap index of a variable-length string (H5HG_read).
  * Each of its mutants runs in a child process; crashes and hangs are counted,
  * the first few mutants kept as h5py_crash_N.h5, and the test fails on them
- * only with GRAFT_FUZZ_STRICT=1. */
+ * only with GRAFT_FUZZ_STRICT=1.
+ *
+ * Seed 3, a small file in Keras's weights layout (h5py, the same format as
+ * seed 2, so isolated the same way), reaches the paths below the root: group
+ * attributes, datasets in nested groups, and the Keras reader
+ * (models/keras.c) through graft_model_load. */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -63,6 +68,33 @@ static void exercise(const char *path) {
         graft_h5_attr_double(f, names[i], &d);
         graft_h5_attr_floats(f, names[i], fl, 3);
         graft_h5_attr_kind(f, names[i]);
+      }
+      graft_strv_free(names, n);
+    }
+    /* A Keras layout: each listed layer's group and its weights. */
+    if (graft_h5_attr_strings(f, "layer_names", &names, &n) == GRAFT_OK) {
+      for (int i = 0; i < n; i++) {
+        char **w;
+        int count;
+        graft_h5_has_group(f, names[i]);
+        graft_h5_attr_kind_at(f, names[i], "weight_names");
+        if (graft_h5_attr_strings_at(f, names[i], "weight_names", &w, &count) != GRAFT_OK)
+          continue;
+        for (int j = 0; j < count; j++) {
+          char dataset[1200];
+          int rank;
+          int64_t dims[4];
+          static float data[2048];
+          snprintf(dataset, sizeof dataset, "%s/%s", names[i], w[j]);
+          if (graft_h5_dataset_shape(f, dataset, &rank, dims, 4) != GRAFT_OK || rank < 1 ||
+              dims[0] < 1)
+            continue;
+          int64_t row = 1; /* floats in one row: it must fit in data */
+          for (int d = 1; d < rank && row <= 2048; d++)
+            row = dims[d] < 0 || dims[d] > 2048 ? 4096 : row * dims[d];
+          if (row <= 2048) graft_h5_read_f32_rows(f, dataset, rank, dims, 0, 1, data, true);
+        }
+        graft_strv_free(w, count);
       }
       graft_strv_free(names, n);
     }
@@ -179,8 +211,12 @@ int main(int argc, char **argv) {
   snprintf(args, sizeof args, "fuzzseed '%s'", seed);
   CHECK(graft_test_run_python("test/make_bad_weights.py", args) == 0);
   int crashes = fuzz(dir, seed, "h5py-layout", (iterations + 1) / 2, true); /* a fork each */
+  snprintf(seed, sizeof seed, "%s/seed_keras.h5", dir);
+  snprintf(args, sizeof args, "fuzzseed-keras '%s'", seed);
+  CHECK(graft_test_run_python("test/make_bad_weights.py", args) == 0);
+  crashes += fuzz(dir, seed, "keras-layout", (iterations + 1) / 2, true);
   const char *strict = graft_test_env("GRAFT_FUZZ_STRICT");
   if (strict && *strict == '1')
-    CHECK_MSG(crashes == 0, "%d h5py-layout mutants crashed HDF5", crashes);
+    CHECK_MSG(crashes == 0, "%d h5py- and Keras-layout mutants crashed HDF5", crashes);
   return graft_test_finish("h5_fuzz");
 }

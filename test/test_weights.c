@@ -278,7 +278,48 @@ static void test_datasets(void) {
   expect_status("group", graft_h5_check_f32(f, "group", 2, d23), GRAFT_EFORMAT, "is a group");
   expect_status("missing dataset", graft_h5_check_f32(f, "nope", 2, d23), GRAFT_ENOENT,
                 "dataset \"nope\": missing");
-  expect_status("a/b", graft_h5_check_f32(f, "a/b", 2, d23), GRAFT_EINVAL, NULL);
+  /* Paths below the root: hard links to groups all the way. */
+  memset(v, 0, sizeof v);
+  CHECK_OK(graft_h5_read_f32(f, "group/sub/f32", 2, d23, v, true));
+  CHECK(v[5] == 5.0f);
+  float rows[3];
+  CHECK_OK(graft_h5_read_f32_rows(f, "group/sub/f32", 2, d23, 1, 1, rows, true));
+  CHECK(rows[0] == 3.0f && rows[2] == 5.0f);
+  expect_status("rows past the end", graft_h5_read_f32_rows(f, "f32", 2, d23, 1, 2, rows, true),
+                GRAFT_EINVAL, "rows 1..3 outside");
+  expect_status("NaN in rows", graft_h5_read_f32_rows(f, "nan", 1, d10, 3, 2, v, true),
+                GRAFT_ENONFINITE, "NaN at flat index 4 (of 10 values)");
+  int rank;
+  int64_t shape[4];
+  CHECK_OK(graft_h5_dataset_shape(f, "group/sub/f32", &rank, shape, 4));
+  CHECK(rank == 2 && shape[0] == 2 && shape[1] == 3);
+  expect_status("a/b", graft_h5_check_f32(f, "a/b", 2, d23), GRAFT_ENOENT, "\"a\" missing");
+  expect_status("missing in a group", graft_h5_check_f32(f, "group/nope", 2, d23), GRAFT_ENOENT,
+                "dataset \"group/nope\": missing");
+  expect_status("through a soft link", graft_h5_check_f32(f, "link/sub/f32", 2, d23),
+                GRAFT_EUNSUPPORTED, "\"link\" is a soft link, not a group");
+  expect_status("a soft link", graft_h5_check_f32(f, "group/soft", 2, d23), GRAFT_EUNSUPPORTED,
+                "is a soft link, not a dataset");
+  expect_status("through a dataset", graft_h5_check_f32(f, "f32/x", 2, d23), GRAFT_EFORMAT,
+                "\"f32\" is a dataset, not a group");
+  const char *invalid[] = {"group/../f32", "/f32", "group//sub/f32", "group/./sub", "group/"};
+  for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++)
+    expect_status(invalid[i], graft_h5_check_f32(f, invalid[i], 2, d23), GRAFT_EINVAL, NULL);
+  CHECK(graft_h5_has_group(f, "group") && graft_h5_has_group(f, "group/sub"));
+  CHECK(!graft_h5_has_group(f, "f32") && !graft_h5_has_group(f, "link") &&
+        !graft_h5_has_group(f, "nope"));
+  char **names_at;
+  int n_at;
+  CHECK_OK(graft_h5_attr_strings_at(f, "group", "names", &names_at, &n_at));
+  CHECK(n_at == 2 && strcmp(names_at[1], "dog") == 0);
+  graft_strv_free(names_at, n_at);
+  CHECK(strcmp(graft_h5_attr_kind_at(f, "group", "empty"), "float") == 0);
+  CHECK(strcmp(graft_h5_attr_kind_at(f, "group", "nope"), "missing") == 0);
+  CHECK(strcmp(graft_h5_attr_kind_at(f, "nope", "names"), "missing") == 0);
+  CHECK(graft_h5_has_attr_at(f, "group", "names") && !graft_h5_has_attr_at(f, "link", "names"));
+  expect_status("strings of a float array",
+                graft_h5_attr_strings_at(f, "group", "empty", &names_at, &n_at), GRAFT_EFORMAT,
+                "attribute \"empty\": expected a string");
 
   int64_t i64[4], d4[1] = {4}, d5[1] = {5};
   CHECK_OK(graft_h5_read_i64(f, "i64", 1, d4, i64));
