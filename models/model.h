@@ -15,6 +15,9 @@ typedef struct graft_model {
   float *params;       /* arch.n_floats floats */
   char **class_names;  /* NULL or arch.num_classes strings */
   graft_preproc pre;   /* resize, crop, mean, std */
+  /* The file held the trunk only (a Keras file without its top): the
+   * classifier is zeros, to be initialised by fine-tuning before any use. */
+  bool no_classifier;
 } graft_model;
 
 /* Zero-initialised parameters, default preprocessing, no class names. */
@@ -24,9 +27,11 @@ void graft_model_free(graft_model *m);
 /* Replace the class names (count must equal num_classes; copied). */
 graft_status graft_model_set_class_names(graft_model *m, char *const *names, int count);
 
-/* Load a weights file (the graft-weights contract, README). Every dataset is
- * checked before it is read; a missing dataset is an error, an unexpected one
- * a warning through graft__warn. Details name the dataset. */
+/* Load a weights file: the graft-weights contract (README), or a Keras VGG16
+ * weights file (models/keras.c), told apart by their content. Every dataset
+ * is checked before it is read; a missing dataset is an error, an unexpected
+ * one (graft-weights) a warning through graft__warn. Details name the
+ * dataset, and for Keras files the layer. */
 graft_status graft_model_load(const char *path, graft_model **out);
 
 /* Write the model in the same contract, atomically. */

@@ -14,6 +14,7 @@
 
 #include "engine/base/log.h"
 #include "io/h5.h"
+#include "models/keras.h"
 #include "models/model.h"
 
 #define MAX_CLASSES 100000
@@ -21,7 +22,7 @@
 #define MAX_SIDE 4096
 
 /* A string from the file, made safe to quote in one-line messages. */
-static const char *printable(const char *s, char *buf, size_t cap) {
+const char *graft__printable(const char *s, char *buf, size_t cap) {
   size_t n = 0;
   for (; *s && n + 4 < cap; s++) {
     unsigned char c = (unsigned char)*s;
@@ -94,13 +95,15 @@ static graft_status check_class_names(char *const *names, int count) {
 static graft_status read_header(graft_h5 *f, char *arch, size_t cap, int *num_classes) {
   char buf[256], safe[64];
   if (!graft_h5_has_attr(f, "format"))
-    return graft__fail(GRAFT_EFORMAT, "attribute \"format\": missing (not a %s file)",
+    return graft__fail(GRAFT_EFORMAT,
+                       "attribute \"format\": missing (not a %s file, nor Keras weights: no "
+                       "attribute \"layer_names\")",
                        GRAFT_WEIGHTS_FORMAT);
   graft_status s = graft_h5_attr_string(f, "format", buf, sizeof buf);
   if (s == GRAFT_ELIMIT || (s == GRAFT_OK && strcmp(buf, GRAFT_WEIGHTS_FORMAT) != 0))
     return graft__fail(GRAFT_EFORMAT, "attribute \"format\": expected \"%s\", found \"%s\"",
                        GRAFT_WEIGHTS_FORMAT,
-                       s == GRAFT_OK ? printable(buf, safe, sizeof safe) : "(a long string)");
+                       s == GRAFT_OK ? graft__printable(buf, safe, sizeof safe) : "(a long string)");
   if (s != GRAFT_OK) return s;
 
   int64_t version;
@@ -119,7 +122,7 @@ static graft_status read_header(graft_h5 *f, char *arch, size_t cap, int *num_cl
   if (graft_arch_find(arch) < 0)
     return graft__fail(GRAFT_EUNSUPPORTED,
                        "attribute \"arch\": unknown architecture \"%s\" (expected %s)",
-                       printable(arch, safe, sizeof safe), graft_arch_names());
+                       graft__printable(arch, safe, sizeof safe), graft_arch_names());
 
   int64_t k;
   GRAFT_TRY(required(graft_h5_attr_int(f, "num_classes", &k)));
@@ -212,7 +215,7 @@ static graft_status check_datasets(graft_h5 *f, const graft_model *m) {
   char safe[128];
   for (int i = 0; s == GRAFT_OK && i < n; i++)
     if (!graft_arch_find_param(&m->arch, names[i]))
-      graft__warn("unexpected dataset \"%s\" ignored", printable(names[i], safe, sizeof safe));
+      graft__warn("unexpected dataset \"%s\" ignored", graft__printable(names[i], safe, sizeof safe));
   graft_strv_free(names, n);
   return s;
 }
@@ -221,6 +224,11 @@ graft_status graft_model_load(const char *path, graft_model **out) {
   *out = NULL;
   graft_h5 *f;
   GRAFT_TRY(graft_h5_open(path, &f));
+  if (graft__keras_detect(f)) { /* the layout of Keras's weights files (models/keras.c) */
+    graft_status ks = graft__keras_load(f, out);
+    graft_h5_close(f);
+    return ks;
+  }
   graft_model *m = NULL;
   char arch[32];
   int k = 0;
