@@ -49,7 +49,9 @@ static const char usage[] =
     "  --data DIR         ImageFolder root with train/ and val/ for finetune-epoch\n"
     "  --augment A        tutorial | none (default tutorial)\n"
     "  --seed N           random weights and inputs (default 0)\n"
-    "  --weights FILE     infer, classify: this graft-weights file instead of random weights\n"
+    "  --weights FILE     infer, classify, finetune-epoch: this weights file (graft-weights\n"
+    "                     or Keras, of --arch) instead of random weights; a file without\n"
+    "                     a classifier (a Keras trunk) gets a random one\n"
     "  --save-output FILE infer, classify: write the reference run's logits (and infer's input,\n"
     "                     classify's image paths) to FILE, HDF5, for other engines to check theirs\n"
     "  --json             one JSON object on stdout\n";
@@ -85,18 +87,26 @@ graft_status bench_random_model(const opts *o, int num_classes, graft_model **ou
   return GRAFT_OK;
 }
 
-/* --weights FILE, or a random model; the file must be of --arch. */
+/* --weights FILE, or a random model; the file must be of --arch. A file
+ * without a classifier (a Keras trunk) gets a random one: the timings do not
+ * depend on its values. */
 static graft_status bench_model(const opts *o, int num_classes, graft_model **out) {
   if (!o->weights) return bench_random_model(o, num_classes, out);
-  GRAFT_TRY(graft_model_load(o->weights, out));
-  if (strcmp((*out)->arch.name, o->arch) != 0) {
-    graft_status s = graft__fail(GRAFT_EINVAL, "%s holds %s, not --arch %s", o->weights,
-                                 (*out)->arch.name, o->arch);
-    graft_model_free(*out);
+  graft_status s = graft_model_load(o->weights, out);
+  if (s != GRAFT_OK) return graft__context(s, "%s", o->weights);
+  graft_model *m = *out, *r = NULL;
+  if (strcmp(m->arch.name, o->arch) != 0)
+    s = graft__fail(GRAFT_EINVAL, "%s holds %s, not --arch %s", o->weights, m->arch.name,
+                    o->arch);
+  else if (m->no_classifier && (s = bench_random_model(o, m->arch.num_classes, &r)) == GRAFT_OK)
+    memcpy(m->params + m->arch.classifier_offset, r->params + r->arch.classifier_offset,
+           (m->arch.n_floats - m->arch.classifier_offset) * sizeof(float));
+  graft_model_free(r);
+  if (s != GRAFT_OK) {
+    graft_model_free(m);
     *out = NULL;
-    return s;
   }
-  return GRAFT_OK;
+  return s;
 }
 
 /* --save-output: the reference run's logits [n, k], and infer's input

@@ -160,12 +160,18 @@ graft_status bench_epoch(const opts *o, result *r) {
     return graft__fail(GRAFT_EIO, "%s: %s", o->data, strerror(errno));
   char dir[] = "/tmp/graft-bench-XXXXXX";
   if (!mkdtemp(dir)) return graft__fail(GRAFT_EIO, "cannot create a scratch folder");
-  char weights[64], cmd[128];
+  char weights[PATH_MAX], cmd[128];
   snprintf(weights, sizeof weights, "%s/weights.h5", dir);
-  graft_model *m;
-  graft_status s = bench_random_model(o, 1000, &m);
-  if (s == GRAFT_OK) s = graft_model_save(weights, m);
-  graft_model_free(m);
+  graft_status s = GRAFT_OK;
+  graft_model *m = NULL;
+  if (o->weights) { /* the file itself (graft-weights or Keras), by its absolute path */
+    if (!realpath(o->weights, weights))
+      s = graft__fail(GRAFT_EIO, "%s: %s", o->weights, strerror(errno));
+  } else {
+    s = bench_random_model(o, 1000, &m);
+    if (s == GRAFT_OK) s = graft_model_save(weights, m);
+    graft_model_free(m);
+  }
   graft_config c;
   graft_config_defaults(&c);
   snprintf(c.path, sizeof c.path, "%s/bench.h5", dir);

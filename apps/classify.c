@@ -1,4 +1,4 @@
-/* classify: top-k classes of images with a graft-weights model. */
+/* classify: top-k classes of images with a graft-weights or Keras model. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -18,10 +18,11 @@
 
 static const char usage[] =
     "usage: classify [options] IMAGE|DIR|- ...\n"
-    "Print the top classes of each image (JPEG or PNG) with a graft-weights model.\n"
+    "Print the top classes of each image (JPEG or PNG) with a graft-weights model\n"
+    "or a Keras VGG16 weights file with its top.\n"
     "A directory means its images (sorted, not recursive); - reads paths from stdin.\n"
     "\n"
-    "  -w, --weights FILE   weights file (graft-weights HDF5; or env GRAFT_WEIGHTS)\n"
+    "  -w, --weights FILE   weights file (graft-weights or Keras HDF5; or env GRAFT_WEIGHTS)\n"
     "  -k, --topk K         classes to show per image (default 5, at most num_classes)\n"
     "  -l, --labels FILE    one class name per line; overrides the file's class_names\n"
     "  -d, --device D       auto | cpu | cuda[:N] (default auto)\n"
@@ -245,6 +246,11 @@ int main(int argc, char **argv) {
   graft_status s = graft_model_load(o.weights, &m);
   if (s != GRAFT_OK) {
     app_status_error(o.weights, s);
+    goto done;
+  }
+  if (m->no_classifier) {
+    app_error(o.weights, "no classifier: fine-tune it first (the file holds the trunk only; "
+                         "finetune's best.h5 has one)");
     goto done;
   }
   int k = m->arch.num_classes;

@@ -2,6 +2,7 @@
  * feature rows from the cache or through the trunk, and the training or
  * evaluation steps on them. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,6 +114,45 @@ static graft_status queue_loader(run *r, split_state *ss, int from, int n, uint6
   return s;
 }
 
+/* A NaN or infinite loss: say where, and what most likely caused it. The
+ * batch's feature rows are still in r->buf.rows. Features that are not
+ * finite come from the trunk; before the first step the loaded classifier
+ * is at fault; after it, the classifier's steps diverged, which with a
+ * frozen trunk is a learning rate too large for the size of its features (a
+ * Keras trunk without graft's rescaling gives features ~58 times a
+ * torchvision trunk's, models/keras.c). */
+static graft_status diverged(const run *r, const split_state *ss, const int *batch, int kept,
+                             int j, int epoch, int step, const graft_sgd_params *sgd,
+                             bool stepped) {
+  const float *rows = r->buf.rows;
+  double sum = 0, most = 0;
+  size_t n = (size_t)kept * (size_t)r->dim;
+  bool finite = true;
+  for (size_t i = 0; i < n; i++) {
+    double v = rows[i];
+    finite = finite && isfinite(v);
+    sum += v * v;
+    most = fabs(v) > most ? fabs(v) : most;
+  }
+  char cause[256];
+  if (!finite)
+    snprintf(cause, sizeof cause, "the trunk's features are not finite (check the weights)");
+  else if (!stepped)
+    snprintf(cause, sizeof cause,
+             "before any training step, so the classifier's weights are to blame (check the "
+             "weights file)");
+  else
+    snprintf(cause, sizeof cause,
+             "training diverged: lr %g is likely too large for features of this size (RMS "
+             "%.3g, largest %.3g in this batch); lower lr",
+             (double)sgd->lr, sqrt(sum / (double)(n ? n : 1)), most);
+  return graft__fail(GRAFT_ENONFINITE,
+                     "the loss is %s at epoch %d, batch %d (%s): %s; the last good files are "
+                     "kept",
+                     isnan(r->buf.loss[j]) ? "NaN" : "infinite", epoch + 1, step + 1,
+                     ss->split->samples[batch[j]].path, cause);
+}
+
 graft_status graft__ft_pass(run *r, bool train, int epoch, double *loss_sum, int64_t *correct,
                             int64_t *seen) {
   const graft_config *c = r->cfg;
@@ -139,6 +179,7 @@ graft_status graft__ft_pass(run *r, bool train, int epoch, double *loss_sum, int
     GRAFT_TRY(batch_features(r, ss, batch, count, &kept));
     if (kept > 0) {
       for (int j = 0; j < kept; j++) b->labels[j] = ss->split->samples[batch[j]].label;
+      const bool stepped = r->ck.momentum_set; /* these losses come after a step */
       if (train)
         GRAFT_TRY(graft_net_train_step(
             r->net, kept, b->labels, &sgd,
@@ -149,11 +190,7 @@ graft_status graft__ft_pass(run *r, bool train, int epoch, double *loss_sum, int
       if (train) r->ck.momentum_set = 1;
       for (int j = 0; j < kept; j++) {
         if (!isfinite(b->loss[j]))
-          return graft__fail(GRAFT_ENONFINITE,
-                             "the loss is %s at epoch %d, batch %d (%s); the last good files "
-                             "are kept",
-                             isnan(b->loss[j]) ? "NaN" : "infinite", epoch + 1, step + 1,
-                             ss->split->samples[batch[j]].path);
+          return diverged(r, ss, batch, kept, j, epoch, step, &sgd, stepped);
         *loss_sum += b->loss[j];
         *correct += b->pred[j] == b->labels[j];
       }
