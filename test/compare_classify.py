@@ -2,7 +2,9 @@
 the same top-1 class on every image, every shown probability within 1e-3,
 labels from the weights file, and the order of the input list kept.
 
-    compare_classify.py EXPECTED.jsonl GOT.jsonl K
+    compare_classify.py EXPECTED.jsonl GOT.jsonl K [LABELS]
+
+LABELS: the class names, comma-separated (default: ref_classify.py's).
 """
 import json
 import sys
@@ -14,6 +16,8 @@ def main():
     k = int(sys.argv[3])
     names = ["class %d" % i for i in range(10)]
     names[3] = "\"quoted\" \\ name"
+    if len(sys.argv) > 4:
+        names = sys.argv[4].split(",")
     bad = 0
     if [e["path"] for e in expected] != [g["path"] for g in got]:
         print("FAIL: the paths differ or are out of order")
