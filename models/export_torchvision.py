@@ -19,12 +19,48 @@ The contract (one model per file):
   variable-length UTF-8; the file uses the HDF5 1.8 format (checksums).
 
 Also usable as a module: export(model, arch, path, class_names=None, ...).
+
+It needs numpy, torch, torchvision and h5py (Debian: python3-torch,
+python3-torchvision, python3-h5py). Run by a python3 without them (a venv, a
+pyenv Python), it runs itself again with $GRAFT_PYTHON or /usr/bin/python3
+when one of those has them, and otherwise says what to install.
 """
 import argparse
 import os
+import subprocess
 import sys
 
-import numpy as np
+NEEDS = "import numpy, torch, torchvision, h5py"
+
+
+def _python_with_torch():
+    """This script's modules, or run it again by an interpreter that has them."""
+    try:
+        exec(NEEDS)
+        return
+    except ImportError as e:
+        missing = str(e)
+    here = os.path.realpath(sys.executable or "")
+    tried = []
+    if not os.environ.get("GRAFT_EXPORT_REEXEC"):
+        for py in (os.environ.get("GRAFT_PYTHON"), "/usr/bin/python3"):
+            if not py or not os.path.exists(py) or os.path.realpath(py) == here:
+                continue
+            tried.append(py)
+            if subprocess.run([py, "-c", NEEDS], capture_output=True).returncode == 0:
+                os.environ["GRAFT_EXPORT_REEXEC"] = "1"
+                os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+    sys.exit("export_torchvision: %s lacks what this needs (%s)%s; install numpy, torch, "
+             "torchvision and h5py for it (Debian: apt install python3-torch "
+             "python3-torchvision python3-h5py) or set GRAFT_PYTHON to a python3 that has "
+             "them" % (sys.executable, missing,
+                       ", and so do " + " and ".join(tried) if tried else ""))
+
+
+if __name__ == "__main__":
+    _python_with_torch()
+
+import numpy as np  # noqa: E402
 
 FORMAT = "graft-weights"
 VERSION = 1
