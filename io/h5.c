@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "io/h5_impl.h"
+#include "io/isolate.h"
 
 #define MAX_NAMES 100000 /* root attributes or datasets listed */
 
@@ -22,18 +23,32 @@
 
 static pthread_mutex_t h5_mutex = PTHREAD_MUTEX_INITIALIZER;
 static bool h5_ready;
+/* Debian's HDF5 is built thread-safe: its error stacks, and whether they
+ * are printed, belong to each thread. */
+static _Thread_local bool h5_quiet;
 
 graft_status graft__h5_enter(void) {
   pthread_mutex_lock(&h5_mutex);
-  if (h5_ready) return GRAFT_OK;
-  /* Silence the error stack before anything can fail, then refuse every
-   * dynamically loaded filter: a file must not choose code for us to run. */
-  if (H5open() < 0 || H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0 ||
-      H5PLset_loading_state(0) < 0) {
-    pthread_mutex_unlock(&h5_mutex);
-    return graft__fail(GRAFT_EBACKEND, "HDF5 library initialisation failed");
+  if (!h5_ready) {
+    /* No clean-up at exit: after a failed close HDF5 1.10.8 keeps a
+     * half-freed file object, and its exit handler would crash on it
+     * (graft's writer never lets a close fail, io/h5_write.c; this is the
+     * second line). Then refuse every dynamically loaded filter: a file
+     * must not choose code for us to run. */
+    if (H5dont_atexit() < 0 || H5open() < 0 || H5PLset_loading_state(0) < 0) {
+      pthread_mutex_unlock(&h5_mutex);
+      return graft__fail(GRAFT_EBACKEND, "HDF5 library initialisation failed");
+    }
+    h5_ready = true;
   }
-  h5_ready = true;
+  /* Silence this thread's error stack before anything can fail on it. */
+  if (!h5_quiet) {
+    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0) {
+      pthread_mutex_unlock(&h5_mutex);
+      return graft__fail(GRAFT_EBACKEND, "HDF5 library initialisation failed");
+    }
+    h5_quiet = true;
+  }
   return GRAFT_OK;
 }
 
@@ -46,6 +61,16 @@ void graft__h5_leave(void) {
 
 static herr_t first_error(unsigned n, const H5E_error2_t *err, void *data) {
   if (n == 0 && err->desc) snprintf((char *)data, WHY_MAX, "%s", err->desc);
+  return 0;
+}
+
+/* The errno of a failed system call, as HDF5's file drivers quote it
+ * ("..., errno = 28, error message = ..."), anywhere on the stack; 0: none. */
+static herr_t find_errno(unsigned n, const H5E_error2_t *err, void *data) {
+  (void)n;
+  const char *at = err->desc ? strstr(err->desc, "errno = ") : NULL;
+  int e = at ? atoi(at + 8) : 0;
+  if (e > 0 && *(int *)data == 0) *(int *)data = e;
   return 0;
 }
 
@@ -63,8 +88,12 @@ graft_status graft__h5_failed(graft_status s, const char *expr, const char *file
    * HDF5 quotes in it are cut (details never carry the file's path), and
    * object names from the file can't break the detail's single line. */
   char why[WHY_MAX] = "";
+  int sys_errno = 0;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_error, why);
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, find_errno, &sys_errno);
   H5Eclear2(H5E_DEFAULT);
+  /* A system call failed (disk full, I/O error): that is the whole story. */
+  if (sys_errno) return graft__fail(s, "%s failed: %s", fn, strerror(sys_errno));
   char *name = strstr(why, "name = '");
   if (name) *name = '\0';
   for (char *c = why; *c; c++)
@@ -428,15 +457,35 @@ fail:
   return st;
 }
 
+/* A checked float32 dataset's read handed to the parent (io/isolate.c). */
+static bool defer_read(graft_h5 *f, hid_t dset, const char *name, size_t n, void *out,
+                       bool check_finite) {
+  if (!graft_isolated_child()) return false;
+  hid_t type = H5Dget_type(dset);
+  htri_t big = type < 0 ? -1 : H5Tequal(type, H5T_IEEE_F32BE);
+  graft__h5_close_id(type);
+  haddr_t off = H5Dget_offset(dset); /* checked by check_storage */
+  H5Eclear2(H5E_DEFAULT);
+  if (big < 0 || off == HADDR_UNDEF) return false;
+  return graft__isolate_defer(f->fd, out, (uint64_t)off, n * 4, big > 0, check_finite, name);
+}
+
 /* The checks, then (when out) a read of rows [first, first + rows) along the
- * first dimension (all of it when rows < 0). */
+ * first dimension (all of it when rows < 0), left to the parent when defer
+ * (a whole float32 dataset in an isolated child). */
 static graft_status read_checked(graft_h5 *f, const char *name, ds_kind kind, int rank,
                                  const int64_t *dims, void *out, bool check_finite,
-                                 int64_t first, int64_t rows) {
+                                 int64_t first, int64_t rows, bool defer) {
   GRAFT_TRY(graft__h5_enter());
   hid_t dset = H5I_INVALID_HID, file_space = H5I_INVALID_HID, mem_space = H5I_INVALID_HID;
   size_t n = 0;
   graft_status st = open_checked(f, name, kind, rank, dims, &dset, &n);
+  if (st == GRAFT_OK && out && n && rows < 0 && defer &&
+      defer_read(f, dset, name, n, out, check_finite)) {
+    graft__h5_close_id(dset);
+    graft__h5_leave();
+    return GRAFT_OK;
+  }
   if (st == GRAFT_OK && rows >= 0) {
     if (rank < 1 || first < 0 || first > dims[0] || rows > dims[0] - first) {
       st = graft__fail(GRAFT_EINVAL, "rows %lld..%lld outside the dataset", (long long)first,
@@ -485,31 +534,36 @@ static graft_status read_checked(graft_h5 *f, const char *name, ds_kind kind, in
 }
 
 graft_status graft_h5_check_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims) {
-  return read_checked(f, name, DS_F32, rank, dims, NULL, false, 0, -1);
+  return read_checked(f, name, DS_F32, rank, dims, NULL, false, 0, -1, false);
 }
 
 graft_status graft_h5_read_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                float *out, bool check_finite) {
-  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, 0, -1);
+  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, 0, -1, false);
 }
 
 graft_status graft_h5_read_f32_rows(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                     int64_t first, int64_t count, float *out, bool check_finite) {
   if (count < 0) return graft__fail(GRAFT_EINVAL, "dataset \"%s\": negative row count", name);
-  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, first, count);
+  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, first, count, false);
+}
+
+graft_status graft_h5_read_f32_deferred(graft_h5 *f, const char *name, int rank,
+                                        const int64_t *dims, float *out, bool check_finite) {
+  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, 0, -1, true);
 }
 
 graft_status graft_h5_read_f64(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                double *out) {
-  return read_checked(f, name, DS_F64, rank, dims, out, true, 0, -1);
+  return read_checked(f, name, DS_F64, rank, dims, out, true, 0, -1, false);
 }
 
 graft_status graft_h5_read_i64(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                int64_t *out) {
-  return read_checked(f, name, DS_I64, rank, dims, out, false, 0, -1);
+  return read_checked(f, name, DS_I64, rank, dims, out, false, 0, -1, false);
 }
 
 graft_status graft_h5_read_u8(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                               uint8_t *out) {
-  return read_checked(f, name, DS_U8, rank, dims, out, false, 0, -1);
+  return read_checked(f, name, DS_U8, rank, dims, out, false, 0, -1, false);
 }

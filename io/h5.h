@@ -68,6 +68,13 @@ bool graft_h5_has_dataset(graft_h5 *f, const char *name);
  * With check_finite, a NaN/Inf is GRAFT_ENONFINITE naming the index. */
 graft_status graft_h5_read_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                float *out, bool check_finite);
+/* graft_h5_read_f32 into result memory (graft_shm_alloc, io/isolate.h), in
+ * a block that nothing but such reads fills. In an isolated child the
+ * checks run now and the bytes are read later, by the parent, straight from
+ * the file (its finiteness checked then): the child can no longer touch the
+ * block. Elsewhere exactly graft_h5_read_f32. */
+graft_status graft_h5_read_f32_deferred(graft_h5 *f, const char *name, int rank,
+                                        const int64_t *dims, float *out, bool check_finite);
 /* The checks of graft_h5_read_f32 without the read (a whole file's layout
  * can be validated before any bulk data is touched). */
 graft_status graft_h5_check_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "io/h5.h"
+#include "io/isolate.h"
 
 static void *field(void *obj, const graft_setting *s) { return (char *)obj + s->offset; }
 static const void *cfield(const void *obj, const graft_setting *s) {
@@ -144,8 +145,8 @@ static graft_status load_attr(graft_h5 *f, const graft_setting *t, void *obj) {
   return graft_h5_attr_double(f, t->name, (double *)field(obj, t));
 }
 
-graft_status graft_settings_load(const graft_settings *s, const char *path, void *obj,
-                                 bool *given) {
+static graft_status load_file(const graft_settings *s, const char *path, void *obj,
+                              bool *given) {
   graft_settings_defaults(s, obj, given);
   graft_h5 *f;
   GRAFT_TRY(graft_h5_open(path, &f));
@@ -176,6 +177,56 @@ graft_status graft_settings_load(const graft_settings *s, const char *path, void
   }
   graft_h5_close(f);
   return st;
+}
+
+static size_t field_size(const graft_setting *t) {
+  return t->type == GRAFT_SETTING_TEXT     ? t->size
+         : t->type == GRAFT_SETTING_CHOICE ? sizeof(int)
+         : t->type == GRAFT_SETTING_INT    ? sizeof(int64_t)
+                                           : sizeof(double);
+}
+
+/* The bytes of obj the table covers. */
+static size_t extent(const graft_settings *s) {
+  size_t end = 0;
+  for (int i = 0; i < s->count; i++) {
+    size_t e = s->table[i].offset + field_size(&s->table[i]);
+    if (e > end) end = e;
+  }
+  return end;
+}
+
+typedef struct load_job {
+  const graft_settings *s;
+  const char *path;
+} load_job;
+
+/* In the child (io/isolate.h): the fields and the given flags, in shared memory. */
+static graft_status load_child(void *arg, void **result) {
+  const load_job *j = arg;
+  size_t bytes = extent(j->s);
+  char *pub = graft_shm_alloc(bytes + (size_t)j->s->count);
+  if (!pub) return graft__fail(GRAFT_ENOMEM, "out of memory");
+  GRAFT_TRY(load_file(j->s, j->path, pub, (bool *)(pub + bytes)));
+  *result = pub;
+  return GRAFT_OK;
+}
+
+graft_status graft_settings_load(const graft_settings *s, const char *path, void *obj,
+                                 bool *given) {
+  graft_settings_defaults(s, obj, given);
+  load_job j = {s, path};
+  graft_isolated *job;
+  GRAFT_TRY(graft_isolate(path, load_child, &j, &job));
+  const char *pub = graft_isolated_result(job);
+  size_t bytes = extent(s);
+  for (int i = 0; i < s->count; i++) {
+    const graft_setting *t = &s->table[i];
+    memcpy(field(obj, t), pub + t->offset, field_size(t));
+    given[i] = ((const bool *)(pub + bytes))[i];
+  }
+  graft_isolated_end(job);
+  return GRAFT_OK;
 }
 
 int graft_settings_missing(const graft_settings *s, const void *obj, const bool *given) {

@@ -43,7 +43,8 @@ void graft_settings_defaults(const graft_settings *s, void *obj, bool *given);
 
 /* Read the file's attributes into obj (defaults first), marking them given.
  * Unknown attributes, wrong types, out-of-range values and any dataset are
- * errors naming the attribute. Required settings are not checked here. */
+ * errors naming the attribute. Required settings are not checked here. The
+ * file is parsed in a child process (io/isolate.h). */
 graft_status graft_settings_load(const graft_settings *s, const char *path, void *obj,
                                  bool *given);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "io/h5.h"
+#include "io/isolate.h"
 
 enum { HIST_COLS = 7 }; /* epoch, train loss, train acc, val loss, val acc, lr, seconds */
 
@@ -96,8 +97,9 @@ static graft_status load(graft_h5 *f, size_t expected, int n_train, int n_val,
     return graft__fail(GRAFT_ENONFINITE, "non-finite running sums");
   c->count = expected;
   int64_t count = (int64_t)expected;
-  c->params = malloc(expected * sizeof(float));
-  c->momentum = malloc(expected * sizeof(float));
+  /* Result memory (io/isolate.h): the parent reads these straight from the file. */
+  c->params = graft_shm_alloc(expected * sizeof(float));
+  c->momentum = graft_shm_alloc(expected * sizeof(float));
   c->n_history = c->epoch;
   c->history = calloc((size_t)(c->epoch ? c->epoch : 1), sizeof *c->history);
   double *hist = malloc((size_t)(c->epoch ? c->epoch : 1) * HIST_COLS * sizeof *hist);
@@ -109,8 +111,8 @@ static graft_status load(graft_h5 *f, size_t expected, int n_train, int n_val,
     free(hist);
     return graft__fail(GRAFT_ENOMEM, "out of memory");
   }
-  graft_status s = graft_h5_read_f32(f, "params", 1, &count, c->params, true);
-  if (s == GRAFT_OK) s = graft_h5_read_f32(f, "momentum", 1, &count, c->momentum, true);
+  graft_status s = graft_h5_read_f32_deferred(f, "params", 1, &count, c->params, true);
+  if (s == GRAFT_OK) s = graft_h5_read_f32_deferred(f, "momentum", 1, &count, c->momentum, true);
   if (s == GRAFT_OK) s = graft_h5_read_u8(f, "train_bad", 1, (int64_t[]){n_train}, c->train_bad);
   if (s == GRAFT_OK) s = graft_h5_read_u8(f, "val_bad", 1, (int64_t[]){n_val}, c->val_bad);
   if (s == GRAFT_OK)
@@ -123,20 +125,75 @@ static graft_status load(graft_h5 *f, size_t expected, int n_train, int n_val,
   return s;
 }
 
+/* What the child is given and hands back (graft_checkpoint_load). */
+typedef struct load_job {
+  const char *path;
+  size_t expected;
+  int n_train, n_val;
+} load_job;
+
+/* In the child: the checkpoint in shared memory, its small arrays copied
+ * there; params and momentum are result memory already. */
+static graft_status load_child(void *arg, void **result) {
+  const load_job *j = arg;
+  graft_checkpoint c;
+  memset(&c, 0, sizeof c);
+  graft_h5 *f;
+  GRAFT_TRY(graft_h5_open(j->path, &f));
+  graft_status s = load(f, j->expected, j->n_train, j->n_val, &c);
+  graft_h5_close(f);
+  graft_checkpoint *pub = NULL;
+  if (s == GRAFT_OK) {
+    pub = graft_shm_copy(&c, sizeof c);
+    if (pub) pub->history = graft_shm_copy(c.history, (size_t)c.n_history * sizeof *c.history);
+    if (pub) pub->train_bad = graft_shm_copy(c.train_bad, (size_t)c.n_train);
+    if (pub) pub->val_bad = graft_shm_copy(c.val_bad, (size_t)c.n_val);
+    if (!pub || !pub->history || !pub->train_bad || !pub->val_bad)
+      s = graft__fail(GRAFT_ENOMEM, "out of memory");
+  }
+  if (s != GRAFT_OK) {
+    graft_checkpoint_free(&c);
+    return s;
+  }
+  free(c.history); /* the rest is the result's */
+  free(c.train_bad);
+  free(c.val_bad);
+  *result = pub;
+  return GRAFT_OK;
+}
+
+static void *dup_bytes(const void *src, size_t bytes) {
+  void *p = malloc(bytes ? bytes : 1);
+  if (p && bytes) memcpy(p, src, bytes);
+  return p;
+}
+
 graft_status graft_checkpoint_load(const char *path, size_t expected_count, int n_train,
                                    int n_val, graft_checkpoint *c) {
   memset(c, 0, sizeof *c);
-  graft_h5 *f;
-  GRAFT_TRY(graft_h5_open(path, &f));
-  graft_status s = load(f, expected_count, n_train, n_val, c);
-  graft_h5_close(f);
+  load_job j = {path, expected_count, n_train, n_val};
+  graft_isolated *job;
+  GRAFT_TRY(graft_isolate(path, load_child, &j, &job));
+  const graft_checkpoint *pub = graft_isolated_result(job);
+  *c = *pub;
+  c->history = dup_bytes(pub->history, (size_t)pub->n_history * sizeof *pub->history);
+  c->train_bad = dup_bytes(pub->train_bad, (size_t)pub->n_train);
+  c->val_bad = dup_bytes(pub->val_bad, (size_t)pub->n_val);
+  graft_status s = graft_isolated_keep(job, pub->params);
+  if (s != GRAFT_OK) c->params = NULL;
+  graft_status m = graft_isolated_keep(job, pub->momentum);
+  if (m != GRAFT_OK) c->momentum = NULL;
+  if (s == GRAFT_OK) s = m;
+  if (s == GRAFT_OK && (!c->history || !c->train_bad || !c->val_bad))
+    s = graft__fail(GRAFT_ENOMEM, "out of memory");
+  graft_isolated_end(job);
   if (s != GRAFT_OK) graft_checkpoint_free(c);
   return s;
 }
 
 void graft_checkpoint_free(graft_checkpoint *c) {
-  free(c->params);
-  free(c->momentum);
+  graft_shm_free(c->params, c->count * sizeof(float));
+  graft_shm_free(c->momentum, c->count * sizeof(float));
   free(c->history);
   free(c->train_bad);
   free(c->val_bad);

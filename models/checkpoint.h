@@ -30,8 +30,8 @@ typedef struct graft_checkpoint {
   double best_acc;
   int best_epoch;
   size_t count;       /* trainable floats */
-  float *params;      /* [count] */
-  float *momentum;    /* [count] */
+  float *params;      /* [count]; loaded ones from graft_shm_alloc (io/isolate.h) */
+  float *momentum;    /* [count]; likewise */
   int n_history;
   graft_epoch_metrics *history; /* [n_history] */
   /* Samples found undecodable so far (1 = left out), so a resumed run leaves
@@ -41,7 +41,8 @@ typedef struct graft_checkpoint {
 } graft_checkpoint;
 
 graft_status graft_checkpoint_save(const char *path, const graft_checkpoint *c);
-/* Loads and checks; the sizes must equal the expected ones. Free with graft_checkpoint_free. */
+/* Loads and checks, in a child process (io/isolate.h); the sizes must equal
+ * the expected ones. Free with graft_checkpoint_free. */
 graft_status graft_checkpoint_load(const char *path, size_t expected_count, int n_train,
                                    int n_val, graft_checkpoint *c);
 void graft_checkpoint_free(graft_checkpoint *c);

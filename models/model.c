@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/isolate.h"
+
 graft_status graft_model_create(const char *arch, int num_classes, graft_model **out) {
   *out = NULL;
   graft_model *m = calloc(1, sizeof *m);
@@ -12,7 +14,8 @@ graft_status graft_model_create(const char *arch, int num_classes, graft_model *
     free(m);
     return s;
   }
-  m->params = calloc(m->arch.n_floats, sizeof(float));
+  /* In a reader's child process this is memory the parent keeps (io/isolate.h). */
+  m->params = graft_shm_alloc(m->arch.n_floats * sizeof(float));
   if (!m->params) {
     size_t n = m->arch.n_floats;
     free(m);
@@ -33,7 +36,7 @@ static void free_names(graft_model *m) {
 void graft_model_free(graft_model *m) {
   if (!m) return;
   free_names(m);
-  free(m->params);
+  graft_shm_free(m->params, m->arch.n_floats * sizeof(float));
   free(m);
 }
 

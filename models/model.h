@@ -12,7 +12,7 @@
 
 typedef struct graft_model {
   graft_arch arch;
-  float *params;       /* arch.n_floats floats */
+  float *params;       /* arch.n_floats floats, from graft_shm_alloc (io/isolate.h) */
   char **class_names;  /* NULL or arch.num_classes strings */
   graft_preproc pre;   /* resize, crop, mean, std */
   /* The file held the trunk only (a Keras file without its top): the
@@ -31,7 +31,9 @@ graft_status graft_model_set_class_names(graft_model *m, char *const *names, int
  * weights file (models/keras.c), told apart by their content. Every dataset
  * is checked before it is read; a missing dataset is an error, an unexpected
  * one (graft-weights) a warning through graft__warn. Details name the
- * dataset, and for Keras files the layer. */
+ * dataset, and for Keras files the layer. The file is parsed in a child
+ * process (io/isolate.h): a crash or hang of HDF5 on it is an error, and the
+ * parameters come back without a copy. */
 graft_status graft_model_load(const char *path, graft_model **out);
 
 /* Write the model in the same contract, atomically. */

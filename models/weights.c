@@ -14,6 +14,7 @@
 
 #include "engine/base/log.h"
 #include "io/h5.h"
+#include "io/isolate.h"
 #include "models/keras.h"
 #include "models/model.h"
 
@@ -220,7 +221,11 @@ static graft_status check_datasets(graft_h5 *f, const graft_model *m) {
   return s;
 }
 
-graft_status graft_model_load(const char *path, graft_model **out) {
+/* The whole reading of a file, in a child process (graft_model_load). The
+ * parameters' pages are mapped but not touched until every dataset's
+ * metadata has been checked: a small forged file that claims 100000 classes
+ * costs address space, not memory. */
+static graft_status load_file(const char *path, graft_model **out) {
   *out = NULL;
   graft_h5 *f;
   GRAFT_TRY(graft_h5_open(path, &f));
@@ -238,9 +243,49 @@ graft_status graft_model_load(const char *path, graft_model **out) {
   if (s == GRAFT_OK) s = check_datasets(f, m);
   for (int i = 0; s == GRAFT_OK && i < m->arch.n_params; i++) {
     const graft_param *p = &m->arch.params[i];
-    s = graft_h5_read_f32(f, p->name, p->rank, p->dims, graft_model_param(m, p), true);
+    s = graft_h5_read_f32_deferred(f, p->name, p->rank, p->dims, graft_model_param(m, p), true);
   }
   graft_h5_close(f);
+  if (s != GRAFT_OK) {
+    graft_model_free(m);
+    return s;
+  }
+  *out = m;
+  return GRAFT_OK;
+}
+
+/* In the child: the model as the parent will see it, in shared memory (the
+ * struct, its class names packed); the parameters are already there. */
+static graft_status load_child(void *path, void **result) {
+  graft_model *m;
+  GRAFT_TRY(load_file(path, &m));
+  graft_model *pub = graft_shm_copy(m, sizeof *m);
+  char **names = m->class_names ? graft_shm_strv(m->class_names, m->arch.num_classes) : NULL;
+  graft_strv_free(m->class_names, m->class_names ? m->arch.num_classes : 0);
+  free(m); /* not its parameters: they are the result's */
+  if (!pub || (pub->class_names && !names))
+    return graft__fail(GRAFT_ENOMEM, "out of memory");
+  pub->class_names = names;
+  *result = pub;
+  return GRAFT_OK;
+}
+
+graft_status graft_model_load(const char *path, graft_model **out) {
+  *out = NULL;
+  graft_isolated *job;
+  GRAFT_TRY(graft_isolate(path, load_child, (void *)path, &job));
+  const graft_model *pub = graft_isolated_result(job);
+  graft_model *m = malloc(sizeof *m);
+  graft_status s = m ? GRAFT_OK : graft__fail(GRAFT_ENOMEM, "out of memory");
+  if (m) {
+    *m = *pub;
+    m->class_names = NULL;
+    s = graft_isolated_keep(job, m->params); /* the parameters' bytes are read here */
+    if (s != GRAFT_OK) m->params = NULL;
+    if (s == GRAFT_OK && pub->class_names)
+      s = graft_model_set_class_names(m, pub->class_names, m->arch.num_classes);
+  }
+  graft_isolated_end(job);
   if (s != GRAFT_OK) {
     graft_model_free(m);
     return s;

@@ -11,6 +11,7 @@
     make_bad_weights.py half SRC DST      the first half of SRC's bytes
     make_bad_weights.py fuzzseed FILE     a small file in h5py's layout for test_h5_fuzz
     make_bad_weights.py fuzzseed-keras FILE  a small file in Keras's weights layout (likewise)
+    make_bad_weights.py fuzzseed-config FILE  a finetune config written by h5py (likewise)
 
 Only the `reference` command imports torch; the others need h5py and numpy.
 """
@@ -234,6 +235,21 @@ def fuzzseed_keras(path):
         g["block1_conv1/kernel:0"] = np.arange(3 * 3 * 3 * 64, dtype=np.float32).reshape(3, 3, 3, 64)
         g["block1_conv1/bias:0"] = np.ones(64, np.float32)
         f.create_group("block1_pool").attrs.create("weight_names", [], dtype=h5py.string_dtype())
+def fuzzseed_config(path):
+    """A finetune config as a user could write it with h5py: strings of both
+    kinds, integers and floats of several widths."""
+    with h5py.File(path, "w") as f:
+        f.attrs.create("arch", "alexnet", dtype=h5py.string_dtype())
+        f.attrs.create("weights", "model.h5", dtype=h5py.string_dtype())
+        f.attrs["data"] = np.bytes_(b"data")
+        f.attrs["epochs"] = np.int32(3)
+        f.attrs["batch_size"] = np.int64(4)
+        f.attrs["lr"] = np.float32(0.001)
+        f.attrs["momentum"] = 0.9
+        f.attrs.create("augment", "none", dtype=h5py.string_dtype())
+        f.attrs.create("cache_features", "on", dtype=h5py.string_dtype())
+        f.attrs["seed"] = np.uint16(7)
+        f.attrs["save_every"] = 0
 
 
 # ---- in-place mutations of the exported base file ----
@@ -287,6 +303,8 @@ def main():
         fuzzseed(sys.argv[2])
     elif cmd == "fuzzseed-keras":
         fuzzseed_keras(sys.argv[2])
+    elif cmd == "fuzzseed-config":
+        fuzzseed_config(sys.argv[2])
     elif cmd == "half":
         with open(sys.argv[2], "rb") as src, open(sys.argv[3], "wb") as dst:
             dst.write(src.read(os.path.getsize(sys.argv[2]) // 2))

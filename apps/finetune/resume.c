@@ -33,16 +33,14 @@ static graft_status resume(run *r) {
   memcpy(classifier + (r->train_offset - r->m->arch.classifier_offset), got.params,
          r->train_count * sizeof(float));
   s = graft_net_set_classifier(r->net, classifier, got.momentum_set ? got.momentum : NULL);
-  free(got.params);
-  free(got.momentum);
-  got.params = got.momentum = NULL;
   memcpy(r->train.bad, got.train_bad, (size_t)r->data.train.n);
   memcpy(r->val.bad, got.val_bad, (size_t)r->data.val.n);
-  free(got.train_bad);
-  free(got.val_bad);
-  got.train_bad = r->train.bad;
-  got.val_bad = r->val.bad;
-  r->ck = got;
+  r->ck = got; /* the position, the sums, the best and the history */
+  r->ck.params = r->ck.momentum = NULL;
+  r->ck.train_bad = r->train.bad;
+  r->ck.val_bad = r->val.bad;
+  got.history = NULL; /* the run's now */
+  graft_checkpoint_free(&got);
   if (s != GRAFT_OK) return s;
   if (r->ck.step > 0)
     graft__ft_say(r, "resuming from %s: epoch %d, batch %d", last, r->ck.epoch + 1, r->ck.step);
