@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* flock */
 #include "io/fsutil.h"
 
 #include <errno.h>
@@ -5,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 char *graft_temp_path_for(const char *path) {
@@ -17,13 +20,14 @@ char *graft_temp_path_for(const char *path) {
   return tmp;
 }
 
-static graft_status fsync_path(const char *path, int flags) {
+/* Details name no path: the callers say which file they were writing. */
+static graft_status fsync_path(const char *path, int flags, const char *what) {
   int fd = open(path, flags);
-  if (fd < 0) return graft__fail(GRAFT_EIO, "%s: cannot open: %s", path, strerror(errno));
+  if (fd < 0) return graft__fail(GRAFT_EIO, "cannot open %s: %s", what, strerror(errno));
   if (fsync(fd) != 0 && errno != EINVAL) {
     int e = errno;
     close(fd);
-    return graft__fail(GRAFT_EIO, "%s: fsync failed: %s", path, strerror(e));
+    return graft__fail(GRAFT_EIO, "fsync of %s failed: %s", what, strerror(e));
   }
   close(fd);
   return GRAFT_OK;
@@ -37,9 +41,9 @@ static char *dir_of(const char *path) {
 }
 
 graft_status graft_commit_file(const char *tmp_path, const char *final_path) {
-  graft_status s = fsync_path(tmp_path, O_RDONLY);
+  graft_status s = fsync_path(tmp_path, O_RDONLY, "the temporary file");
   if (s == GRAFT_OK && rename(tmp_path, final_path) != 0)
-    s = graft__fail(GRAFT_EIO, "%s: cannot rename into place: %s", final_path,
+    s = graft__fail(GRAFT_EIO, "cannot rename the temporary file into place: %s",
                     strerror(errno));
   if (s != GRAFT_OK) {
     unlink(tmp_path);
@@ -47,7 +51,7 @@ graft_status graft_commit_file(const char *tmp_path, const char *final_path) {
   }
   char *dir = dir_of(final_path);
   if (!dir) return graft__fail(GRAFT_ENOMEM, "out of memory");
-  s = fsync_path(dir, O_RDONLY | O_DIRECTORY);
+  s = fsync_path(dir, O_RDONLY | O_DIRECTORY, "its folder");
   free(dir);
   return s;
 }
@@ -57,7 +61,8 @@ graft_status graft_write_file_atomic(const char *path, const void *data, size_t 
   if (!tmp) return graft__fail(GRAFT_ENOMEM, "out of memory");
   FILE *f = fopen(tmp, "wb");
   if (!f) {
-    graft_status s = graft__fail(GRAFT_EIO, "%s: cannot create: %s", path, strerror(errno));
+    graft_status s = graft__fail(GRAFT_EIO, "cannot create a temporary file beside it: %s",
+                                 strerror(errno));
     free(tmp);
     return s;
   }
@@ -70,7 +75,7 @@ graft_status graft_write_file_atomic(const char *path, const void *data, size_t 
   if (wrote != len || werr) {
     unlink(tmp);
     free(tmp);
-    return graft__fail(GRAFT_EIO, "%s: write failed: %s", path, strerror(e));
+    return graft__fail(GRAFT_EIO, "write failed: %s", strerror(e));
   }
   graft_status s = graft_commit_file(tmp, path);
   free(tmp);
@@ -154,4 +159,50 @@ graft_status graft_mkdirs(const char *path) {
   }
   free(p);
   return GRAFT_OK;
+}
+
+/* The pid a lock file holds, 0 when none (yet: the holder writes it just
+ * after it has the lock). */
+static long lock_holder(int fd) {
+  for (int tries = 0; tries < 20; tries++) {
+    char buf[32] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+    if (pid > 0) return pid;
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+  }
+  return 0;
+}
+
+graft_status graft_dir_lock(const char *dir, const char *name, int *out) {
+  *out = -1;
+  char path[GRAFT_PATH_MAX + 64];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) return graft__fail(GRAFT_EIO, "cannot open its lock file %s: %s", path, strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    long pid = e == EWOULDBLOCK ? lock_holder(fd) : 0;
+    close(fd);
+    if (e != EWOULDBLOCK)
+      return graft__fail(GRAFT_EIO, "cannot lock %s: %s", path, strerror(e));
+    if (pid > 0)
+      return graft__fail(GRAFT_EBUSY, "in use by process %ld (it holds %s)", pid, path);
+    return graft__fail(GRAFT_EBUSY, "in use by another process (it holds %s)", path);
+  }
+  /* For the message of whoever finds it taken; the lock holds without it
+   * (on a full disk, say). */
+  char pid[32];
+  int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) == 0) {
+    ssize_t wrote = pwrite(fd, pid, (size_t)len, 0);
+    (void)wrote;
+  }
+  *out = fd;
+  return GRAFT_OK;
+}
+
+void graft_dir_unlock(int fd) {
+  if (fd >= 0) close(fd); /* the lock goes with the last descriptor */
 }

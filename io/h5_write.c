@@ -2,11 +2,20 @@
  * file beside the target, which is renamed over it only once HDF5 has closed
  * it and it has been fsync'ed. Attributes are scalars or 1-D arrays; strings
  * are variable-length UTF-8 as h5py writes them; datasets are contiguous,
- * little-endian and unfiltered, which is what the reader accepts. */
+ * little-endian and unfiltered, which is what the reader accepts.
+ *
+ * A close must never fail: when HDF5 1.10.8 cannot write what it holds at
+ * H5Fclose (disk full), it keeps a half-freed file object that crashes it
+ * later. So a file is flushed first, where a failure is harmless, and a file
+ * that is given up (a failed write or flush) has its descriptor pointed at
+ * an anonymous memory file before the close: whatever HDF5 still writes goes
+ * there, and the temporary is removed. */
+#define _GNU_SOURCE /* memfd_create */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "io/fsutil.h"
@@ -15,6 +24,7 @@
 
 struct graft_h5w {
   hid_t file;
+  int fd; /* HDF5's descriptor of the temporary (sec2 driver) */
   char *path, *tmp;
   bool failed; /* a write failed: the file must not be committed */
 };
@@ -25,11 +35,22 @@ static void writer_free(graft_h5w *w) {
   free(w);
 }
 
+/* Give the file up: HDF5's last writes go to memory, the close succeeds. */
+static void discard(graft_h5w *w) {
+  if (w->file < 0) return;
+  int mem = memfd_create("graft-discarded", MFD_CLOEXEC);
+  if (mem >= 0 && w->fd >= 0) dup2(mem, w->fd);
+  if (mem >= 0) close(mem);
+  H5Fclose(w->file);
+  w->file = H5I_INVALID_HID;
+}
+
 graft_status graft_h5w_create(const char *path, graft_h5w **out) {
   *out = NULL;
   graft_h5w *w = calloc(1, sizeof *w);
   if (!w) return graft__fail(GRAFT_ENOMEM, "out of memory");
   w->file = H5I_INVALID_HID;
+  w->fd = -1;
   w->path = strdup(path);
   w->tmp = graft_temp_path_for(path);
   if (!w->path || !w->tmp) {
@@ -66,6 +87,9 @@ graft_status graft_h5w_create(const char *path, graft_h5w **out) {
    * (tens of thousands of class names) go to dense storage instead of failing. */
   H5WCK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18));
   H5WCK(w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, fapl));
+  void *handle = NULL;
+  H5WCK(H5Fget_vfd_handle(w->file, fapl, &handle));
+  w->fd = handle ? *(int *)handle : -1;
   graft__h5_close_id(fapl);
   graft__h5_close_id(fcpl);
   graft__h5_leave();
@@ -74,6 +98,7 @@ graft_status graft_h5w_create(const char *path, graft_h5w **out) {
 fail:
   graft__h5_close_id(fapl);
   graft__h5_close_id(fcpl);
+  discard(w);
   graft__h5_leave();
   unlink(w->tmp);
   writer_free(w);
@@ -202,24 +227,28 @@ graft_status graft_h5w_u8(graft_h5w *w, const char *name, int rank, const int64_
   return put_dataset(w, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, rank, dims, data);
 }
 
-/* Close the HDF5 file; true when HDF5 flushed and closed it cleanly. */
-static graft_status close_file(graft_h5w *w) {
+/* Flush, then close; a file that cannot be flushed is discarded. */
+static graft_status close_file(graft_h5w *w, bool keep) {
   graft_status st = graft__h5_enter();
   if (st != GRAFT_OK) return st;
-  if (w->file >= 0) H5WCK(H5Fclose(w->file));
+  if (keep && w->file >= 0) {
+    H5WCK(H5Fflush(w->file, H5F_SCOPE_LOCAL));
+    hid_t file = w->file;
+    w->file = H5I_INVALID_HID; /* closed once, whatever happens */
+    H5WCK(H5Fclose(file));
+  }
 fail:
-  w->file = H5I_INVALID_HID;
+  discard(w);
   graft__h5_leave();
   return st;
 }
 
 graft_status graft_h5w_commit(graft_h5w *w) {
   if (!w) return graft__fail(GRAFT_EINVAL, "no file to commit");
-  bool failed = w->failed;
-  graft_status st = close_file(w);
-  if (st == GRAFT_OK && failed)
-    st = graft__fail(GRAFT_EIO, "not saved: an earlier write to the file failed");
+  graft_status st = w->failed ? graft__fail(GRAFT_EIO, "not saved: an earlier write to the file failed")
+                              : close_file(w, true);
   if (st != GRAFT_OK) {
+    close_file(w, false);
     unlink(w->tmp);
     writer_free(w);
     return st;
@@ -231,7 +260,7 @@ graft_status graft_h5w_commit(graft_h5w *w) {
 
 void graft_h5w_abort(graft_h5w *w) {
   if (!w) return;
-  close_file(w);
+  close_file(w, false);
   unlink(w->tmp);
   writer_free(w);
 }

@@ -1,6 +1,7 @@
 #include "io/report.h"
 
 #include <cairo.h>
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -134,6 +135,22 @@ static void panel(cairo_t *cr, double x0, double y0, const char *title, const ch
   }
 }
 
+typedef struct png_out {
+  FILE *f;
+  int error; /* the first write's errno */
+} png_out;
+
+static cairo_status_t png_write(void *closure, const unsigned char *data, unsigned int len) {
+  png_out *o = closure;
+  if (o->error) return CAIRO_STATUS_WRITE_ERROR;
+  errno = 0;
+  if (fwrite(data, 1, len, o->f) != len) {
+    o->error = errno ? errno : EIO;
+    return CAIRO_STATUS_WRITE_ERROR;
+  }
+  return CAIRO_STATUS_SUCCESS;
+}
+
 graft_status graft_plot_curves(const char *path, const graft_epoch_metrics *h, int n,
                                const char *title) {
   cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
@@ -165,10 +182,19 @@ graft_status graft_plot_curves(const char *path, const graft_epoch_metrics *h, i
   if (s == GRAFT_OK && cs != CAIRO_STATUS_SUCCESS)
     s = graft__fail(GRAFT_EIO, "drawing failed: %s", cairo_status_to_string(cs));
   if (s == GRAFT_OK) {
-    cs = cairo_surface_write_to_png(surf, tmp);
-    if (cs != CAIRO_STATUS_SUCCESS) {
-      remove(tmp);
-      s = graft__fail(GRAFT_EIO, "cannot write PNG: %s", cairo_status_to_string(cs));
+    /* Our own writer: cairo's says "error while writing", errno says why. */
+    png_out out = {fopen(tmp, "wb"), 0};
+    if (!out.f) {
+      s = graft__fail(GRAFT_EIO, "cannot create a temporary file beside it: %s",
+                      strerror(errno));
+    } else {
+      cs = cairo_surface_write_to_png_stream(surf, png_write, &out);
+      if (fclose(out.f) != 0 && !out.error) out.error = errno ? errno : EIO;
+      if (cs != CAIRO_STATUS_SUCCESS || out.error) {
+        remove(tmp);
+        s = graft__fail(GRAFT_EIO, "write failed: %s",
+                        out.error ? strerror(out.error) : cairo_status_to_string(cs));
+      }
     }
   }
   cairo_surface_destroy(surf);

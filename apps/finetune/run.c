@@ -62,11 +62,12 @@ static graft_status open_splits(run *r) {
 static graft_status setup(run *r) {
   const graft_config *c = r->cfg;
   char path[GRAFT_PATH_MAX];
+  /* The output folder's lock first: a second run on it stops at once. */
+  GRAFT_TRY(graft__ft_output(r));
   graft_config_resolve(c, c->data, path, sizeof path);
   GRAFT_TRY(graft_dataset_open(path, &r->data));
   graft_config_resolve(c, c->weights, path, sizeof path);
   GRAFT_TRY(graft__ft_model(r, path));
-  GRAFT_TRY(graft__ft_output(r));
   GRAFT_TRY(open_net(r));
   GRAFT_TRY(graft__ft_buffers(r));
   GRAFT_TRY(graft__ft_saver(r));
@@ -88,10 +89,12 @@ static void teardown(run *r) {
   free(r->train.bad);
   free(r->val.bad);
   free(r->ck.history);
+  graft_dir_unlock(r->files.lock);
 }
 
 static graft_status epoch_end(run *r, int epoch, double seconds, double val_loss, double val_acc) {
   graft_checkpoint *ck = &r->ck;
+  GRAFT_TRY(graft__ft_writer_poll(r)); /* a save that failed meanwhile stops the run now */
   graft_epoch_metrics m = {epoch + 1,
                            ck->seen ? ck->loss_sum / (double)ck->seen : 0,
                            ck->seen ? (double)ck->correct / (double)ck->seen : 0,
@@ -110,13 +113,13 @@ static graft_status epoch_end(run *r, int epoch, double seconds, double val_loss
     GRAFT_TRY(graft__ft_keep_best(r));
   }
   graft_status s = graft_write_metrics_csv(r->files.metrics, ck->history, ck->n_history);
-  if (s != GRAFT_OK) return graft__context(s, "%s", r->files.metrics);
+  if (s != GRAFT_OK) return graft__ft_not_saved(s, r->files.metrics);
   char title[256];
   snprintf(title, sizeof title, "%s, %d classes, trainable %s, lr %g, batch %lld",
            graft_config_arch(r->cfg), r->data.n_classes, graft_config_trainable(r->cfg), r->cfg->lr,
            (long long)r->cfg->batch_size);
   s = graft_plot_curves(r->files.curves, ck->history, ck->n_history, title);
-  if (s != GRAFT_OK) return graft__context(s, "%s", r->files.curves);
+  if (s != GRAFT_OK) return graft__ft_not_saved(s, r->files.curves);
   ck->epoch = epoch + 1;
   ck->step = 0;
   ck->loss_sum = 0;
@@ -174,6 +177,7 @@ graft_status graft_finetune_run(const graft_config *cfg, const graft_finetune_op
                                 const graft_finetune_hooks *hooks) {
   run r;
   memset(&r, 0, sizeof r);
+  r.files.lock = -1;
   r.cfg = cfg;
   r.opt = o;
   r.hooks = hooks;

@@ -61,6 +61,7 @@ typedef struct pass_buffers {
 /* The run's folder and its files. */
 typedef struct run_files {
   char dir[GRAFT_PATH_MAX];
+  int lock; /* the folder's lock (RUN_LOCK), held for the whole run; -1: none */
   char best[GRAFT_PATH_MAX + 16], last[GRAFT_PATH_MAX + 16];
   char metrics[GRAFT_PATH_MAX + 16], curves[GRAFT_PATH_MAX + 16];
 } run_files;
@@ -72,6 +73,7 @@ typedef struct saver {
   float *momentum;   /* [trainable floats] its momentum */
   pthread_t thread;
   bool running;
+  _Atomic bool finished; /* the thread is done: joining it will not wait */
   bool best;           /* this write includes best.h5 */
   graft_checkpoint ck; /* the snapshot: history and bad-sample flags owned */
   graft_status status;
@@ -127,8 +129,10 @@ static inline double graft__ft_lr(const graft_config *c, int epoch) {
 graft_status graft__ft_model(run *r, const char *weights);
 
 /* ---- save.c ---- */
-/* The output folder made, checked writable, cleared of a killed run's
- * temporaries; r->files filled. */
+/* The output folder's lock file: one run at a time in a folder. */
+#define RUN_LOCK "run.lock"
+/* The output folder made and locked (another run there is GRAFT_EBUSY),
+ * checked writable, cleared of a killed run's temporaries; r->files filled. */
 graft_status graft__ft_output(run *r);
 /* The saver's snapshot buffers, the classifier's holding the model's. */
 graft_status graft__ft_saver(run *r);
@@ -140,6 +144,11 @@ graft_status graft__ft_keep_best(run *r);
 graft_status graft__ft_save(run *r, bool wait);
 /* The writer finished; its failure is the run's. */
 graft_status graft__ft_writer_join(run *r);
+/* The writer's failure, if it has finished and failed (never waits). */
+graft_status graft__ft_writer_poll(run *r);
+/* A file of the run that could not be written (disk full, I/O error): the
+ * run stops, what was saved before is left as it was. */
+graft_status graft__ft_not_saved(graft_status s, const char *path);
 /* Everything pending saved and written before returning. */
 graft_status graft__ft_flush(run *r);
 /* After a failed epoch: best.h5 still gets the best classifier found; returns failure. */

@@ -3,8 +3,16 @@
  * best.h5 and last.h5 are written by a thread while the next epoch trains: it
  * works from a snapshot (the classifier and momentum copied to host buffers
  * the loop leaves alone until the next save, and its own copy of the
- * checkpoint's bookkeeping). A failed write stops the run at the next
- * save or at the end, and the previous files stay as they were.
+ * checkpoint's bookkeeping). A failed write stops the run at the end of
+ * the epoch in which it is found, and the previous files stay as they were.
+ *
+ * A file that cannot be written (disk full, quota, I/O error) stops the run
+ * with exit 1 rather than training on: every file is written beside the
+ * previous one and renamed over it, so the previous ones stay whole and the
+ * temporaries are removed; graft itself is what fills the disk (700 MB a
+ * save for AlexNet), so the next save would most likely fail too, and
+ * training that cannot be saved is lost. Stopped, the run resumes from its
+ * last saved files once there is room, at most save_every seconds back.
  *
  * Saves are spaced by the config's save_every seconds (0: every epoch): a
  * cached AlexNet epoch takes about two seconds and its files are 700 MB, so
@@ -57,6 +65,10 @@ graft_status graft__ft_output(run *r) {
   graft_config_resolve(c, c->output, f->dir, sizeof f->dir);
   graft_status s = graft_mkdirs(f->dir);
   if (s != GRAFT_OK) return graft__context(s, "output folder %s", f->dir);
+  /* Before anything in the folder is touched: another run's temporaries are
+   * not stale, and its last.h5 is not ours to resume or remove. */
+  s = graft_dir_lock(f->dir, RUN_LOCK, &f->lock);
+  if (s != GRAFT_OK) return graft__context(s, "output folder %s", f->dir);
   snprintf(f->best, sizeof f->best, "%s/best.h5", f->dir);
   snprintf(f->last, sizeof f->last, "%s/last.h5", f->dir);
   snprintf(f->metrics, sizeof f->metrics, "%s/metrics.csv", f->dir);
@@ -89,23 +101,36 @@ void graft__ft_saver_free(saver *w) {
   w->classifier = w->momentum = NULL;
 }
 
+graft_status graft__ft_not_saved(graft_status s, const char *path) {
+  char detail[1024];
+  snprintf(detail, sizeof detail, "%s", graft_detail());
+  return graft__fail(s, "%s: not saved: %s; the run stops, what was saved before is intact",
+                     path, detail);
+}
+
 static void *write_files(void *arg) {
   run *r = arg;
   saver *w = &r->saver;
   graft_status s = GRAFT_OK;
   if (w->best && (s = graft_model_save(r->files.best, r->m)) != GRAFT_OK)
-    graft__context(s, "%s", r->files.best);
+    graft__ft_not_saved(s, r->files.best);
   if (s == GRAFT_OK && (s = graft_checkpoint_save(r->files.last, &w->ck)) != GRAFT_OK)
-    graft__context(s, "%s", r->files.last);
+    graft__ft_not_saved(s, r->files.last);
   w->status = s;
   if (s != GRAFT_OK) snprintf(w->detail, sizeof w->detail, "%s", graft_detail());
+  w->finished = true;
   return NULL;
+}
+
+graft_status graft__ft_writer_poll(run *r) {
+  return r->saver.running && r->saver.finished ? graft__ft_writer_join(r) : GRAFT_OK;
 }
 
 graft_status graft__ft_writer_join(run *r) {
   saver *w = &r->saver;
   if (w->running) pthread_join(w->thread, NULL);
   w->running = false;
+  w->finished = false;
   free(w->ck.history);
   free(w->ck.train_bad);
   free(w->ck.val_bad);
@@ -159,7 +184,7 @@ graft_status graft__ft_keep_best_file(run *r, graft_status failure) {
   char detail[1024];
   snprintf(detail, sizeof detail, "%s", graft_detail());
   graft_status s = graft_model_save(r->files.best, r->m);
-  if (s != GRAFT_OK) graft__warn("%s: %s", r->files.best, graft_detail());
+  if (s != GRAFT_OK) graft__warn("%s: not saved: %s", r->files.best, graft_detail());
   return graft__fail(failure, "%s", detail);
 }
 

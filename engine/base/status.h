@@ -22,7 +22,8 @@
   XX(EUNSUPPORTED,"not supported")                             \
   XX(EBACKEND,    "backend library failure")                   \
   XX(ENODEV,      "device not available")                      \
-  XX(EINTR,       "interrupted")
+  XX(EINTR,       "interrupted")                               \
+  XX(EBUSY,       "in use by another process")
 
 typedef enum graft_status {
 #define GRAFT__STATUS_ENUM(name, msg) GRAFT_##name,
