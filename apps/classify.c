@@ -121,6 +121,11 @@ static int run_batches(const options *o, const graft_model *m, char **labels, gr
     for (int i = 0; i < n; i++) {
       items[i].path = paths->v[start + (size_t)i];
       items[i].r = results[i];
+      graft_file_result *r = &items[i].r;
+      if (r->status == GRAFT_ELIMIT && strstr(r->error, "-pixel limit")) { /* the option to change */
+        size_t used = strlen(r->error);
+        snprintf(r->error + used, sizeof r->error - used, "; --max-pixels raises it");
+      }
     }
     int ok = 0;
     for (int i = 0; i < n; i++) {
@@ -297,6 +302,10 @@ int main(int argc, char **argv) {
     int b = (int)(paths.n < (size_t)o.batch ? paths.n : (size_t)o.batch);
     o.batch = b;
     s = graft_net_create(be, &m->arch, m->params, b, m->pre.crop, m->pre.crop, &net);
+    if (s == GRAFT_ELIMIT || s == GRAFT_ENOMEM) { /* the option to change, on the same line */
+      app_error(NULL, "a batch of %d images does not fit: %s; lower --batch", b, graft_detail());
+      goto done;
+    }
     if (s != GRAFT_OK) {
       app_status_error(o.weights, s);
       goto done;

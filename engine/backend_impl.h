@@ -40,6 +40,11 @@ typedef struct graft_backend_iface {
   graft_status (*upload)(graft_backend *be, void *dst, const void *src_host, size_t bytes);
   graft_status (*download)(graft_backend *be, void *dst_host, const void *src, size_t bytes);
   graft_status (*memset0)(graft_backend *be, void *dst, size_t bytes);
+  /* The most memory the backend could ever give (the CPU's: the machine's
+   * physical memory), so that a batch that cannot fit is refused before an
+   * allocation the kernel overcommits and its OOM killer takes back. NULL:
+   * the allocator itself says (cudaMalloc does). */
+  size_t (*memory_bytes)(graft_backend *be);
   /* Wait until the work queued so far has finished (graft_net_forward times
    * the model alone with it). */
   graft_status (*synchronize)(graft_backend *be);

@@ -119,6 +119,17 @@ graft_status graft_net_create(graft_backend *be, const graft_arch *a, const floa
   trunk_plan *t = &net->trunks[0];
   for (int i = 1; i < t->count; i++) /* acts[0] is the input, acts[count] the features */
     if (t->acts[i].bytes > net->act_bytes) net->act_bytes = t->acts[i].bytes;
+  /* The batch's input and the trunk's two activation buffers, the bulk of
+   * it: more than the backend could ever hold is GRAFT_ELIMIT now. */
+  size_t need = t->acts[0].bytes + 2 * net->act_bytes;
+  size_t have = be->iface->memory_bytes ? be->iface->memory_bytes(be) : 0;
+  if (have && need > have) {
+    s = graft__fail(GRAFT_ELIMIT,
+                    "%.1f GB for the trunk's activations of %d images, more than "
+                    "the %.1f GB of memory",
+                    (double)need / 1e9, max_batch, (double)have / 1e9);
+    goto fail;
+  }
   s = be_alloc(net, t->acts[0].bytes, &net->input, "input batch");
   if (s == GRAFT_OK) s = be_alloc(net, net->act_bytes, &net->ping, "trunk activations");
   if (s == GRAFT_OK) s = be_alloc(net, net->act_bytes, &net->pong, "trunk activations");

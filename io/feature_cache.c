@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 struct graft_feature_cache {
@@ -38,6 +39,17 @@ graft_status graft_feature_cache_create(int n, int dim, int64_t memory_mb, const
     snprintf(path, sizeof path, "%s/.graft-features-XXXXXX", spill_dir);
     c->fd = mkstemp(path);
     if (c->fd >= 0) unlink(path); /* nothing is left behind, whatever happens */
+    /* Rows that cannot all be written are an error now, not after an epoch
+     * of trunk passes. */
+    struct statvfs fs;
+    if (c->fd >= 0 && fstatvfs(c->fd, &fs) == 0 &&
+        (double)bytes > (double)fs.f_bavail * (double)fs.f_frsize) {
+      graft_status s = graft__fail(
+          GRAFT_ELIMIT, "the feature cache needs %.1f MB on disk in %s, which has %.1f MB free",
+          (double)bytes / 1e6, spill_dir, (double)fs.f_bavail * (double)fs.f_frsize / 1e6);
+      graft_feature_cache_destroy(c);
+      return s;
+    }
   }
   if (!c->have || (!c->rows && c->fd < 0)) {
     graft_status s = graft__fail(GRAFT_ENOMEM, "no room for the feature cache (%zu bytes)", bytes);

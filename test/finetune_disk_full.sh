@@ -1,4 +1,5 @@
-# Disk full during a run, on size-limited tmpfs mounts (needs root; skipped,
+# Disk full during a run, and a feature cache larger than the free disk, on
+# size-limited tmpfs mounts (needs root; skipped,
 # saying so, where mount is not permitted): each time one line naming the
 # file and "No space left on device", exit 1 (2 when the folder is full
 # before training starts), no temporary file left, and what was saved
@@ -85,5 +86,16 @@ rc=$?
 [ "$(grep -c . "$DISK/run/metrics.csv")" -eq 4 ] && ok "metrics.csv has the three epochs" ||
   fail "metrics.csv: $(cat "$DISK/run/metrics.csv")"
 no_temps "after the resumed run"
+
+# A feature cache larger than the free disk (its rows all on disk, as when
+# they exceed the memory budget): refused before any trunk pass, naming the
+# setting. 16 AlexNet rows of train/ take 0.6 MB; the disk has about 0.25 MB.
+mount_tmpfs 256k
+"$FT" --init "$T/cache.h5" "${common[@]}" --trainable head --epochs 1 --cache-features on \
+  > /dev/null 2>&1
+expect_fail "feature cache over the free disk" 2 \
+  "the feature cache needs 0.6 MB on disk in .*run, which has 0.[0-9] MB free; set cache_features = off" \
+  -- env GRAFT_CACHE_MEMORY_MB=0 "$FT" -q "$T/cache.h5"
+no_temps "feature cache"
 unmount
 finish

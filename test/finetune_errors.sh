@@ -47,6 +47,23 @@ expect_fail "missing data" 2 "missing-folder" -- "$FT" "$T/nodata.h5"
 expect_fail "missing weights" 2 "missing.h5" -- "$FT" "$T/noweights.h5"
 expect_fail "unwritable output" 2 "output folder .*model.h5/run" -- "$FT" "$T/unwritable.h5"
 
+# A batch that cannot fit in this machine's memory is refused before it is
+# allocated, naming the setting: with a crop of 4096 AlexNet's input and
+# activations take about 0.74 GB an image (the largest buffer 0.27 GB), so
+# a batch 1.2 times the memory is made of allocations the kernel would grant.
+b=$(awk '/^MemTotal:/ {print int($2 * 1.2 / 737000) + 1}' /proc/meminfo)
+if [ "$b" -le 4096 ]; then
+  cp "$T/model.h5" "$T/bigcrop.h5" &&
+    "$PY" "$GRAFT_SOURCE_DIR/test/make_bad_weights.py" mutate "$T/bigcrop.h5" bigcrop
+  "$FT" --init "$T/bigbatch.h5" --arch alexnet --weights bigcrop.h5 --data data --epochs 1 \
+    --augment none --batch-size "$b" > /dev/null 2>&1
+  expect_fail "batch over memory" 2 "batch_size $b does not fit: .* GB of memory; lower batch_size" \
+    -- "$FT" -q "$T/bigbatch.h5"
+  rm -f "$T/bigcrop.h5"
+else
+  ok "batch over memory: not checked, this machine's memory takes more than 4096 such images"
+fi
+
 # Bad data folders.
 mk() { rm -rf "$T/$1"; mkdir -p "$T/$1"; cp -r "$T/data/." "$T/$1/"; }
 mk noval; rm -rf "$T/noval/val"

@@ -6,7 +6,7 @@
                                           itself gives (name index value)
     make_bad_weights.py small DIR         the small fixtures (one bad thing each)
     make_bad_weights.py mutate FILE CASE  break FILE in place (nan, inf, missing,
-                                          extra, fixed)
+                                          extra, fixed, bigcrop)
     make_bad_weights.py restore FILE CASE undo it
     make_bad_weights.py half SRC DST      the first half of SRC's bytes
     make_bad_weights.py fuzzseed FILE     a small file in h5py's layout for test_h5_fuzz
@@ -287,6 +287,11 @@ def mutate(path, case, undo):
                 f.attrs["format"] = np.bytes_(b"graft-weights")
                 fixed_string(f, "arch", b"alexnet ", h5py.h5t.STR_SPACEPAD)
                 f.attrs["class_names"] = np.array([n.encode() for n in names])  # fixed, UTF-8 bytes
+        elif case == "bigcrop":
+            # Valid, but AlexNet's activations take about 0.74 GB an image.
+            side = 256 if undo else 4096
+            f.attrs["resize"] = side
+            f.attrs["crop"] = side
         else:
             sys.exit("unknown case " + case)
 

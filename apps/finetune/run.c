@@ -27,7 +27,13 @@ static graft_status open_net(run *r) {
   r->batch = (int)c->batch_size;
   r->dim = r->m->arch.feature_dim;
   const int crop = r->m->pre.crop;
-  GRAFT_TRY(graft_net_create(r->be, &r->m->arch, r->m->params, r->batch, crop, crop, &r->net));
+  graft_status s = graft_net_create(r->be, &r->m->arch, r->m->params, r->batch, crop, crop, &r->net);
+  if (s == GRAFT_ELIMIT || s == GRAFT_ENOMEM) { /* the setting to change, on the same line */
+    char why[900];
+    snprintf(why, sizeof why, "%s", graft_detail());
+    return graft__fail(s, "batch_size %d does not fit: %s; lower batch_size", r->batch, why);
+  }
+  GRAFT_TRY(s);
   GRAFT_TRY(graft_net_train_init(r->net, c->trainable, (float)c->dropout));
   r->train_count = graft_net_train_count(r->net);
   r->train_offset = graft_net_train_offset(r->net);
@@ -49,10 +55,17 @@ static graft_status open_splits(run *r) {
   int threads = c->threads > 0 ? (int)c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
   const int64_t mb = r->opt->cache_memory_mb;
   const char *dir = r->files.dir;
+  graft_status s = GRAFT_OK;
   if (cache_train)
-    GRAFT_TRY(graft_feature_cache_create(r->data.train.n, r->dim, mb, dir, &r->train.cache));
-  if (cache_val)
-    GRAFT_TRY(graft_feature_cache_create(r->data.val.n, r->dim, mb, dir, &r->val.cache));
+    s = graft_feature_cache_create(r->data.train.n, r->dim, mb, dir, &r->train.cache);
+  if (s == GRAFT_OK && cache_val)
+    s = graft_feature_cache_create(r->data.val.n, r->dim, mb, dir, &r->val.cache);
+  if (s == GRAFT_ELIMIT || s == GRAFT_ENOMEM) { /* the setting to change, on the same line */
+    char why[900];
+    snprintf(why, sizeof why, "%s", graft_detail());
+    return graft__fail(s, "%s; set cache_features = off (or free space there)", why);
+  }
+  GRAFT_TRY(s);
   r->train.split = &r->data.train;
   r->val.split = &r->data.val;
   GRAFT_TRY(graft_loader_create(&r->data.train, &r->m->pre, augment, threads, &r->train.loader));

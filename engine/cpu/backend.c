@@ -132,6 +132,12 @@ static void cpu_destroy(graft_backend *b) {
   free(be);
 }
 
+static size_t cpu_memory_bytes(graft_backend *be) {
+  (void)be;
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : 0;
+}
+
 static const graft_backend_iface cpu_iface = {
     .destroy = cpu_destroy,
     .alloc = cpu_alloc,
@@ -139,6 +145,7 @@ static const graft_backend_iface cpu_iface = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .memset0 = cpu_memset0,
+    .memory_bytes = cpu_memory_bytes,
     .synchronize = cpu_sync,
     .nchw_to_act_plan = nchw_to_act,
     .conv2d_plan = graft__cpu_conv2d_plan,
