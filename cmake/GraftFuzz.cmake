@@ -7,7 +7,7 @@
 set(GRAFT_FUZZ_OK FALSE)
 if(GRAFT_FUZZ)
   if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
-    set(GRAFT_FUZZ_WHY "libFuzzer needs clang; this build's C compiler is ${CMAKE_C_COMPILER_ID} (configure a build with CC=clang and -DGRAFT_FUZZ=ON)")
+    set(GRAFT_FUZZ_WHY "libFuzzer needs clang, and the C compiler of this build is ${CMAKE_C_COMPILER_ID} (configure a build with CC=clang and -DGRAFT_FUZZ=ON)")
   else()
     include(CheckCSourceCompiles)
     set(CMAKE_REQUIRED_FLAGS -fsanitize=fuzzer,address,undefined)
