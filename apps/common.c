@@ -1,6 +1,9 @@
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "apps/common.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +14,12 @@
 
 static const char *name = "graft";
 
+/* This process in its job (app_comm_open). */
+static struct {
+  bool joined;
+  int rank, local_rank, local_size;
+} job = {false, 0, 0, 1};
+
 static void one_line(char *s) {
   for (; *s; s++)
     if (*s == '\n' || *s == '\r') *s = ' ';
@@ -18,6 +27,7 @@ static void one_line(char *s) {
 
 static void warn_sink(const char *msg, void *user) {
   (void)user;
+  if (job.rank != 0) return; /* rank 0 speaks for the job */
   char buf[1200];
   snprintf(buf, sizeof buf, "%s", msg);
   one_line(buf);
@@ -32,6 +42,7 @@ void app_init(const char *n) {
 const char *app_name(void) { return name; }
 
 void app_error(const char *what, const char *fmt, ...) {
+  if (job.rank != 0) return;
   char buf[2048];
   va_list ap;
   va_start(ap, fmt);
@@ -119,7 +130,49 @@ bool app_backend_options(const char *device, long long threads, const char *prec
   }
   v = env("GRAFT_CUDA_GRAPHS");
   o->cuda_eager = v && strcmp(v, "0") == 0;
+  o->default_gpu = job.local_rank;
   return true;
+}
+
+bool app_comm_open(graft_comm **out) {
+  graft_comm_options o = {env("OMPI_COMM_WORLD_SIZE") || env("PMIX_RANK") || env("PMI_SIZE")};
+  graft_status s = graft_comm_open(&o, out);
+  if (s != GRAFT_OK) {
+    app_status_error(NULL, s);
+    return false;
+  }
+  job.joined = o.join;
+  job.rank = graft_comm_rank(*out);
+  job.local_rank = graft_comm_local_rank(*out);
+  job.local_size = graft_comm_local_size(*out);
+  return true;
+}
+
+int app_comm_close(graft_comm *c, int status) {
+  int all = status;
+  graft_status s = graft_comm_bcast(c, &all, sizeof all);
+  if (s != GRAFT_OK) {
+    job.rank = 0; /* a broken job: each rank says what it saw */
+    app_status_error("MPI", s);
+    all = status;
+  }
+  s = graft_comm_close(c);
+  if (s != GRAFT_OK) {
+    app_status_error("MPI", s);
+    if (all == APP_OK) all = APP_FAILED;
+  }
+  return all;
+}
+
+long long app_threads(long long setting) {
+  if (setting > 0 || !job.joined) return setting;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  long long share = cores > 0 ? cores / job.local_size : 1;
+  cpu_set_t set;
+  /* mpirun binds each rank to a core (two ranks or fewer) or a socket. */
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < share)
+    share = CPU_COUNT(&set);
+  return share < 1 ? 1 : share;
 }
 
 bool app_backend_create(const graft_backend_options *o, graft_backend **out) {

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "comm/comm.h"
 #include "engine/backend.h"
 #include "engine/base/status.h"
 
@@ -51,6 +52,26 @@ bool app_backend_create(const graft_backend_options *o, graft_backend **out);
  * when unset (a quarter of physical memory). false after printing what is
  * wrong. */
 bool app_cache_memory_mb(int64_t *out);
+
+/* The job: joins the MPI job when a launcher started this process
+ * (OMPI_COMM_WORLD_SIZE: Open MPI's mpirun; PMIX_RANK: PMIx launchers such
+ * as srun --mpi=pmix; PMI_SIZE: MPICH's and PMI-2 launchers), else a job of
+ * one that never calls MPI. From then on only rank 0 prints: it speaks for
+ * the job (the others' failures reach it through graft_comm_agree), and
+ * app_backend_options gives each process its own GPU (its rank on its
+ * machine). false after printing what is wrong. */
+bool app_comm_open(graft_comm **out);
+/* The job's exit status, rank 0's, for every rank (mpirun then exits with
+ * it); leaves the job. */
+int app_comm_close(graft_comm *c, int status);
+
+/* CPU threads for a process from the setting (0: the default): the setting
+ * when given; for a single process 0 (the backend's default, all cores); in
+ * a job with several processes on this machine, its share of the cores (the
+ * cores over the processes here) and no more than the CPUs the launcher
+ * bound it to, so that the ranks of a machine never take more threads than
+ * it has cores. */
+long long app_threads(long long setting);
 
 /* Append JSON string literal of s (quoted, escaped) to f. */
 void app_json_string(void *file, const char *s);

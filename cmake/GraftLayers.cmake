@@ -11,7 +11,8 @@
 
 file(GLOB_RECURSE _graft_layer_inputs CONFIGURE_DEPENDS
   ${PROJECT_SOURCE_DIR}/engine/*.[ch] ${PROJECT_SOURCE_DIR}/engine/*.cu
-  ${PROJECT_SOURCE_DIR}/io/*.[ch] ${PROJECT_SOURCE_DIR}/models/*.[ch]
+  ${PROJECT_SOURCE_DIR}/io/*.[ch] ${PROJECT_SOURCE_DIR}/comm/*.[ch]
+  ${PROJECT_SOURCE_DIR}/models/*.[ch]
   ${PROJECT_SOURCE_DIR}/apps/*.[ch] ${PROJECT_SOURCE_DIR}/test/*.[ch])
 add_custom_command(
   OUTPUT ${PROJECT_BINARY_DIR}/layers.ok

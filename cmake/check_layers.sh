@@ -3,14 +3,17 @@
 # of every C, CUDA and header file of the libraries and programs must point
 # at its own layer or one below, and only the programs (apps/*.c) and the
 # test harness (test/harness.c) read the environment: the libraries take
-# options. Run by the build before anything compiles and by the ctest
-# `layers`; docs/ARCHITECTURE.md draws the same picture.
+# options. MPI stays in its own layer: only comm/mpi.c includes <mpi.h>
+# (the engine, io and models never see the job). Run by the build before
+# anything compiles and by the ctest `layers`; docs/ARCHITECTURE.md draws the
+# same picture.
 #
 #   check_layers.sh ROOT          check the tree at ROOT; one line per
 #                                 violation on stderr, exit 1 if any
 #   check_layers.sh --self-test   check two small trees: one clean, one with
-#                                 wrong-way includes and getenv calls; the
-#                                 first must pass and the second fail on each
+#                                 wrong-way includes, getenv calls and an
+#                                 <mpi.h> outside comm/; the first must pass
+#                                 and the second fail on each
 set -u
 
 # layer FILE: the layer a file belongs to, by its path.
@@ -21,6 +24,7 @@ layer() {
     engine/backend.c | engine/cuda_loader.c) echo backends ;;
     engine/*) echo engine ;;
     io/*) echo io ;;
+    comm/*) echo comm ;;
     models/*) echo models ;;
     apps/finetune/*) echo finetune ;;
     apps/*) echo apps ;;
@@ -40,9 +44,10 @@ allowed() {
     cuda) echo "cuda engine base" ;;
     backends) echo "backends engine base" ;;
     io) echo "io base" ;;
+    comm) echo "comm base" ;;
     models) echo "models io engine base" ;;
-    finetune) echo "finetune models io engine base" ;;
-    apps) echo "apps finetune models io engine base" ;;
+    finetune) echo "finetune models comm io engine base" ;;
+    apps) echo "apps finetune models comm io engine base" ;;
     *) echo "" ;;
   esac
 }
@@ -75,6 +80,12 @@ check() {
       done < <(grep -no '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[^"]*"' "$f" |
                sed -E 's/^([0-9]+):.*"([^"]*)"/\1:\2/')
     fi
+    if [ "$f" != comm/mpi.c ]; then
+      while IFS= read -r hit; do
+        echo "$f:${hit%%:*}: includes <mpi.h>; only comm/mpi.c talks to MPI (use comm/comm.h)" >&2
+        bad=$((bad + 1))
+      done < <(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<mpi\.h>' "$f")
+    fi
     if ! reads_env "$from"; then
       while IFS= read -r hit; do
         echo "$f:${hit%%:*}: reads the environment; take an option instead (only apps/*.c" \
@@ -82,7 +93,7 @@ check() {
         bad=$((bad + 1))
       done < <(grep -nE '\b(secure_)?getenv[[:space:]]*\(' "$f")
     fi
-  done < <(find engine io models apps test -type f \( -name '*.c' -o -name '*.h' -o -name '*.cu' \) \
+  done < <(find engine io comm models apps test -type f \( -name '*.c' -o -name '*.h' -o -name '*.cu' \) \
              2>/dev/null | sort)
   return $((bad > 0))
 }
@@ -90,11 +101,13 @@ check() {
 self_test() {
   local t rc want
   t=$(mktemp -d) || return 2
-  mkdir -p "$t/good/engine/base" "$t/good/io" "$t/good/apps/finetune" "$t/good/test" "$t/bad"
+  mkdir -p "$t/good/engine/base" "$t/good/io" "$t/good/comm" "$t/good/apps/finetune" "$t/good/test" \
+    "$t/bad"
   printf '#include "engine/base/status.h"\n' > "$t/good/io/file.c"
   printf '#include "apps/finetune/run.h"\nint f(void) { return getenv("X") != 0; }\n' \
     > "$t/good/apps/app.c"
-  printf '#include "models/model.h"\n' > "$t/good/apps/finetune/run.c"
+  printf '#include "models/model.h"\n#include "comm/comm.h"\n' > "$t/good/apps/finetune/run.c"
+  printf '#include <mpi.h>\n#include "engine/base/status.h"\n' > "$t/good/comm/mpi.c"
   printf '#include "engine/base/status.h"\n' > "$t/good/engine/net.c"
   printf 'const char *e(void) { return getenv("Y"); }\n' > "$t/good/test/harness.c"
   printf '#include "apps/common.h"\n' > "$t/good/test/test_x.c"
@@ -103,6 +116,9 @@ self_test() {
   printf '#include "apps/common.h"\n' > "$t/bad/apps/finetune/run.c"
   printf 'const char *v(void) { return getenv("Y"); }\n' > "$t/bad/io/env.c"
   printf 'const char *v(void) { return secure_getenv ("Y"); }\n' > "$t/bad/test/test_x.c"
+  printf '#include "comm/comm.h"\n' > "$t/bad/engine/train.c"
+  printf '#include "engine/base/status.h"\n#  include <mpi.h>\n' > "$t/bad/io/loader.c"
+  printf '#include "io/file.h"\n' > "$t/bad/comm/single.c"
   check "$t/good" 2>"$t/good.err"
   rc=$?
   if [ "$rc" -ne 0 ]; then
@@ -115,7 +131,10 @@ self_test() {
   rc=$?
   for want in 'engine/net.c:2: the engine layer includes "io/file.h" from the io layer' \
               'apps/finetune/run.c:1: the finetune layer includes "apps/common.h"' \
-              'io/env.c:1: reads the environment' 'test/test_x.c:1: reads the environment'; do
+              'io/env.c:1: reads the environment' 'test/test_x.c:1: reads the environment' \
+              'engine/train.c:1: the engine layer includes "comm/comm.h" from the comm layer' \
+              'io/loader.c:2: includes <mpi.h>' \
+              'comm/single.c:1: the comm layer includes "io/file.h" from the io layer'; do
     if [ "$rc" -eq 0 ] || ! grep -qF "$want" "$t/bad.err"; then
       echo "self-test: not caught: $want (exit $rc):" >&2
       cat "$t/bad.err" >&2
@@ -123,7 +142,7 @@ self_test() {
       return 1
     fi
   done
-  echo "self-test: a clean tree passes; wrong-way includes and getenv calls are caught"
+  echo "self-test: a clean tree passes; wrong-way includes, getenv calls and <mpi.h> outside comm/ are caught"
   rm -rf "$t"
   return 0
 }

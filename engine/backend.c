@@ -23,7 +23,7 @@ graft_status graft_backend_create(const graft_backend_options *o, graft_backend 
     /* Any failure falls back, a GPU that is there but fails included: the
      * line says which. */
     static _Thread_local char why[1280];
-    if (graft__cuda_backend_open(0, o, out) == GRAFT_OK) return GRAFT_OK;
+    if (graft__cuda_backend_open(-1, o, out) == GRAFT_OK) return GRAFT_OK;
     snprintf(why, sizeof why, "no usable CUDA GPU (%s); running on the CPU", graft_detail());
     graft_clear_detail();
     if (note) *note = why;
@@ -32,7 +32,7 @@ graft_status graft_backend_create(const graft_backend_options *o, graft_backend 
   }
   if (strcmp(device, "cpu") == 0) return graft_cpu_backend_create(o, out);
   if (strncmp(device, "cuda", 4) == 0) {
-    int index = 0;
+    int index = -1; /* none named: o->default_gpu */
     if (device[4] == ':') {
       char *end;
       long v = strtol(device + 5, &end, 10);

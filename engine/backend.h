@@ -54,6 +54,11 @@ typedef struct graft_backend_options {
   graft_cpu_kernels cpu_kernels;
   graft_cudnn_path cudnn_path;
   bool cuda_eager;              /* the trunk op by op, never captured as a CUDA graph */
+  /* The GPU that "cuda" and "auto" take when no index is named: this one
+   * modulo the GPUs the process sees (the programs give each process of a
+   * job its rank on its machine: one GPU each, as CUDA_VISIBLE_DEVICES per
+   * process also allows). */
+  int default_gpu;
 } graft_backend_options;
 
 /* o->device: "auto" takes a usable GPU when the build has CUDA, else the

@@ -70,6 +70,7 @@ typedef struct graft_cuda_module {
    * or no code for the device in this build; any other CUDA failure is
    * reported as it is (GRAFT_EBACKEND, ...). */
   graft_status (*create)(int device, const graft_backend_options *o, graft_backend **out);
+  /* (device < 0: none named, o->default_gpu modulo the GPUs there are.) */
 } graft_cuda_module;
 
 typedef const graft_cuda_module *(*graft_cuda_module_open_fn)(const graft_module_host *host);

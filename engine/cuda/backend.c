@@ -256,7 +256,7 @@ static void cuda_destroy(graft_backend *b) {
  * is: a driver older than the runtime or a broken install must not read as
  * "no GPU" ("auto" still falls back to the CPU, saying why; tests fail
  * rather than skip). */
-static graft_status find_device(int device, struct cudaDeviceProp *prop) {
+static graft_status find_device(int *index, int pick, struct cudaDeviceProp *prop) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
@@ -280,7 +280,10 @@ static graft_status find_device(int device, struct cudaDeviceProp *prop) {
     return graft__cuda_check(e, "cudaGetDeviceCount", __FILE__, __LINE__);
   }
   if (count == 0) return graft__fail(GRAFT_ENODEV, "no CUDA device: cudaGetDeviceCount found none");
-  if (device < 0 || device >= count)
+  /* None named: the process's own among those it sees (one per rank). */
+  if (*index < 0) *index = (pick < 0 ? 0 : pick) % count;
+  const int device = *index;
+  if (device >= count)
     return graft__fail(GRAFT_ENODEV, "no CUDA device cuda:%d: this machine has %d", device,
                        count);
   return GRAFT_CU_STATUS(cuda, cudaGetDeviceProperties(prop, device));
@@ -333,7 +336,7 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   if (!o) o = &defaults;
   *out = NULL;
   struct cudaDeviceProp prop;
-  GRAFT_TRY(find_device(device, &prop));
+  GRAFT_TRY(find_device(&device, o->default_gpu, &prop));
   graft_cudnn_path path = o->cudnn_path;
   if ((unsigned)path > GRAFT_CUDNN_PATH_LEGACY)
     return graft__fail(GRAFT_EINVAL, "cuDNN path %d", (int)path);
