@@ -19,32 +19,6 @@ common=(--arch alexnet --weights model.h5 --data data --epochs 3 --step-size 2 -
 "$FT" --init "$T/resumed.h5" "${common[@]}" --cache-features on
 "$FT" --init "$T/crashed.h5" "${common[@]}" --cache-features on --save-every 0
 
-# last.h5 equal in everything but the history's seconds column.
-same_checkpoint() {
-  "$PY" - "$1" "$2" <<'PYEOF'
-import sys, h5py, numpy as np
-a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
-same = set(a.keys()) == set(b.keys()) and dict(a.attrs) == dict(b.attrs)
-for k in a.keys():
-    x, y = a[k][()], b[k][()]
-    if k == "history":
-        x, y = x[:, :6], y[:, :6]
-    same = same and x.dtype == y.dtype and np.array_equal(x, y)
-sys.exit(0 if same else 1)
-PYEOF
-}
-
-same_run() { # same_run NAME DIR_A DIR_B: metrics (but the seconds), best.h5 and last.h5 identical
-  local a=$2 b=$3
-  if cmp -s <(cut -d, -f1-6 "$a/metrics.csv") <(cut -d, -f1-6 "$b/metrics.csv") &&
-     cmp -s "$a/best.h5" "$b/best.h5" && same_checkpoint "$a/last.h5" "$b/last.h5"; then
-    ok "$1: metrics.csv and best.h5 identical, last.h5 identical but for the timings"
-  else
-    fail "$1: runs differ"
-    diff <(cut -d, -f1-6 "$a/metrics.csv") <(cut -d, -f1-6 "$b/metrics.csv")
-  fi
-}
-
 # --show prints every setting, the given ones as given and the rest as defaults.
 show=$("$FT" --show "$T/cache_on.h5")
 echo "$show" | grep -qE '^lr += 0.001  \(default\)$' && echo "$show" | grep -qE '^seed += 11$' &&

@@ -45,10 +45,58 @@ expect_fail() {
   fi
 }
 
+# Two finetune runs (their output folders) that must agree.
+# last.h5 equal in everything but the history's seconds column.
+same_checkpoint() {
+  "$PY" - "$1" "$2" <<'PYEOF'
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
+same = set(a.keys()) == set(b.keys()) and dict(a.attrs) == dict(b.attrs)
+for k in a.keys():
+    x, y = a[k][()], b[k][()]
+    if k == "history":
+        x, y = x[:, :6], y[:, :6]
+    same = same and x.dtype == y.dtype and np.array_equal(x, y)
+sys.exit(0 if same else 1)
+PYEOF
+}
+
+same_run() { # same_run NAME DIR_A DIR_B: metrics (but the seconds), best.h5 and last.h5 identical
+  local a=$2 b=$3
+  if cmp -s <(cut -d, -f1-6 "$a/metrics.csv") <(cut -d, -f1-6 "$b/metrics.csv") &&
+     cmp -s "$a/best.h5" "$b/best.h5" && same_checkpoint "$a/last.h5" "$b/last.h5"; then
+    ok "$1: metrics.csv and best.h5 identical, last.h5 identical but for the timings"
+  else
+    fail "$1: runs differ"
+    diff <(cut -d, -f1-6 "$a/metrics.csv") <(cut -d, -f1-6 "$b/metrics.csv")
+  fi
+}
+
 # A passing test removes its scratch folder (the finetune and classify tests
 # leave gigabytes of weights files); a failing one keeps it to look at.
 finish() {
   if [ "$FAILED" -gt 0 ]; then echo "$FAILED check(s) FAILED (files kept in ${T:-?})"; exit 1; fi
   [ -n "${T:-}" ] && rm -rf "$T"
   echo "all checks passed"; exit 0
+}
+
+# MPI (the mpi_* tests): the launcher the build found (GRAFT_MPIEXEC), allowed
+# to run as root (CI does), ranks over the cores there are.
+need_mpi() {
+  [ -n "${GRAFT_MPIEXEC:-}" ] ||
+    skip "this build has no MPI (GRAFT_MPI=OFF, or no MPI found: install libopenmpi-dev and openmpi-bin)"
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  MPI_FLAGS=()
+  if "$GRAFT_MPIEXEC" --version 2>/dev/null | grep -qiE "open ?mpi|openrte"; then
+    MPI_FLAGS=(--oversubscribe)
+  fi
+}
+# mpi N CMD...: CMD on N ranks. mpi_mpmd CMD1... : CMD2...: one rank each.
+mpi() { local n=$1; shift; "$GRAFT_MPIEXEC" "${MPI_FLAGS[@]}" -n "$n" "$@"; }
+mpi_mpmd() {
+  local args=() a
+  for a in "$@"; do
+    if [ "$a" = : ]; then args+=(: -n 1); else args+=("$a"); fi
+  done
+  "$GRAFT_MPIEXEC" "${MPI_FLAGS[@]}" -n 1 "${args[@]}"
 }
