@@ -190,7 +190,7 @@ graft_status bench_epoch(const opts *o, result *r) {
     s = graft_config_set(&c, set[i][0], set[i][1]);
   epoch_log log = {0};
   graft_finetune_hooks hooks = {NULL, NULL, on_epoch, NULL, NULL, 0, &log};
-  graft_finetune_options fo = {o->backend, o->cache_memory_mb, true};
+  graft_finetune_options fo = {o->backend, o->cache_memory_mb, true, NULL};
   if (s == GRAFT_OK) s = graft_finetune_run(&c, &fo, &hooks);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", dir);

@@ -78,8 +78,10 @@ static void on_progress(void *user, const char *phase, int epoch, int epochs, in
                         int total, double loss) {
   ui *u = user;
   if (u->stop_epoch == epoch && strcmp(phase, "train") == 0 &&
-      done >= u->stop_batch * u->batch_size)
-    raise(SIGINT); /* the real signal path: handler, flag, checkpoint */
+      done >= u->stop_batch * u->batch_size) {
+    u->stop_epoch = 0; /* once: a second signal stops at once */
+    raise(SIGINT);     /* the real signal path: handler, flag, checkpoint */
+  }
   if (u->crash_epoch == epoch && strcmp(phase, "train") == 0 &&
       done >= u->crash_batch * u->batch_size)
     raise(SIGKILL); /* a crash: nothing saved, whatever is being written cut off */
@@ -143,30 +145,47 @@ static int init_config(int argc, char **argv, int first, const char *path) {
   return APP_OK;
 }
 
-int main(int argc, char **argv) {
-  app_init("finetune");
+/* The config: rank 0 reads it, every rank gets it (only rank 0 needs the
+ * file). false after printing what is wrong. */
+static bool load_config(graft_comm *comm, const char *path, graft_config *c) {
+  graft_status s = GRAFT_OK;
+  if (graft_comm_rank(comm) == 0 && (s = graft_config_load(path, c)) != GRAFT_OK)
+    app_status_error(path, s);
+  int ok = s == GRAFT_OK;
+  if (graft_comm_bcast(comm, &ok, sizeof ok) != GRAFT_OK ||
+      (ok && graft_comm_bcast(comm, c, sizeof *c) != GRAFT_OK)) {
+    app_status_error("MPI", GRAFT_EIO);
+    return false;
+  }
+  return ok;
+}
+
+static int finetune(graft_comm *comm, int argc, char **argv) {
+  const bool speaker = graft_comm_rank(comm) == 0;
   bool restart = false, quiet = false;
   const char *config = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      fputs(usage, stdout);
+      if (speaker) fputs(usage, stdout);
       return APP_OK;
     } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
-      printf("finetune (graft) %s\n", GRAFT_VERSION);
+      if (speaker) printf("finetune (graft) %s\n", GRAFT_VERSION);
       return APP_OK;
     } else if (strcmp(a, "--init") == 0) {
       if (i + 1 >= argc) {
         app_error(NULL, "--init needs a CONFIG.h5 path (see --help)");
         return APP_USAGE;
       }
-      return init_config(argc, argv, i + 2, argv[i + 1]);
+      /* One file, written once: rank 0's exit status is every rank's. */
+      return speaker ? init_config(argc, argv, i + 2, argv[i + 1]) : APP_OK;
     } else if (strcmp(a, "--show") == 0) {
       if (i + 1 >= argc) {
         app_error(NULL, "--show needs a CONFIG.h5 path (see --help)");
         return APP_USAGE;
       }
       graft_config c;
+      if (!speaker) return APP_OK;
       graft_status s = graft_config_load(argv[i + 1], &c);
       if (s != GRAFT_OK) {
         app_status_error(argv[i + 1], s);
@@ -193,11 +212,7 @@ int main(int argc, char **argv) {
     return APP_USAGE;
   }
   graft_config c;
-  graft_status s = graft_config_load(config, &c);
-  if (s != GRAFT_OK) {
-    app_status_error(config, s);
-    return APP_USAGE;
-  }
+  if (!load_config(comm, config, &c)) return APP_USAGE;
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -207,7 +222,7 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
 
-  ui u = {!quiet && isatty(STDERR_FILENO), false, false, 0, 0, 0, 0, (int)c.batch_size};
+  ui u = {speaker && !quiet && isatty(STDERR_FILENO), false, false, 0, 0, 0, 0, (int)c.batch_size};
   const char *stop_at = getenv("GRAFT_STOP_AT"), *crash_at = getenv("GRAFT_CRASH_AT");
   if (stop_at && sscanf(stop_at, "%d:%d", &u.stop_epoch, &u.stop_batch) != 2) {
     app_error(NULL, "GRAFT_STOP_AT: expected EPOCH:BATCH, got \"%s\"", stop_at);
@@ -217,13 +232,15 @@ int main(int argc, char **argv) {
     app_error(NULL, "GRAFT_CRASH_AT: expected EPOCH:BATCH, got \"%s\"", crash_at);
     return APP_USAGE;
   }
-  graft_finetune_options fo = {.restart = restart};
-  if (!app_backend_options(c.device, c.threads, NULL, &fo.backend) ||
+  graft_finetune_options fo = {.restart = restart, .comm = comm};
+  if (!app_backend_options(c.device, app_threads(c.threads), NULL, &fo.backend) ||
       !app_cache_memory_mb(&fo.cache_memory_mb))
     return APP_USAGE;
   fo.backend.precision = c.precision;
-  graft_finetune_hooks hooks = {on_started, on_progress, on_epoch, on_message, &stop_flag, 0, &u};
-  s = graft_finetune_run(&c, &fo, &hooks);
+  graft_finetune_hooks hooks = {on_started, on_progress, speaker ? on_epoch : NULL,
+                                speaker ? on_message : NULL,
+                                &stop_flag, 0, &u};
+  graft_status s = graft_finetune_run(&c, &fo, &hooks);
   clear_bar(&u);
   if (s == GRAFT_EINTR) return APP_INTERRUPTED;
   if (s != GRAFT_OK) {
@@ -231,4 +248,11 @@ int main(int argc, char **argv) {
     return u.started ? APP_FAILED : APP_USAGE;
   }
   return APP_OK;
+}
+
+int main(int argc, char **argv) {
+  app_init("finetune");
+  graft_comm *comm;
+  if (!app_comm_open(&comm)) return APP_USAGE;
+  return app_comm_close(comm, finetune(comm, argc, argv));
 }

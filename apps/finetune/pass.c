@@ -20,19 +20,18 @@ graft_status graft__ft_buffers(run *r) {
   b->loss = malloc(rows * sizeof(float));
   b->labels = malloc(rows * sizeof(int32_t));
   b->pred = malloc(rows * sizeof(int32_t));
-  b->slot_of = malloc(rows * sizeof(int));
   b->order = malloc((size_t)most * sizeof(int));
   r->train.bad = calloc((size_t)r->data.train.n, 1);
   r->val.bad = calloc((size_t)r->data.val.n, 1);
   if (!b->input || !b->trunk_rows || !b->rows || !b->loss || !b->labels || !b->pred ||
-      !b->slot_of || !b->order || !r->train.bad || !r->val.bad)
+      !b->order || !r->train.bad || !r->val.bad)
     return graft__fail(GRAFT_ENOMEM, "out of memory for the training buffers");
   return GRAFT_OK;
 }
 
 void graft__ft_buffers_free(pass_buffers *b) {
   void *all[] = {b->input,  b->trunk_rows, b->rows,    b->loss,
-                 b->labels, b->pred,       b->slot_of, b->order};
+                 b->labels, b->pred,       b->order};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
   memset(b, 0, sizeof *b);
 }
@@ -55,63 +54,64 @@ static int pass_order(run *r, const split_state *ss, bool shuffle, int epoch) {
   return n;
 }
 
-/* Feature rows of one batch into the net: cached rows are copied, the others
- * decoded (by the loader) and run through the trunk. Undecodable samples are
- * dropped with a warning. Returns the batch's size after drops in *kept and
- * the samples in b->order's batch slice, compacted. */
-static graft_status batch_features(run *r, split_state *ss, int *batch, int n, int *kept) {
+/* Feature rows of one batch into the net: from the cache when the split has
+ * one (filled for this pass), else from the step's trunk job (share.c:
+ * decoded and run here or on another rank). Images that fail to decode are
+ * dropped (said where the job is taken). Returns the batch's size after drops in *kept and the
+ * samples in b->order's batch slice, compacted. */
+static graft_status batch_features(run *r, split_state *ss, int step, int *batch, int n,
+                                   int *kept) {
   pass_buffers *b = &r->buf;
-  int staged = 0, out = 0;
-  const size_t per = (size_t)3 * r->m->pre.crop * r->m->pre.crop, dim = (size_t)r->dim;
+  share *w = &r->share;
+  const size_t dim = (size_t)r->dim;
+  int out = 0, at = 0, good = 0; /* at: this batch's place in its job */
+  bool job = false;
   for (int j = 0; j < n; j++) {
     int sample = batch[j];
-    if (ss->cache && graft_feature_cache_has(ss->cache, sample)) {
+    if (ss->cache) { /* filled for this pass: a row, or an image that failed */
+      if (!graft_feature_cache_has(ss->cache, sample)) continue;
       GRAFT_TRY(graft_feature_cache_get(ss->cache, sample, b->rows + (size_t)out * dim));
-      b->slot_of[out] = -1;
       batch[out++] = sample;
       continue;
     }
-    graft_loaded *it = graft_loader_next(ss->loader);
-    if (!it || it->sample != sample)
-      return graft__fail(GRAFT_EIO, "image loader out of step (sample %d)", sample);
-    if (it->status != GRAFT_OK) {
-      graft__warn("%s: %s; skipped", ss->split->samples[sample].path, it->error);
-      ss->bad[sample] = 1;
-      ss->split->skipped++;
-      graft_loader_release(ss->loader, it);
-      continue;
+    if (!job) {
+      if (w->next >= w->n_jobs || w->jobs[w->next].step != step)
+        return graft__fail(GRAFT_EIO, "trunk jobs out of step (step %d)", step);
+      GRAFT_TRY(graft__ft_share_take(r, ss, w->next));
+      job = true;
     }
-    memcpy(b->input + (size_t)staged * per, it->pixels, per * sizeof(float));
-    graft_loader_release(ss->loader, it);
-    b->slot_of[out] = staged++;
+    if (at >= w->got.count || w->samples[w->jobs[w->next - 1].first + at] != sample)
+      return graft__fail(GRAFT_EIO, "trunk job out of step (sample %d)", sample);
+    if (w->got.status[at++] != GRAFT_OK) continue;
+    memcpy(b->rows + (size_t)out * dim, w->got.rows + (size_t)good++ * dim, dim * sizeof(float));
     batch[out++] = sample;
-  }
-  if (staged > 0) {
-    GRAFT_TRY(graft_net_trunk(r->net, staged, b->input));
-    GRAFT_TRY(graft_net_get_features(r->net, staged, b->trunk_rows));
-    for (int j = 0; j < out; j++) {
-      if (b->slot_of[j] < 0) continue;
-      const float *row = b->trunk_rows + (size_t)b->slot_of[j] * dim;
-      memcpy(b->rows + (size_t)j * dim, row, dim * sizeof(float));
-      if (ss->cache) GRAFT_TRY(graft_feature_cache_put(ss->cache, batch[j], row));
-    }
   }
   *kept = out;
   if (out > 0) GRAFT_TRY(graft_net_put_features(r->net, out, b->rows));
   return GRAFT_OK;
 }
 
-/* Queue for the loader the samples of order[from..n) that it must decode. */
-static graft_status queue_loader(run *r, split_state *ss, int from, int n, uint64_t seed) {
-  const int *order = r->buf.order;
-  int *q = malloc((size_t)(n - from + 1) * sizeof *q);
-  if (!q) return graft__fail(GRAFT_ENOMEM, "out of memory");
-  int m = 0;
-  for (int i = from; i < n; i++)
-    if (!(ss->cache && graft_feature_cache_has(ss->cache, order[i]))) q[m++] = order[i];
-  graft_status s = graft_loader_start(ss->loader, q, m, seed);
-  free(q);
-  return s;
+/* Every job of the pass into the cache before its first step: the trunk's
+ * work of all the ranks at once, with nothing of the classifier between. A
+ * stop (training only) leaves the rest. */
+static graft_status fill_cache(run *r, split_state *ss, bool train, int epoch) {
+  share *w = &r->share;
+  const size_t dim = (size_t)r->dim;
+  int done = 0;
+  while (w->next < w->n_jobs) {
+    const trunk_job *job = &w->jobs[w->next];
+    GRAFT_TRY(graft__ft_share_take(r, ss, w->next));
+    for (int i = 0, good = 0; i < job->count; i++)
+      if (w->got.status[i] == GRAFT_OK)
+        GRAFT_TRY(graft_feature_cache_put(ss->cache, w->samples[job->first + i],
+                                          w->got.rows + (size_t)good++ * dim));
+    done += job->count;
+    if (r->hooks && r->hooks->progress)
+      r->hooks->progress(r->hooks->user, "cache", epoch + 1, (int)r->cfg->epochs, done,
+                         w->n_samples, 0);
+    if (train && graft__ft_stop_requested(r)) return GRAFT_EINTR;
+  }
+  return GRAFT_OK;
 }
 
 /* A NaN or infinite loss: say where, and what most likely caused it. The
@@ -153,30 +153,19 @@ static graft_status diverged(const run *r, const split_state *ss, const int *bat
                      ss->split->samples[batch[j]].path, cause);
 }
 
-graft_status graft__ft_pass(run *r, bool train, int epoch, double *loss_sum, int64_t *correct,
-                            int64_t *seen) {
+/* The pass's steps from `step` on: each batch's feature rows, then a
+ * training or evaluation step on them. */
+static graft_status steps(run *r, split_state *ss, bool train, int epoch, int step, int group,
+                          int n, double *loss_sum, int64_t *correct, int64_t *seen) {
   const graft_config *c = r->cfg;
   pass_buffers *b = &r->buf;
-  split_state *ss = train ? &r->train : &r->val;
-  int n = pass_order(r, ss, train && c->shuffle, epoch);
-  /* Evaluation from a complete cache takes the net's largest groups of rows:
-   * each row's results are the same in any group (graft_net_eval_step). */
-  int group = r->batch;
-  if (!train && ss->cache) {
-    bool all = true;
-    for (int i = 0; all && i < n; i++) all = graft_feature_cache_has(ss->cache, b->order[i]);
-    if (all) group = r->eval_rows;
-  }
-  int steps = (n + group - 1) / group;
-  int step = train ? r->ck.step : 0;
-  uint64_t aug_seed = graft__ft_stream(c->seed, TAG_AUGMENT, (uint64_t)epoch, 0);
-  GRAFT_TRY(queue_loader(r, ss, step * group, n, aug_seed));
+  const int steps = (n + group - 1) / group;
   graft_sgd_params sgd = {(float)graft__ft_lr(c, epoch), (float)c->momentum, (float)c->weight_decay,
                           false};
   for (; step < steps; step++) {
     int from = step * group, count = n - from < group ? n - from : group, kept = 0;
     int *batch = b->order + from;
-    GRAFT_TRY(batch_features(r, ss, batch, count, &kept));
+    GRAFT_TRY(batch_features(r, ss, step, batch, count, &kept));
     if (kept > 0) {
       for (int j = 0; j < kept; j++) b->labels[j] = ss->split->samples[batch[j]].label;
       const bool stepped = r->ck.momentum_set; /* these losses come after a step */
@@ -205,4 +194,31 @@ graft_status graft__ft_pass(run *r, bool train, int epoch, double *loss_sum, int
     }
   }
   return GRAFT_OK;
+}
+
+graft_status graft__ft_pass(run *r, bool train, int epoch, double *loss_sum, int64_t *correct,
+                            int64_t *seen) {
+  const graft_config *c = r->cfg;
+  split_state *ss = train ? &r->train : &r->val;
+  int n = pass_order(r, ss, train && c->shuffle, epoch);
+  /* Evaluation from a complete cache takes the net's largest groups of rows:
+   * each row's results are the same in any group (graft_net_eval_step). */
+  int group = r->batch;
+  if (!train && ss->cache) {
+    bool all = true;
+    for (int i = 0; all && i < n; i++) all = graft_feature_cache_has(ss->cache, r->buf.order[i]);
+    if (all) group = r->eval_rows;
+  }
+  int step = train ? r->ck.step : 0;
+  uint64_t aug_seed = graft__ft_stream(c->seed, TAG_AUGMENT, (uint64_t)epoch, 0);
+  graft_status s = graft__ft_share_plan(r, ss, train, epoch, step, group, n, aug_seed);
+  /* With a cache, its rows first (they are all needed, and the trunk's work
+   * then runs on every rank at once); the steps then read them. */
+  if (s == GRAFT_OK && ss->cache) s = fill_cache(r, ss, train, epoch);
+  if (s == GRAFT_OK) s = steps(r, ss, train, epoch, step, group, n, loss_sum, correct, seen);
+  if (s != GRAFT_OK) {
+    graft_status w = graft__ft_share_cancel(r);
+    if (w != GRAFT_OK) return w;
+  }
+  return s;
 }

@@ -18,7 +18,8 @@ void graft__ft_say(const run *r, const char *fmt, ...) {
   if (r->hooks && r->hooks->message) r->hooks->message(r->hooks->user, line);
 }
 
-/* The backend, the net on it for the model and batch, ready to train. */
+/* The backend, the net on it for the model and batch, ready to train (on
+ * rank 0: the others run its trunk only). */
 static graft_status open_net(run *r) {
   const graft_config *c = r->cfg;
   const char *note = NULL;
@@ -34,6 +35,7 @@ static graft_status open_net(run *r) {
     return graft__fail(s, "batch_size %d does not fit: %s; lower batch_size", r->batch, why);
   }
   GRAFT_TRY(s);
+  if (r->share.rank != 0) return GRAFT_OK;
   GRAFT_TRY(graft_net_train_init(r->net, c->trainable, (float)c->dropout));
   r->train_count = graft_net_train_count(r->net);
   r->train_offset = graft_net_train_offset(r->net);
@@ -41,18 +43,22 @@ static graft_status open_net(run *r) {
   return GRAFT_OK;
 }
 
-/* Each split's feature cache and image loader. The trunk is frozen: with no
- * random augmentation its output for an image never changes, so it is
- * computed once (graft_config_validate refuses a cache with augmentation).
- * Validation always uses the eval transform, so its features are cached
- * unless the cache is off. */
+/* Each split's feature cache (rank 0's) and image loader. The trunk is
+ * frozen: with no random augmentation its output for an image never
+ * changes, so it is computed once (graft_config_validate refuses a cache
+ * with augmentation). Validation always uses the eval transform, so its
+ * features are cached unless the cache is off. */
 static graft_status open_splits(run *r) {
   const graft_config *c = r->cfg;
   bool augment = c->augment == GRAFT_AUGMENT_TUTORIAL;
   bool cache_train =
       c->cache_features == GRAFT_CACHE_ON || (c->cache_features == GRAFT_CACHE_AUTO && !augment);
   bool cache_val = c->cache_features != GRAFT_CACHE_OFF;
-  int threads = c->threads > 0 ? (int)c->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (r->share.rank != 0) cache_train = cache_val = false;
+  /* Decoding threads: as many as the backend's (in a job, this process's share of the cores). */
+  int threads = r->opt->backend.threads > 0 ? r->opt->backend.threads
+                : c->threads > 0              ? (int)c->threads
+                                              : (int)sysconf(_SC_NPROCESSORS_ONLN);
   const int64_t mb = r->opt->cache_memory_mb;
   const char *dir = r->files.dir;
   graft_status s = GRAFT_OK;
@@ -72,20 +78,70 @@ static graft_status open_splits(run *r) {
   return graft_loader_create(&r->data.val, &r->m->pre, false, threads, &r->val.loader);
 }
 
+/* Rank 0 reads and writes every file of the run: the output folder, the
+ * checkpoint; the other ranks need the images and the weights only. */
 static graft_status setup(run *r) {
   const graft_config *c = r->cfg;
+  const bool first = r->share.rank == 0;
   char path[GRAFT_PATH_MAX];
-  /* The output folder's lock first: a second run on it stops at once. */
-  GRAFT_TRY(graft__ft_output(r));
+  /* The output folder's lock first: a second run on it stops at once. It
+   * is rank 0's, which alone writes there. */
+  if (first) GRAFT_TRY(graft__ft_output(r));
   graft_config_resolve(c, c->data, path, sizeof path);
   GRAFT_TRY(graft_dataset_open(path, &r->data));
   graft_config_resolve(c, c->weights, path, sizeof path);
   GRAFT_TRY(graft__ft_model(r, path));
   GRAFT_TRY(open_net(r));
   GRAFT_TRY(graft__ft_buffers(r));
-  GRAFT_TRY(graft__ft_saver(r));
-  GRAFT_TRY(graft__ft_checkpoint(r));
+  GRAFT_TRY(graft__ft_share_init(r));
+  if (first) GRAFT_TRY(graft__ft_saver(r));
+  if (first) GRAFT_TRY(graft__ft_checkpoint(r));
   return open_splits(r);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+/* What every rank must see alike: the images (paths and labels) and the
+ * trunk with its preprocessing. */
+static uint64_t fingerprint(const run *r) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (int i = 0; i < r->data.n_classes; i++)
+    h = fnv(h, r->data.classes[i], strlen(r->data.classes[i]) + 1);
+  const graft_split *splits[] = {&r->data.train, &r->data.val};
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < splits[k]->n; i++) {
+      h = fnv(h, splits[k]->samples[i].path, strlen(splits[k]->samples[i].path) + 1);
+      h = fnv(h, &splits[k]->samples[i].label, sizeof splits[k]->samples[i].label);
+    }
+  const graft_preproc *p = &r->m->pre;
+  int sizes[2] = {p->resize, p->crop};
+  h = fnv(h, sizes, sizeof sizes);
+  h = fnv(h, p->mean, sizeof p->mean);
+  h = fnv(h, p->std, sizeof p->std);
+  return fnv(h, r->m->params, r->m->arch.classifier_offset * sizeof(float));
+}
+
+/* Every rank set up, and alike; a failure anywhere is every rank's (rank 0
+ * reports it). */
+static graft_status setup_job(run *r) {
+  graft_comm *comm = r->opt->comm;
+  graft_status s = graft_comm_agree(comm, setup(r));
+  if (s != GRAFT_OK || r->share.ranks <= 1) return s;
+  uint64_t mine = fingerprint(r), first = mine;
+  GRAFT_TRY(graft_comm_bcast(comm, &first, sizeof first));
+  char data[GRAFT_PATH_MAX], weights[GRAFT_PATH_MAX];
+  graft_config_resolve(r->cfg, r->cfg->data, data, sizeof data);
+  graft_config_resolve(r->cfg, r->cfg->weights, weights, sizeof weights);
+  if (mine != first)
+    s = graft__fail(GRAFT_EINVAL,
+                    "%s or %s differs from rank 0's (every rank needs the same images and "
+                    "weights at the same paths)",
+                    data, weights);
+  return graft_comm_agree(comm, s);
 }
 
 static void teardown(run *r) {
@@ -99,6 +155,7 @@ static void teardown(run *r) {
   graft_dataset_free(&r->data);
   graft__ft_buffers_free(&r->buf);
   graft__ft_saver_free(&r->saver);
+  graft__ft_share_free(&r->share);
   free(r->train.bad);
   free(r->val.bad);
   free(r->ck.history);
@@ -194,10 +251,19 @@ graft_status graft_finetune_run(const graft_config *cfg, const graft_finetune_op
   r.cfg = cfg;
   r.opt = o;
   r.hooks = hooks;
+  r.share.rank = graft_comm_rank(o->comm);
+  r.share.ranks = graft_comm_size(o->comm);
+  /* The same config on every rank: the same verdict. */
   graft_status s = graft_config_validate(cfg);
-  if (s == GRAFT_OK) s = setup(&r);
+  if (s == GRAFT_OK) s = setup_job(&r);
   if (s == GRAFT_OK && hooks && hooks->started) hooks->started(hooks->user);
-  if (s == GRAFT_OK) s = train_loop(&r);
+  if (s == GRAFT_OK && r.share.rank != 0) {
+    s = graft__ft_serve(&r);
+  } else if (s == GRAFT_OK) {
+    s = train_loop(&r);
+    graft_status q = graft__ft_share_quit(&r, s);
+    if (s == GRAFT_OK) s = q;
+  }
   /* Whatever happened, the files of the last finished epoch are complete. */
   graft_status w = graft__ft_writer_join(&r);
   if (s == GRAFT_OK) s = w;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "comm/comm.h"
 #include "engine/backend.h"
 #include "engine/base/status.h"
 #include "apps/finetune/config.h"
@@ -35,6 +36,11 @@ typedef struct graft_finetune_options {
   graft_backend_options backend; /* the config's device, threads and precision, and the rest */
   int64_t cache_memory_mb;       /* the feature cache's budget; < 0: a quarter of physical memory */
   bool restart;                  /* ignore (and replace) an earlier run's last.h5 */
+  /* The job's ranks (NULL: this process alone). Every rank calls
+   * graft_finetune_run with the same config; rank 0 runs the recipe, reads
+   * and writes every file and reports, the others run their share of the
+   * trunk (apps/finetune/share.c). The results are a single process's. */
+  graft_comm *comm;
 } graft_finetune_options;
 
 /* Run the training the config describes. GRAFT_EINTR when stopped by

@@ -2,6 +2,7 @@
  *   run.c     set-up, the epochs, tear-down: graft_finetune_run
  *   pass.c    one pass over a split: the order, the features (from the
  *             cache, or decoded and through the trunk), the steps
+ *   share.c   the trunk's work of a pass shared over the job's ranks
  *   save.c    the output folder, its stale temporaries, best.h5 and last.h5
  *             written by a thread
  *   head.c    the model with its new head
@@ -21,6 +22,7 @@
 #include <time.h>
 
 #include "apps/finetune/run.h"
+#include "comm/comm.h"
 #include "engine/backend.h"
 #include "engine/base/rng.h"
 #include "engine/net.h"
@@ -54,9 +56,37 @@ typedef struct pass_buffers {
   float *loss;       /* [rows] per image */
   int32_t *labels;   /* [rows] */
   int32_t *pred;     /* [rows] */
-  int *slot_of;      /* [rows] each row's image in input, -1 when cached */
   int *order;        /* [the larger split] the samples of the pass */
 } pass_buffers;
+
+/* The trunk's work of a pass over the job's ranks (share.c). */
+enum { QUEUE = 8 }; /* a worker's results on their way to rank 0 */
+
+typedef struct trunk_job {
+  int id;           /* its index in rank 0's plan of the pass */
+  int step;         /* the step it feeds (rank 0's plan) */
+  int first, count; /* its images: share.samples[first, first + count) */
+} trunk_job;
+
+typedef struct share {
+  int rank, ranks;
+  trunk_job *jobs; /* the pass's (rank 0), or this rank's (the others) */
+  int n_jobs, jobs_cap;
+  int *samples; /* the jobs' images, in order */
+  int n_samples, samples_cap;
+  int next; /* rank 0: the next job to take */
+  struct {  /* the job just computed or received */
+    int count, good;
+    int32_t *status;  /* [batch] each image's */
+    char (*error)[256]; /* [batch] for those that failed */
+    float *rows;      /* [good, dim] */
+  } got;
+  void *msg; /* a message received */
+  size_t msg_cap;
+  void *out[QUEUE]; /* a worker's results being sent */
+  graft_comm_request *sending[QUEUE];
+  bool stop_noted; /* rank 0: a worker had a signal; a worker: rank 0 was told of its own */
+} share;
 
 /* The run's folder and its files. */
 typedef struct run_files {
@@ -99,16 +129,13 @@ typedef struct run {
   graft_checkpoint ck; /* the run's position, sums, best and history */
   run_files files;
   saver saver;
+  share share;
 } run;
 
 /* ---- run.c ---- */
 /* One line for the user, through the hooks. */
 void graft__ft_say(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Set (by a signal handler) when the run must stop after the current batch. */
-static inline bool graft__ft_stop_requested(const run *r) {
-  return r->hooks && r->hooks->stop && *r->hooks->stop;
-}
 
 static inline double graft__ft_now(void) {
   struct timespec ts;
@@ -166,5 +193,28 @@ void graft__ft_buffers_free(pass_buffers *b);
  * The loss sum, correct count and image count accumulate into the pointers. */
 graft_status graft__ft_pass(run *r, bool train, int epoch, double *loss_sum, int64_t *correct,
                             int64_t *seen);
+
+/* ---- share.c ---- */
+graft_status graft__ft_share_init(run *r);
+void graft__ft_share_free(share *w);
+/* Rank 0: the trunk's jobs of a pass over order[first_step * group, n) in
+ * steps of group images (those not in the cache), each worker told its
+ * own, rank 0's queued on its loader with the pass's augmentation seed. */
+graft_status graft__ft_share_plan(run *r, split_state *ss, bool train, int epoch, int first_step,
+                                  int group, int n, uint64_t seed);
+/* Rank 0: job j's results (the next in order) into r->share.got, computed
+ * here or received; the images that failed said, and marked bad. */
+graft_status graft__ft_share_take(run *r, split_state *ss, int j);
+/* Rank 0: the workers' jobs of the pass left undone, and what they had sent
+ * taken, the detail kept (a stop or a failure in the middle of a pass). */
+graft_status graft__ft_share_cancel(run *r);
+/* Rank 0: the workers told that the run is over, with its status. */
+graft_status graft__ft_share_quit(run *r, graft_status status);
+/* The other ranks: their jobs, pass after pass, until rank 0 says the run is
+ * over; its status. */
+graft_status graft__ft_serve(run *r);
+/* Set (by a signal handler, here or on another rank) when the run must
+ * stop after the current batch. */
+bool graft__ft_stop_requested(run *r);
 
 #endif
