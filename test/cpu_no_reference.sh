@@ -3,7 +3,8 @@
 # the machine's best ISA and capped at AVX2, with graft's AVX2 kernels and
 # with its generic ones. oneDNN's "ref:" implementations are plain C loops,
 # one to two orders of magnitude slower than its JIT and GEMM kernels (AlexNet's
-# first layer on AVX2 took 1.4 s per image on one).
+# first layer on AVX2 took 1.4 s per image on one). Each run's backend line
+# must also name the Winograd that ISA gets (graft's on AVX2, capped or not).
 . "$(dirname "$0")/lib.sh"
 scratch cpu-no-reference
 B=$GRAFT_BIN/bench
@@ -32,7 +33,26 @@ check() {
   else
     ok "$label: bench $* ($isa): $execs primitives, none a reference kernel"
   fi
+  # The Winograd the backend line names (engine/cpu/conv.c decides it):
+  # oneDNN's on AVX-512; graft's where oneDNN runs on AVX2, natively or
+  # capped, and the CPU has AVX2 + FMA with graft's kernels on; else none.
+  local line want
+  line=$(grep -m1 -o 'cpu: oneDNN.* convolutions' "$log")
+  if [[ $isa == *avx512* ]]; then
+    want="oneDNN Winograd"
+  elif [[ $isa == *avx2* && $CPU_AVX2_FMA == 1 && " ${envs[*]} " != *GRAFT_CPU_KERNELS=generic* ]]; then
+    want="graft Winograd"
+  else
+    want="oneDNN direct"
+  fi
+  if [[ $line != *"$want"* ]]; then
+    fail "$label: bench $*: expected $want convolutions, backend says: $line"
+  fi
 }
+
+# Whether this CPU has AVX2 and FMA (graft's Winograd and kernels need both).
+CPU_AVX2_FMA=0
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then CPU_AVX2_FMA=1; fi
 
 for setting in "native" "avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell" \
                "generic GRAFT_CPU_KERNELS=generic"; do

@@ -13,7 +13,7 @@
 #include "engine/base/rng.h"
 #include "harness.h"
 
-/* A CPU backend on one convolution path: "direct", "auto" or "gemm". */
+/* A CPU backend on one convolution path by its name (graft_cpu_conv_names). */
 static inline graft_backend *ref_cpu_backend(const char *path) {
   graft_backend_options o = {.threads = 2};
   CHECK_OK(graft_cpu_conv_parse(path, &o.cpu_conv));

@@ -1,12 +1,13 @@
 /* Whole trunks, planned from the layer tables of models/arch.h with random
- * weights, through every CPU convolution path (oneDNN Winograd, direct and
- * auto, im2col+GEMM): each against a double-precision reference and the
- * oneDNN paths against the GEMM one, relative L2 error <= 1e-4 (Winograd's
+ * weights, through every CPU convolution path (the default, with the ISA's
+ * Winograd; oneDNN direct and auto; im2col+GEMM; graft's Winograd with each
+ * tile size, where it can run): each against a double-precision reference
+ * and the others against the GEMM one, relative L2 error <= 1e-4 (Winograd's
  * transforms cost bits: VGG16 at 224x224, 13 of its convolutions, is the
  * case that shows how many). Sizes other than
  * 224x224 exercise the adaptive average pooling (256x300 gives AlexNet a 7x8
  * map pooled to 6x6; VGG16 at 64x64 a 2x2 map stretched to 7x7). Also the
- * backend's refusals: device names, GRAFT_CPU_CONV values, misfit windows. */
+ * backend's refusals: device names, convolution paths, misfit windows. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,9 +15,10 @@
 #include "cpu_ref.h"
 #include "models/arch.h"
 
-static const char *paths[] = {"winograd", "direct", "auto", "gemm"};
-#define N_PATHS 4
-#define GEMM 3
+static const char *paths[] = {"gemm", "winograd", "direct", "auto", "graft-winograd-f2",
+                              "graft-winograd-f4"};
+#define N_PATHS 6
+#define GEMM 0
 
 /* He-uniform weights and small biases for every convolution, in trunk order. */
 static float **random_weights(const graft_arch *a, graft_rng *r, float ***biases) {
@@ -106,26 +108,56 @@ static void run_case(graft_backend *const *bes, const char *arch, int n, int h, 
   size_t rows_n = (size_t)n * dim;
   float *rows[N_PATHS];
   for (int p = 0; p < N_PATHS; p++) {
+    rows[p] = NULL;
+    if (!bes[p]) continue;
     rows[p] = ref_alloc_floats(rows_n);
     backend_trunk(bes[p], &a, wts, bias, n, h, w, x, rows[p]);
     graft_test_diff d = graft_test_compare(graft_test_f(rows[p]), graft_test_d(ref), NULL, rows_n);
     double rel = d.rel;
     size_t zeros = 0;
     for (size_t i = 0; i < rows_n; i++) zeros += ref[i] == 0;
-    printf("%s trunk n%d %dx%d, %-8s vs double: rel %.2e max %.2e (%d features, %.0f%% zero)\n",
+    printf("%s trunk n%d %dx%d, %-17s vs double: rel %.2e max %.2e (%d features, %.0f%% zero)\n",
            arch, n, h, w, paths[p], rel, d.max_abs, dim,
            100.0 * zeros / rows_n);
     CHECK_MSG(rel <= 1e-4, "%s %s rel %.3e", arch, paths[p], rel);
   }
-  for (int p = 0; p < GEMM; p++) {
+  for (int p = GEMM + 1; p < N_PATHS; p++) {
+    if (!bes[p]) continue;
     double rel =
         graft_test_compare(graft_test_f(rows[p]), graft_test_f(rows[GEMM]), NULL, rows_n).rel;
-    printf("%s trunk n%d %dx%d, %-8s vs gemm: rel %.2e\n", arch, n, h, w, paths[p], rel);
+    printf("%s trunk n%d %dx%d, %-17s vs gemm: rel %.2e\n", arch, n, h, w, paths[p], rel);
     CHECK_MSG(rel <= 1e-4, "%s %s vs gemm rel %.3e", arch, paths[p], rel);
   }
   for (int p = 0; p < N_PATHS; p++) free(rows[p]);
   for (int i = 0; i < a.n_trunk; i++) free(wts[i]), free(bias[i]);
   free(wts), free(bias), free(x), free(ref);
+}
+
+/* Whose Winograd the default path runs (engine/cpu/conv.c decides it in
+ * one place): oneDNN's on AVX-512, graft's on AVX2 + FMA with oneDNN's
+ * 8-channel layout, none with the generic kernels, where graft-winograd is
+ * refused. */
+static void test_winograd_choice(void) {
+  graft_backend *be = ref_cpu_backend("winograd");
+  const char *d = graft_backend_describe(be);
+  __builtin_cpu_init();
+  bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  bool graft = strstr(d, "graft Winograd") != NULL;
+  if (strstr(d, "avx512"))
+    CHECK_MSG(!graft && strstr(d, "oneDNN Winograd"), "AVX-512: %s", d);
+  else
+    CHECK_MSG(graft == avx2, "AVX2 %s: %s", avx2 ? "and FMA" : "missing", d);
+  graft_backend_destroy(be);
+  graft_backend_options o = {.threads = 2, .cpu_kernels = GRAFT_CPU_KERNELS_GENERIC};
+  be = NULL;
+  CHECK_OK(graft_cpu_backend_create(&o, &be));
+  CHECK_MSG(!strstr(graft_backend_describe(be), "graft Winograd"), "generic kernels: %s",
+            graft_backend_describe(be));
+  graft_backend_destroy(be);
+  o.cpu_conv = GRAFT_CPU_CONV_GRAFT_WINOGRAD;
+  be = NULL;
+  CHECK(graft_cpu_backend_create(&o, &be) == GRAFT_ENODEV && be == NULL);
+  CHECK(strstr(graft_detail(), "graft-winograd") != NULL);
 }
 
 /* Refusals: device names, convolution paths, windows that do not fit. */
@@ -172,12 +204,24 @@ static void test_errors(graft_backend *be) {
 
 int main(void) {
   graft_backend *bes[N_PATHS];
-  for (int i = 0; i < N_PATHS; i++) bes[i] = ref_cpu_backend(paths[i]);
-  for (int i = 0; i < N_PATHS; i++) test_errors(bes[i]);
+  for (int i = 0; i < N_PATHS; i++) {
+    graft_backend_options o = {.threads = 2};
+    CHECK_OK(graft_cpu_conv_parse(paths[i], &o.cpu_conv));
+    bes[i] = NULL;
+    graft_status s = graft_cpu_backend_create(&o, &bes[i]);
+    if (s == GRAFT_ENODEV && strncmp(paths[i], "graft-", 6) == 0)
+      printf("%s: not here (%s)\n", paths[i], graft_detail());
+    else
+      CHECK_OK(s);
+  }
+  test_winograd_choice();
+  for (int i = 0; i < N_PATHS; i++)
+    if (bes[i]) test_errors(bes[i]);
   run_case(bes, "alexnet", 1, 224, 224);
   run_case(bes, "alexnet", 2, 256, 300);
   run_case(bes, "vgg16", 1, 64, 64);
   run_case(bes, "vgg16", 1, 224, 224);
-  for (int i = 0; i < N_PATHS; i++) graft_backend_destroy(bes[i]);
+  for (int i = 0; i < N_PATHS; i++)
+    if (bes[i]) graft_backend_destroy(bes[i]);
   return graft_test_finish("cpu_trunk");
 }

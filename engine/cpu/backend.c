@@ -202,10 +202,13 @@ graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_back
   char dnnl[96];
   graft__dnnl_describe(be, dnnl, sizeof dnnl);
   be->block = strstr(dnnl, "avx512") ? 16 : 8;
-  const char *path = be->conv_path == GRAFT_CPU_CONV_GEMM     ? "im2col+sgemm convolutions"
-                     : be->conv_path == GRAFT_CPU_CONV_AUTO   ? "oneDNN auto convolutions"
-                     : be->conv_path == GRAFT_CPU_CONV_DIRECT ? "oneDNN direct convolutions"
-                                                              : "oneDNN Winograd/direct convolutions";
+  char path[96];
+  s = graft__cpu_conv_choose(be, path, sizeof path);
+  if (s != GRAFT_OK) {
+    graft__dnnl_release(be);
+    free(be);
+    return s;
+  }
   /* openblas_get_config() starts "OpenBLAS 0.3.21 ..."; the core name says
    * which kernels run (OPENBLAS_CORETYPE can force them). */
   const char *cfg = openblas_get_config();

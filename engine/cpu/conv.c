@@ -1,8 +1,68 @@
-/* Convolution on the CPU: the checks every path shares, then the path the
- * backend was created with (graft_backend_options.cpu_conv):
- *   winograd, direct, auto  oneDNN on channel-blocked activations (dnnl.c)
- *   gemm                    im2col + OpenBLAS sgemm on plain NCHW (conv_gemm.c) */
+/* Convolution on the CPU: which path each layer takes, decided here and
+ * nowhere else, from the backend's option (graft_backend_options.cpu_conv)
+ * and the ISA it runs on:
+ *   winograd (default)  3x3/1 (and 5x5/1) layers on the ISA's Winograd, see
+ *                       graft__cpu_conv_choose; the others oneDNN direct
+ *   dnnl-winograd       oneDNN's Winograd where it has one, else direct
+ *   graft-winograd      graft's Winograd (winograd.c); -f2, -f4 force its tile
+ *   direct, auto        oneDNN direct everywhere, oneDNN's own choice
+ *   gemm                im2col + OpenBLAS sgemm on plain NCHW (conv_gemm.c)
+ * oneDNN's layers run on channel-blocked activations (dnnl.c); graft's
+ * Winograd reads and writes the same nChw8c, so the trunk needs no reorders
+ * between the two. */
+#include <stdio.h>
+
 #include "engine/cpu/cpu.h"
+
+/* Whose Winograd runs the 3x3/1 (and 5x5/1) layers, from the ISA oneDNN
+ * runs on (its block: 16 on AVX-512, 8 below, also when ONEDNN_MAX_CPU_ISA
+ * caps an AVX-512 machine) and graft's own AVX2 kernels:
+ *   AVX-512:      oneDNN's Winograd (jit_avx512_core_f32_wino_conv_*, 3x3)
+ *   AVX2 + FMA:   graft's (oneDNN 2.6 has none there), unless the generic
+ *                 kernels (GRAFT_CPU_KERNELS_GENERIC) turn graft's AVX2 off
+ *   below:        none, oneDNN direct
+ * graft-winograd insists on graft's and fails where it cannot run. */
+graft_status graft__cpu_conv_choose(cpu_backend *be, char *what, size_t cap) {
+  const bool graft_ok = be->avx2 && be->block == 8;
+  be->wino = CPU_WINO_NONE;
+  be->wino_m = 0;
+  switch (be->conv_path) {
+    case GRAFT_CPU_CONV_WINOGRAD:
+      be->wino = be->block == 16 ? CPU_WINO_DNNL : graft_ok ? CPU_WINO_GRAFT : CPU_WINO_NONE;
+      break;
+    case GRAFT_CPU_CONV_DNNL_WINOGRAD: be->wino = CPU_WINO_DNNL; break;
+    case GRAFT_CPU_CONV_GRAFT_WINOGRAD:
+    case GRAFT_CPU_CONV_GRAFT_WINOGRAD_F2:
+    case GRAFT_CPU_CONV_GRAFT_WINOGRAD_F4:
+      if (!graft_ok)
+        return graft__fail(GRAFT_ENODEV,
+                           "CPU convolution path %s needs graft's AVX2 + FMA kernels (%s here) "
+                           "and oneDNN's 8-channel layout (%d here; ONEDNN_MAX_CPU_ISA=AVX2 "
+                           "gives it on AVX-512)",
+                           graft_cpu_conv_name(be->conv_path), be->avx2 ? "on" : "off",
+                           be->block);
+      be->wino = CPU_WINO_GRAFT;
+      be->wino_m = be->conv_path == GRAFT_CPU_CONV_GRAFT_WINOGRAD_F2   ? 2
+                   : be->conv_path == GRAFT_CPU_CONV_GRAFT_WINOGRAD_F4 ? 4
+                                                                       : 0;
+      break;
+    default: break;
+  }
+  const char *tile = be->wino_m == 2   ? "F(2x2,3x3)"
+                     : be->wino_m == 4 ? "F(4x4,3x3)"
+                                       : "F(4x4|2x2,3x3)";
+  if (be->conv_path == GRAFT_CPU_CONV_GEMM)
+    snprintf(what, cap, "im2col+sgemm convolutions");
+  else if (be->conv_path == GRAFT_CPU_CONV_AUTO)
+    snprintf(what, cap, "oneDNN auto convolutions");
+  else if (be->wino == CPU_WINO_GRAFT)
+    snprintf(what, cap, "graft Winograd %s + oneDNN direct convolutions", tile);
+  else if (be->wino == CPU_WINO_DNNL)
+    snprintf(what, cap, "oneDNN Winograd/direct convolutions");
+  else
+    snprintf(what, cap, "oneDNN direct convolutions");
+  return GRAFT_OK;
+}
 
 graft_status graft__cpu_conv2d_plan(graft_backend *b, const graft_conv2d_params *p,
                                     const graft_act *in, const float *w, const float *bias,
@@ -15,5 +75,9 @@ graft_status graft__cpu_conv2d_plan(graft_backend *b, const graft_conv2d_params 
   if (p->out_c < 1) return graft__fail(GRAFT_EINVAL, "convolution with %d outputs", p->out_c);
   if (be->conv_path == GRAFT_CPU_CONV_GEMM)
     return graft__gemm_conv_plan(be, p, in, w, bias, out, plan);
+  /* graft's takes 3x3/1 and 5x5/1 on nChw8c; the first layer (plain NCHW,
+   * 3 channels) and strided ones stay on oneDNN. */
+  if (be->wino == CPU_WINO_GRAFT && graft__wino_fits(be, p, in))
+    return graft__wino_conv_plan(be, p, in, w, bias, out, plan);
   return graft__dnnl_conv_plan(be, p, in, w, bias, out, plan);
 }

@@ -23,10 +23,20 @@
 
 #include "engine/backend_impl.h"
 
+/* Whose Winograd the 3x3 (and 5x5) stride-1 layers run (engine/cpu/conv.c's
+ * graft__cpu_conv_choose decides, in one place, from the path and the ISA). */
+typedef enum cpu_wino {
+  CPU_WINO_NONE,  /* oneDNN direct */
+  CPU_WINO_DNNL,  /* oneDNN's (it has kernels on AVX-512 only, 3x3 only) */
+  CPU_WINO_GRAFT, /* graft's (engine/cpu/winograd.c) */
+} cpu_wino;
+
 typedef struct cpu_backend {
   graft_backend base;
   graft_cpu_conv conv_path;
   int block;                 /* channel block of the oneDNN layout: 16, 8 or 0 */
+  cpu_wino wino;
+  int wino_m;                /* graft's Winograd output tile: 2 or 4, 0 = chosen per layer */
   struct cpu_dnnl *dnnl;     /* engine, stream, shared scratchpad (engine/cpu/dnnl.c) */
   /* Our own loops' kernels (engine/cpu/linear_rows.c, linear_sgd.c): AVX2 (+FMA)
    * where the CPU has them, else generic C; GRAFT_CPU_KERNELS_GENERIC forces
@@ -73,6 +83,10 @@ graft_status graft__cpu_check_window(const char *op, const graft_act *in, int ke
                                     int pad);
 
 /* ---- engine/cpu/conv.c: the convolution entry, which picks a path ---- */
+/* At creation, once conv_path, avx2 and block are set: whose Winograd runs
+ * (be->wino, be->wino_m) and the path's words for the backend line into
+ * what; GRAFT_ENODEV when the option insists on a kernel this ISA lacks. */
+graft_status graft__cpu_conv_choose(cpu_backend *be, char *what, size_t cap);
 graft_status graft__cpu_conv2d_plan(graft_backend *be, const graft_conv2d_params *p,
                                     const graft_act *in, const float *w, const float *b,
                                     graft_act *out, graft_plan **plan);
@@ -91,6 +105,13 @@ graft_status graft__dnnl_maxpool_plan(cpu_backend *be, const graft_pool2d_params
 
 /* ---- engine/cpu/conv_gemm.c: im2col + sgemm on plain NCHW ---- */
 graft_status graft__gemm_conv_plan(cpu_backend *be, const graft_conv2d_params *p,
+                                   const graft_act *in, const float *w, const float *b,
+                                   graft_act *out, graft_plan **plan);
+
+/* ---- engine/cpu/winograd.c: graft's Winograd for 3x3/1, 5x5/1 on nChw8c, AVX2 + FMA ---- */
+/* Whether it can take this layer: 3x3/1 or 5x5/1, nChw8c input, AVX2 kernels on. */
+bool graft__wino_fits(const cpu_backend *be, const graft_conv2d_params *p, const graft_act *in);
+graft_status graft__wino_conv_plan(cpu_backend *be, const graft_conv2d_params *p,
                                    const graft_act *in, const float *w, const float *b,
                                    graft_act *out, graft_plan **plan);
 

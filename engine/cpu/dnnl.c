@@ -362,8 +362,9 @@ graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *c
    * relative, direct 5e-7: test_cpu_trunk). oneDNN's own `auto` picks it only
    * for larger batches (at 8 images, not at 1-2). There is no Winograd kernel
    * for some shapes (3 input channels, plain layouts) nor below AVX-512:
-   * direct then. */
-  bool wino = (be->conv_path == GRAFT_CPU_CONV_WINOGRAD || be->conv_path == GRAFT_CPU_CONV_AUTO) &&
+   * direct then (on AVX2 + FMA graft's own Winograd takes these layers before
+   * they get here: engine/cpu/winograd.c, chosen in conv.c). */
+  bool wino = (be->wino == CPU_WINO_DNNL || be->conv_path == GRAFT_CPU_CONV_AUTO) &&
               cp->kernel == 3 && cp->stride == 1;
   if (wino) {
     dnnl_alg_kind_t alg = be->conv_path == GRAFT_CPU_CONV_AUTO ? dnnl_convolution_auto
