@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include "io/fsutil.h"
+#include "models/model.h"
 
 int graft_test_failures;
 
@@ -159,4 +160,26 @@ const char *graft_test_path(const char *dir, const char *name) {
   char *b = bufs[next++ % 8];
   snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
   return b;
+}
+
+void graft_test_check_detail(const char *what, const char *hide, const char *n1,
+                             const char *n2) {
+  const char *d = graft_detail();
+  if (n1) CHECK_MSG(strstr(d, n1) != NULL, "%s: detail \"%s\" lacks \"%s\"", what, d, n1);
+  if (n2) CHECK_MSG(strstr(d, n2) != NULL, "%s: detail \"%s\" lacks \"%s\"", what, d, n2);
+  CHECK_MSG(strchr(d, '\n') == NULL, "%s: detail on several lines: %s", what, d);
+  CHECK_MSG(strstr(d, hide) == NULL, "%s: detail contains the path: %s", what, d);
+}
+
+void graft_test_expect_load_fail(const char *dir, const char *name, graft_status want,
+                                 const char *n1, const char *n2) {
+  graft_model *m = NULL;
+  graft_clear_detail();
+  graft_status s = graft_model_load(graft_test_path(dir, name), &m);
+  printf("  %-24s %s: %s\n", name, graft_strerror(s), graft_detail());
+  CHECK_MSG(s == want, "%s: got \"%s\", want \"%s\"", name, graft_strerror(s),
+            graft_strerror(want));
+  CHECK_MSG(m == NULL, "%s: a model came back on failure", name);
+  graft_model_free(m);
+  graft_test_check_detail(name, dir, n1, n2);
 }

@@ -120,4 +120,15 @@ graft_backend_options graft_test_backend_options(void);
 /* Path join into a static rotating buffer (for test code only). */
 const char *graft_test_path(const char *dir, const char *name);
 
+/* The last failure's detail is one line, contains n1 and n2 (either may be
+ * NULL) and never the folder `hide` (details name no paths: the programs
+ * put the file's name in front). */
+void graft_test_check_detail(const char *what, const char *hide, const char *n1,
+                             const char *n2);
+
+/* graft_model_load of dir/name must fail with `want`, returning no model,
+ * with a detail graft_test_check_detail accepts (hiding dir). */
+void graft_test_expect_load_fail(const char *dir, const char *name, graft_status want,
+                                 const char *n1, const char *n2);
+
 #endif

@@ -78,19 +78,7 @@ static void check_good(const char *name, bool top, graft_h5 *want) {
 
 /* A broken file: this status, a one-line detail with both texts, no path. */
 static void check_bad(const char *name, graft_status want, const char *n1, const char *n2) {
-  graft_model *m = NULL;
-  graft_clear_detail();
-  graft_status s = graft_model_load(fixture(name), &m);
-  const char *d = graft_detail();
-  printf("  %-24s %s: %s\n", name, graft_strerror(s), d);
-  CHECK_MSG(s == want, "%s: got \"%s\", want \"%s\"", name, graft_strerror(s),
-            graft_strerror(want));
-  CHECK_MSG(m == NULL, "%s: a model came back", name);
-  graft_model_free(m);
-  if (n1) CHECK_MSG(strstr(d, n1) != NULL, "%s: detail lacks \"%s\"", name, n1);
-  if (n2) CHECK_MSG(strstr(d, n2) != NULL, "%s: detail lacks \"%s\"", name, n2);
-  CHECK_MSG(strchr(d, '\n') == NULL, "%s: detail on several lines", name);
-  CHECK_MSG(strstr(d, dir) == NULL, "%s: detail contains the path", name);
+  graft_test_expect_load_fail(dir, name, want, n1, n2);
 }
 
 /* graft on the with-top file against Keras's logits, image by image. */

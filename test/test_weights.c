@@ -42,24 +42,12 @@ static void clear_warnings(void) {
 static const char *fixture(const char *name) { return graft_test_path(dir, name); }
 
 static void check_detail(const char *what, const char *n1, const char *n2) {
-  const char *d = graft_detail();
-  if (n1) CHECK_MSG(strstr(d, n1) != NULL, "%s: detail \"%s\" lacks \"%s\"", what, d, n1);
-  if (n2) CHECK_MSG(strstr(d, n2) != NULL, "%s: detail \"%s\" lacks \"%s\"", what, d, n2);
-  CHECK_MSG(strchr(d, '\n') == NULL, "%s: detail on several lines: %s", what, d);
-  CHECK_MSG(strstr(d, dir) == NULL, "%s: detail contains the path: %s", what, d);
+  graft_test_check_detail(what, dir, n1, n2);
 }
 
 /* graft_model_load of a fixture must fail with `want`, detail containing n1 and n2. */
 static void expect_load_fail(const char *name, graft_status want, const char *n1, const char *n2) {
-  graft_model *m = NULL;
-  graft_clear_detail();
-  graft_status s = graft_model_load(fixture(name), &m);
-  printf("  %-16s %s: %s\n", name, graft_strerror(s), graft_detail());
-  CHECK_MSG(s == want, "%s: got \"%s\", want \"%s\"", name, graft_strerror(s),
-            graft_strerror(want));
-  CHECK_MSG(m == NULL, "%s: model returned on failure", name);
-  graft_model_free(m);
-  check_detail(name, n1, n2);
+  graft_test_expect_load_fail(dir, name, want, n1, n2);
 }
 
 static void expect_status(const char *what, graft_status got, graft_status want, const char *n1) {
