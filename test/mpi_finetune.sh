@@ -98,7 +98,29 @@ for name in ("best.h5", "last.h5"):
             for k in f.keys():
                 f[k][()]
 PYEOF
+# Whether the kill cut a save of rank 0's short depends on timing; plant what
+# it leaves when it does, deterministically: a temporary whose writer's PID
+# still answers kill(pid, 0), as a killed rank does while it is a zombie that
+# nobody has reaped yet (a real one: a child of a process that never waits).
+# The shell execs before its child ends, so nothing reaps the child.
+bash -c 'sleep 0.2 & echo $! > "$1"; exec sleep 300' zombie "$T/zombie.pid" &
+holder=$!
+zpid=
+for _ in $(seq 100); do
+  [ -s "$T/zombie.pid" ] && zpid=$(cat "$T/zombie.pid") &&
+    [ "$(awk '{print $3}' "/proc/$zpid/stat" 2>/dev/null)" = Z ] && break
+  sleep 0.1
+done
+planted="$T/runs/killed/last.h5.tmp.$zpid.5"
+printf 'partial' > "$planted"
+[ "$(awk '{print $3}' "/proc/$zpid/stat" 2>/dev/null)" = Z ] && kill -0 "$zpid" 2>/dev/null &&
+  ok "planted $(basename "$planted"): its PID $zpid is a zombie and answers kill -0" ||
+  fail "the planted temporary's PID $zpid is not a zombie that answers kill -0"
 mpi 3 "$FT" -q "$T/killed.h5" > /dev/null 2> "$T/kill2.err" || fail "after the kill: $(cat "$T/kill2.err")"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+grep -q "$(basename "$planted"): removed, a partial file" "$T/kill2.err" &&
+  ok "the resume removed the temporary of a PID that still answers" ||
+  fail "the planted temporary was not removed: $(cat "$T/kill2.err")"
 same_run "killed on 2 ranks, resumed on 3 vs uninterrupted" "$T/runs/tutorial_one" "$T/runs/killed"
 leftovers=$(find "$T/runs" -name '*.tmp.*' | wc -l)
 [ "$leftovers" -eq 0 ] && ok "no temporary files left after the kill and resume" ||

@@ -22,8 +22,6 @@
  * interruption and a stop always save; a crash loses at most save_every seconds of training,
  * and the files on disk are always a consistent pair from one moment. */
 #include <dirent.h>
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +30,22 @@
 #include "apps/finetune/run_impl.h"
 #include "engine/base/log.h"
 
+#define PROBE ".graft-write-test" /* written and removed to see the folder is writable */
+
 /* A run killed while writing (power loss, SIGKILL) leaves its temporary
  * files (NAME.tmp.PID.N, io/fsutil.c) behind; the finished files are the
- * previous ones, whole. Remove the temporaries of processes that are gone. */
+ * previous ones, whole. Called with the folder's run lock held: every writer
+ * of these files holds that lock for as long as it writes (the saver thread
+ * is joined before the run lets go of it), so a temporary found now belongs
+ * to no live run, whatever its PID says. The PID cannot say it: a killed
+ * run's process stays a zombie, still answering kill(pid, 0), until its new
+ * parent reaps it (an mpirun that exits before its ranks are reaped leaves
+ * them to init), and a PID may be reused or belong to another machine. */
 static void remove_stale_temps(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) return;
-  static const char *const names[] = {"best.h5", "last.h5", "metrics.csv", "curves.png"};
+  static const char *const names[] = {"best.h5",    "last.h5", "metrics.csv",
+                                      "curves.png", PROBE};
   struct dirent *e;
   while ((e = readdir(d))) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -49,7 +56,6 @@ static void remove_stale_temps(const char *dir) {
       if (strncmp(e->d_name, names[i], len) != 0 ||
           sscanf(e->d_name + len, ".tmp.%ld.%lu%c", &pid, &n, &end) != 2 || pid <= 0)
         continue;
-      if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours */
       char path[GRAFT_PATH_MAX + 300];
       snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
       if (unlink(path) == 0)
@@ -76,7 +82,7 @@ graft_status graft__ft_output(run *r) {
   remove_stale_temps(f->dir);
   /* Fail now, not after the first epoch, when the folder is not writable. */
   char probe[GRAFT_PATH_MAX + 32];
-  snprintf(probe, sizeof probe, "%s/.graft-write-test", f->dir);
+  snprintf(probe, sizeof probe, "%s/%s", f->dir, PROBE);
   s = graft_write_file_atomic(probe, "ok", 2);
   if (s != GRAFT_OK) return graft__context(s, "output folder %s is not writable", f->dir);
   unlink(probe);
