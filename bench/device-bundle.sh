@@ -43,8 +43,15 @@ mkdir -p "$BUILD"
 # (libsz, libaec, libcurl, libOpenCL, libgfortran) that the GPU machine lacks.
 # The module keeps a RUNPATH: cuDNN and cuBLAS come from the GPU machine
 # (LD_LIBRARY_PATH, set by device-check.sh to PyTorch's own).
+# MPI off: the device check runs one process per GPU, and Open MPI cannot be
+# bundled by copying what ldd lists. libmpi carries its own RUNPATH to
+# /usr/lib/x86_64-linux-gnu/openmpi/lib (so its libopen-rte, libopen-pal,
+# libhwloc and libevent load from there, past the bundle's lib/), and it
+# dlopens its components from a folder compiled into libopen-pal, which no
+# ldd shows; a relocated copy would need the whole installation and
+# OPAL_PREFIX on a machine that has no mpirun to use it with.
 # shellcheck disable=SC2086
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGRAFT_CUDA=ON -DGRAFT_WERROR=ON \
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGRAFT_CUDA=ON -DGRAFT_MPI=OFF -DGRAFT_WERROR=ON \
   '-DCMAKE_BUILD_RPATH=$ORIGIN/../lib' '-DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags' \
   ${GRAFT_BUNDLE_CMAKE_ARGS:-} >"$BUILD/configure.log" 2>&1 ||
   { cat "$BUILD/configure.log"; exit 1; }
@@ -98,7 +105,10 @@ if [ -d "$DATA" ]; then
   for split in train val; do
     for cls in ants bees; do
       mkdir -p "$DEST/data/hymenoptera/$split/$cls"
-      find "$DATA/$split/$cls" -maxdepth 1 -iname '*.jpg' | sort | head -n 10 |
+      # sed reads to the end: head would leave sort writing into a closed
+      # pipe (SIGPIPE, a failure under pipefail once the listing outgrows
+      # one write)
+      find "$DATA/$split/$cls" -maxdepth 1 -iname '*.jpg' | sort | sed -n '1,10p' |
         while read -r f; do cp "$f" "$DEST/data/hymenoptera/$split/$cls/"; done
     done
   done
