@@ -189,7 +189,44 @@ static void walk(const graft_arch *a, int n, int h, int w, graft_precision prec)
   }
 }
 
+/* The legacy rung's choice (no GPU needed: a made-up results table). */
+static void legacy_pick(void) {
+  const size_t mib = 1 << 20;
+  cudnnConvolutionFwdAlgoPerf_t perf[4] = {0};
+  const struct {
+    cudnnConvolutionFwdAlgo_t algo;
+    size_t memory;
+    cudnnDeterminism_t det;
+    cudnnMathType_t math;
+  } rows[] = {{CUDNN_CONVOLUTION_FWD_ALGO_FFT, 900 * mib, CUDNN_DETERMINISTIC, CUDNN_DEFAULT_MATH},
+              {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, 300 * mib, CUDNN_DETERMINISTIC,
+               CUDNN_DEFAULT_MATH},
+              {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, 40 * mib, CUDNN_DETERMINISTIC,
+               CUDNN_DEFAULT_MATH},
+              {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0, CUDNN_NON_DETERMINISTIC,
+               CUDNN_FMA_MATH}};
+  for (int i = 0; i < 4; i++) {
+    perf[i].algo = rows[i].algo, perf[i].status = CUDNN_STATUS_SUCCESS;
+    perf[i].memory = rows[i].memory, perf[i].determinism = rows[i].det;
+    perf[i].mathType = rows[i].math;
+  }
+  int smallest;
+  CHECK(graft__legacy_pick(perf, 4, false, 1024 * mib, &smallest) == 0 && smallest == -1);
+  CHECK(graft__legacy_pick(perf, 4, false, 500 * mib, &smallest) == 1); /* FFT too big */
+  CHECK(graft__legacy_pick(perf, 4, true, 500 * mib, &smallest) == 1);  /* strict: no transform */
+  CHECK(graft__legacy_pick(perf, 4, true, 100 * mib, &smallest) == 2);  /* transform, it fits */
+  CHECK(graft__legacy_pick(perf, 3, true, 10 * mib, &smallest) == -1 && smallest == 2);
+  CHECK(graft__legacy_pick(perf, 4, true, 10 * mib, &smallest) == 3);   /* non-deterministic */
+  perf[3].status = CUDNN_STATUS_NOT_SUPPORTED;
+  CHECK(graft__legacy_pick(perf, 4, false, 0, &smallest) == -1 && smallest == 2);
+  perf[1].mathType = CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION; /* never, however small */
+  perf[1].memory = 0;
+  CHECK(graft__legacy_pick(perf, 4, false, 10 * mib, &smallest) == -1 && smallest == 2);
+  printf("legacy rung: algorithm choice within the workspace limit checked\n");
+}
+
 int main(void) {
+  legacy_pick();
   const char *dir = graft_test_env("GRAFT_CUDNN_DEVICES");
   char fallback[4096];
   if (!dir) {
