@@ -98,7 +98,9 @@ __global__ void dropout_backward(size_t count, float scale, const uint8_t *keep,
  * terms in this tree is within (k / threads + log2(threads)) ulp (4 + 8 for
  * k = 1000), far less on average. So the results are within about 1e-7
  * relative of the CPU's double reductions (a few 1e-7 at worst; the test
- * allows 1e-6). Every lane of a butterfly ends with the same value: a + b
+ * allows 1e-6). Emulated on the CPU in this order with glibc's expf, over
+ * test_cuda_ops' shapes and 256x1000, 50 seeds of logits in [-20, 20]: at
+ * most 1.1e-7 (softmax, loss), 7.7e-8 (dlogits). Every lane of a butterfly ends with the same value: a + b
  * and b + a are the same float. */
 __device__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) {
