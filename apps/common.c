@@ -176,13 +176,15 @@ long long app_threads(long long setting) {
 }
 
 bool app_backend_create(const graft_backend_options *o, graft_backend **out) {
-  const char *note = NULL;
+  graft_backend_note note;
   graft_status s = graft_backend_create(o, out, &note);
   if (s != GRAFT_OK) {
     app_status_error(o->device && *o->device ? o->device : "auto", s);
     return false;
   }
-  if (note) app_error(NULL, "%s", note);
+  /* A machine without an NVIDIA driver runs on the CPU without a word;
+   * `bench devices` says what it found. */
+  if (note.kind == GRAFT_FALLBACK_NO_GPU) app_error(NULL, "%s", note.line);
   return true;
 }
 

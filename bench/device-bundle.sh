@@ -10,8 +10,9 @@
 #                           cuBLAS and nvrtc, which the GPU machine provides
 #   .device/data/           10 images of each class and split of the shared
 #                           hymenoptera set (finetune step for step, classify)
-#   .device/cudnn-devices/  the A100/H100 descriptions test_cuda_ops holds its
-#                           forced rungs to
+#   .device/cudnn-devices/  the A100/H100 descriptions and the cards' own
+#                           recorded in bench/cudnn-devices/, which
+#                           test_cuda_ops holds its forced rungs to
 #   .device/MANIFEST        what went in, from which commit, the sizes, and
 #                           what the GPU machine must provide
 #
@@ -120,6 +121,10 @@ if [ -d "$DEVICES" ]; then
   mkdir -p "$DEST/cudnn-devices" && cp "$DEVICES"/*.json "$DEST/cudnn-devices/"
 else
   echo "warning: no cuDNN device descriptions at $DEVICES: forced rungs are held to the GPU's own"
+fi
+# the cards' own descriptions, recorded by device runs (bench/device-check.sh)
+if ls "$ROOT"/bench/cudnn-devices/*.json >/dev/null 2>&1; then
+  mkdir -p "$DEST/cudnn-devices" && cp "$ROOT"/bench/cudnn-devices/*.json "$DEST/cudnn-devices/"
 fi
 
 # ---- sizes: the working tree and .device travel together ----

@@ -29,8 +29,11 @@
 # left, and the steps that no longer fit are reported "not run (deadline)".
 # After every step the table so far goes to LOGDIR/summary.txt and, when OUT
 # is set, to $OUT/summary.txt with every log so far in $OUT/device-logs.tgz
-# (and $OUT/cudnn-device.json, the GPU's description as cuDNN writes it): a
-# run killed from outside still returns what it did.
+# (and $OUT/cudnn-devices/<card>.json, the GPU's description as cuDNN writes
+# it: commit it to bench/cudnn-devices/, and the next run's forced rungs are
+# held to this card's own description): a run killed from outside still
+# returns what it did. A step's "NOTE: ..." line, if any, is its note in the
+# table.
 #
 # What runs: the bundle .device/bundle.tar.xz made by bench/device-bundle.sh
 # (the GPU machine has the driver, cuDNN, cuBLAS and a python with torch, but
@@ -121,7 +124,9 @@ publish() {
   } >"$LOGS/summary.txt"
   if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
     cp "$LOGS/summary.txt" "$OUT/summary.txt"
-    [ -f "$LOGS/cudnn-device.json" ] && cp "$LOGS/cudnn-device.json" "$OUT/"
+    if ls "$LOGS"/cudnn-devices/*.json >/dev/null 2>&1; then
+      mkdir -p "$OUT/cudnn-devices" && cp "$LOGS"/cudnn-devices/*.json "$OUT/cudnn-devices/"
+    fi
     tar -C "$(dirname "$LOGS")" -czf "$OUT/device-logs.tgz.part" "$(basename "$LOGS")" &&
       mv "$OUT/device-logs.tgz.part" "$OUT/device-logs.tgz"
   fi
@@ -166,6 +171,7 @@ step() {
     0)
       verdict=ok
       [ "${last:0:1}" = "{" ] || note=$last # bench rows: in the table below
+      grep -q '^NOTE: ' "$LOGS/$name.log" && note=$(grep -m1 '^NOTE: ' "$LOGS/$name.log")
       ;;
     77)
       note=$(grep -m1 '^SKIP' "$LOGS/$name.log" || echo "$last")
@@ -247,7 +253,7 @@ export GRAFT_SOURCE_DIR=$ROOT GRAFT_PYTHON=$PY GRAFT_BIN=$BIN GRAFT_TEST_TMP=$S/
 export GRAFT_DATA=$DATA GRAFT_DEFAULT_DATA=$DATA
 export GRAFT_CUDNN_DEVICES=${GRAFT_CUDNN_DEVICES:-$ROOT/.device/cudnn-devices}
 [ -d "$GRAFT_CUDNN_DEVICES" ] || GRAFT_CUDNN_DEVICES=$ROOT/../shared/docs/cudnn-devices
-export GRAFT_CUDNN_DEVICE_JSON_OUT=$LOGS/cudnn-device.json
+export GRAFT_CUDNN_DEVICE_JSON_OUT=$LOGS/cudnn-devices
 DEV=cuda
 DRY=${GRAFT_CHECK_DRY_RUN:-}
 [ -n "$DRY" ] && DEV=cpu

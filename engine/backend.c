@@ -12,21 +12,23 @@
 #endif
 
 graft_status graft_backend_create(const graft_backend_options *o, graft_backend **out,
-                                  const char **note) {
+                                  graft_backend_note *note) {
   static const graft_backend_options defaults = {0};
   if (!o) o = &defaults;
   const char *device = o->device;
   *out = NULL;
-  if (note) *note = NULL;
+  if (note) *note = (graft_backend_note){GRAFT_FALLBACK_NONE, NULL};
   if (!device || !*device || strcmp(device, "auto") == 0) {
 #ifdef GRAFT_HAVE_CUDA
     /* Any failure falls back, a GPU that is there but fails included: the
-     * line says which. */
+     * line says which, the kind whether anything is wrong. */
     static _Thread_local char why[1280];
     if (graft__cuda_backend_open(-1, o, out) == GRAFT_OK) return GRAFT_OK;
     snprintf(why, sizeof why, "no usable CUDA GPU (%s); running on the CPU", graft_detail());
     graft_clear_detail();
-    if (note) *note = why;
+    if (note)
+      *note = (graft_backend_note){
+          graft__cuda_no_driver() ? GRAFT_FALLBACK_NO_DRIVER : GRAFT_FALLBACK_NO_GPU, why};
 #endif
     return graft_cpu_backend_create(o, out);
   }

@@ -68,15 +68,30 @@ typedef struct graft_backend_options {
   int default_gpu;
 } graft_backend_options;
 
+/* Why "auto" runs on the CPU: the program decides whether to say so. */
+typedef enum graft_fallback {
+  GRAFT_FALLBACK_NONE,      /* no fallback: a GPU, or the device that was named */
+  GRAFT_FALLBACK_NO_DRIVER, /* no NVIDIA driver (libcuda.so.1 not found): a machine
+                               without NVIDIA GPUs, nothing is wrong */
+  GRAFT_FALLBACK_NO_GPU,    /* something is wrong: a driver but no usable GPU (none,
+                               or one that fails), or the CUDA module or a library
+                               it needs missing */
+} graft_fallback;
+
+typedef struct graft_backend_note {
+  graft_fallback kind;
+  const char *line; /* one line naming what was missing; NULL with NONE */
+} graft_backend_note;
+
 /* o->device: "auto" takes a usable GPU when the build has CUDA, else the
- * CPU; when it falls back it records why in *note, one line naming what was
- * missing (the CUDA module, a library, the driver, a device), valid until the
- * next call on this thread; NULL when there is nothing to say. "cuda" fails
+ * CPU; when it falls back it says why in *note (NULL: not wanted): its kind
+ * and one line naming what was missing (the CUDA module, a library, the
+ * driver, a device), valid until the next call on this thread. "cuda" fails
  * with that line as the detail (GRAFT_ENODEV when something is missing, the
  * CUDA error's status when the GPU is there but fails). o NULL: the
  * defaults. */
 graft_status graft_backend_create(const graft_backend_options *o, graft_backend **out,
-                                  const char **note);
+                                  graft_backend_note *note);
 void graft_backend_destroy(graft_backend *be);
 
 /* "cpu", "cuda:0", ... */

@@ -152,6 +152,14 @@ graft_status graft__cuda_backend_open(int device, const graft_backend_options *o
   return GRAFT_OK;
 }
 
+bool graft__cuda_no_driver(void) {
+  pthread_once(&loaded.once, load);
+  if (!loaded.mod) return false;
+  graft_cuda_versions v;
+  loaded.mod->versions(&v);
+  return v.driver == 0;
+}
+
 /* Append to a report, cutting at its end. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))

@@ -163,17 +163,27 @@ static void test_winograd_choice(void) {
 /* Refusals: device names, convolution paths, windows that do not fit. */
 static void test_errors(graft_backend *be) {
   graft_backend *other = NULL;
-  const char *note = "unset";
+  graft_backend_note note = {GRAFT_FALLBACK_NO_GPU, "unset"};
   CHECK_OK(graft_backend_create(&(graft_backend_options){.device = "auto", .threads = 1}, &other,
                                 &note));
 #ifndef GRAFT_HAVE_CUDA
-  CHECK(note == NULL && strcmp(graft_backend_name(other), "cpu") == 0);
+  CHECK(note.kind == GRAFT_FALLBACK_NONE && note.line == NULL &&
+        strcmp(graft_backend_name(other), "cpu") == 0);
   graft_backend_destroy(other);
   CHECK(graft_backend_create(&(graft_backend_options){.device = "cuda:1"}, &other, NULL) ==
             GRAFT_ENODEV &&
         other == NULL);
   CHECK(strstr(graft_detail(), "no CUDA support") != NULL);
 #else
+  /* a GPU and nothing to say, or the CPU and why: no driver (nothing is
+   * wrong) only where the line says so */
+  bool on_cpu = strcmp(graft_backend_name(other), "cpu") == 0;
+  CHECK(on_cpu == (note.kind != GRAFT_FALLBACK_NONE) && on_cpu == (note.line != NULL));
+  if (on_cpu) {
+    printf("auto: %s (%s)\n", note.line,
+           note.kind == GRAFT_FALLBACK_NO_DRIVER ? "no driver: quiet" : "said");
+    CHECK((note.kind == GRAFT_FALLBACK_NO_DRIVER) == (strstr(note.line, "no NVIDIA driver") != NULL));
+  }
   graft_backend_destroy(other);
 #endif
   CHECK(graft_backend_create(&(graft_backend_options){.device = "tpu"}, &other, NULL) ==

@@ -16,22 +16,32 @@
  * (13x13 tiles are never taken: engine/cuda/cudnn_graph.c.) The classifier's
  * GEMMs never use TF32, so 1e-5 in both. Pooling, copies, dropout (masks and
  * values), the ReLU's backward, bias column sums and SGD must match bit for
- * bit; softmax and cross-entropy (double reductions, device exp/log) to 1e-6.
+ * bit; softmax and cross-entropy (float reductions over a block, against the
+ * CPU's double: about 1e-7 expected, engine/cuda/kernels.cu) to 1e-6.
  * Then the whole trunk through graft__cuda_trunk_run (eager, captured,
  * replayed) must equal the plan-by-plan run bit for bit, and must have been
  * captured (the eager fallback gives the same bits); a random AlexNet
  * predicts and trains like the CPU.
  *
  * A forced rung (fused, fallback, split) may find no plan for a shape on this
- * GPU: that is accepted, and said, only where deviceless planning against
- * the matching description (h100.json for sm_90, a100.json for sm_80, else
- * the GPU's own) finds none either; a plan that deviceless planning finds but
- * this GPU refuses, or that fails when run, fails the test. Skips (77) only
- * without a GPU (no driver, no device). */
+ * GPU. Deviceless planning against a description says whether it should:
+ * this card's own, as a device run recorded it (bench/cudnn-devices/<card>.json,
+ * written by this test into $GRAFT_CUDNN_DEVICE_JSON_OUT/<card>.json), else
+ * the hand-written one of its architecture (h100.json for sm_90, a100.json
+ * for sm_80), else the GPU's own from its handle. Where that finds no plan
+ * either, the refusal is accepted and said; where it finds one, the refusal
+ * is a NOTE (a hand-written description is not the card, and the card is
+ * held to itself), counted on the last line. A plan that this GPU makes but
+ * that fails when run, or gives wrong numbers, fails the test, and so does a
+ * refusal of the legacy rung (the ladder's last; it has no graph to plan
+ * deviceless, and picks only an algorithm whose workspace fits). Skips (77)
+ * only without a GPU (no driver, no device). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/backend_impl.h"
 #include "engine/cuda/cuda.h"
@@ -43,7 +53,8 @@
 static graft_backend *cpu;
 static uint64_t seed_counter = 1;
 static graft__cudnn_target reference; /* deviceless planning, for forced rungs */
-static char reference_name[64];
+static char reference_name[300];
+static int refused_notes; /* forced rungs refused where the description planned one */
 
 static float *rand_host(size_t n, float lo, float hi) {
   float *v = malloc(n * sizeof *v + 1);
@@ -122,8 +133,8 @@ static double strict_tol(unsigned notes) {
   return 1e-5;
 }
 
-/* Does deviceless planning find a plan for this conv on the forced rung?
- * Says which in note. The legacy rung has no graph to plan: never. */
+/* Does deviceless planning find a plan for this conv on the forced graph
+ * rung (fused, fallback, split)? Says which in note. */
 static bool deviceless_plans(const char *rung, const graft__conv_shape *sh, graft_precision prec,
                              char *note, size_t cap) {
   if (!reference.device) { /* nothing to hold the GPU to: never accepted */
@@ -161,15 +172,20 @@ static void compare_op(graft_backend *be, const char *what, plan_fn fn, const vo
   graft_act out;
   graft_plan *plan;
   graft_status s = fn(be, params, in, w, b, &out, &plan);
-  if (s == GRAFT_EUNSUPPORTED && forced && fn == conv_fn) {
+  /* The legacy rung is the ladder's last: no description can excuse it. */
+  if (s == GRAFT_EUNSUPPORTED && forced && fn == conv_fn && strcmp(forced, "legacy") != 0) {
     const graft_conv2d_params *p = params;
     graft__conv_shape sh = {in->n, in->c, in->h, in->w, p->out_c, p->kernel, p->stride, p->pad,
                             p->relu};
-    char why[1024], note[160];
+    char why[1024], note[400];
     snprintf(why, sizeof why, "%s", graft_detail());
-    bool planned = deviceless_plans(forced, &sh, be->precision, note, sizeof note);
-    CHECK_MSG(!planned, "%s: unsupported on this GPU (%s), but %s", what, why, note);
-    if (!planned) printf("  %-60s unsupported, accepted: %s\n", what, note);
+    if (deviceless_plans(forced, &sh, be->precision, note, sizeof note)) {
+      refused_notes++;
+      printf("  NOTE %-55s refused by this GPU (%s), though %s\n", what, why, note);
+    } else {
+      printf("  %-60s unsupported, accepted: %s\n", what, note);
+    }
+    graft_clear_detail();
   } else {
     CHECK_MSG(s == GRAFT_OK, "%s: plan: %s: %s", what, graft_strerror(s), graft_detail());
   }
@@ -490,32 +506,77 @@ static cudnnBackendDescriptor_t own_description(graft_backend *be) {
   return NULL;
 }
 
-/* What forced rungs are held to: CI's description of this GPU's
- * architecture ($GRAFT_CUDNN_DEVICES, default ../shared/docs/cudnn-devices:
- * h100.json for sm_90, a100.json for sm_80), else the GPU's own. */
+/* The card's name as a file name: "NVIDIA H100 80GB HBM3" ->
+ * "nvidia-h100-80gb-hbm3"; "" where it cannot be read. */
+static void card_name(graft_backend *be, char *out, size_t cap) {
+  struct cudaDeviceProp prop;
+  size_t at = 0;
+  out[0] = '\0';
+  if (GRAFT_CU_STATUS(cuda, cudaGetDeviceProperties(&prop, cuda_of(be)->device)) != GRAFT_OK) {
+    printf("note: no card name: %s\n", graft_detail());
+    graft_clear_detail();
+    return;
+  }
+  for (const char *c = prop.name; *c && at + 1 < cap; c++) {
+    if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9'))
+      out[at++] = *c;
+    else if (*c >= 'A' && *c <= 'Z')
+      out[at++] = (char)(*c - 'A' + 'a');
+    else if (at > 0 && out[at - 1] != '-')
+      out[at++] = '-';
+  }
+  while (at > 0 && out[at - 1] == '-') at--;
+  out[at] = '\0';
+}
+
+/* A device description from a JSON file into reference; false if absent. */
+static bool reference_from(const char *path) {
+  static char json[1 << 16];
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  size_t got = fread(json, 1, sizeof json - 1, f);
+  fclose(f);
+  json[got] = '\0';
+  if (got > 0 && graft__cudnn_device_from_json(json, &reference.device) == GRAFT_OK) {
+    snprintf(reference_name, sizeof reference_name, "%s", path);
+    return true;
+  }
+  printf("note: %s: not a device description: %s\n", path, graft_detail());
+  graft_clear_detail();
+  return false;
+}
+
+/* What forced rungs are held to: this card's recorded description
+ * ($GRAFT_CUDNN_DEVICES/<card>.json, where the device bundle puts the
+ * recorded ones, then GRAFT_SOURCE_DIR/bench/cudnn-devices/<card>.json),
+ * else CI's hand-written description of its architecture
+ * ($GRAFT_CUDNN_DEVICES, default ../shared/docs/cudnn-devices: h100.json for
+ * sm_90, a100.json for sm_80), else the GPU's own from its handle. */
 static void setup_reference(graft_backend *be) {
   const cuda_backend *cb = cuda_of(be);
-  const char *name = cb->sm == 90 ? "h100" : cb->sm == 80 ? "a100" : NULL;
+  const char *arch = cb->sm == 90 ? "h100" : cb->sm == 80 ? "a100" : NULL;
   const char *dir = graft_test_env("GRAFT_CUDNN_DEVICES");
-  char path[4200], fallback[4096];
+  char path[4400], fallback[4096], card[128];
   if (!dir) {
     snprintf(fallback, sizeof fallback, "%s/../shared/docs/cudnn-devices", GRAFT_SOURCE_DIR);
     dir = fallback;
   }
   reference.workspace_limit = (int64_t)(cb->total_mem / 16);
-  FILE *f = NULL;
-  if (name) {
-    snprintf(path, sizeof path, "%s/%s.json", dir, name);
-    f = fopen(path, "rb");
+  card_name(be, card, sizeof card);
+  bool found = false;
+  if (card[0]) {
+    snprintf(path, sizeof path, "%s/%s.json", dir, card);
+    found = reference_from(path);
+    snprintf(path, sizeof path, "%s/bench/cudnn-devices/%s.json", GRAFT_SOURCE_DIR, card);
+    if (!found) found = reference_from(path);
+    if (!found) printf("no recorded description of this card (%s.json)\n", card);
   }
-  static char json[1 << 16];
-  size_t got = f ? fread(json, 1, sizeof json - 1, f) : 0;
-  if (f) fclose(f);
-  json[got] = '\0';
-  if (got > 0 && graft__cudnn_device_from_json(json, &reference.device) == GRAFT_OK) {
-    snprintf(reference_name, sizeof reference_name, "%s.json", name);
-  } else {
-    graft_clear_detail();
+  if (!found && arch) {
+    snprintf(path, sizeof path, "%s/%s.json", dir, arch);
+    found = reference_from(path);
+    if (found) printf("held to the hand-written description of sm_%d, not this card's\n", cb->sm);
+  }
+  if (!found) {
     reference.device = own_description(be);
     snprintf(reference_name, sizeof reference_name, "%s",
              reference.device ? "this GPU's own description" : "nothing (no description)");
@@ -523,12 +584,17 @@ static void setup_reference(graft_backend *be) {
   printf("forced rungs are held to deviceless planning on %s\n", reference_name);
 }
 
-/* The real device's description as cuDNN writes it, to replace the hand-made
- * JSON test_cudnn_deviceless plans against (docs/CUDNN.md), into
- * $GRAFT_CUDNN_DEVICE_JSON_OUT when set. */
+/* The real device's description as cuDNN writes it, to keep in
+ * bench/cudnn-devices/ (the next run's forced rungs are held to it;
+ * docs/CUDNN.md), as <card>.json in the folder $GRAFT_CUDNN_DEVICE_JSON_OUT
+ * when set (made if need be). */
 static void dump_device_json(graft_backend *be) {
-  const char *path = graft_test_env("GRAFT_CUDNN_DEVICE_JSON_OUT");
-  if (!path) return;
+  const char *folder = graft_test_env("GRAFT_CUDNN_DEVICE_JSON_OUT");
+  if (!folder) return;
+  char card[128], path[4400];
+  card_name(be, card, sizeof card);
+  snprintf(path, sizeof path, "%s/%s.json", folder, card[0] ? card : "unknown-card");
+  if (mkdir(folder, 0777) != 0 && errno != EEXIST) printf("note: cannot make %s\n", folder);
   static char json[1 << 16];
   int64_t n = 0;
   cudnnBackendDescriptor_t d = own_description(be);
@@ -590,6 +656,10 @@ int main(void) {
       graft_backend_destroy(bp);
     }
   if (reference.device) cudnnBackendDestroyDescriptor(reference.device);
+  /* the last line, which bench/device-check.sh puts in its table */
+  if (refused_notes)
+    printf("NOTE: %d forced rung(s) refused by this GPU where %s planned one (above)\n",
+           refused_notes, reference_name);
   graft_backend_destroy(be);
   graft_backend_destroy(cpu);
   return graft_test_finish("cuda_ops");

@@ -17,7 +17,11 @@
  * results, and workspace.
  *
  * Devices: $GRAFT_CUDNN_DEVICES (a folder with a100.json, h100.json), default
- * GRAFT_SOURCE_DIR/../shared/docs/cudnn-devices. Skips when absent. */
+ * GRAFT_SOURCE_DIR/../shared/docs/cudnn-devices. Skips when absent. The
+ * cards' own descriptions that device runs recorded in bench/cudnn-devices/
+ * (test_cuda_ops holds the card to its own) must each load and plan a
+ * convolution. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,7 +193,82 @@ static void walk(const graft_arch *a, int n, int h, int w, graft_precision prec)
   }
 }
 
+/* Each description recorded in bench/cudnn-devices/ loads and plans VGG16's
+ * second convolution (fused, else conv-only; heuristics A). */
+static void recorded_devices(void) {
+  char dir[4200], path[4500];
+  snprintf(dir, sizeof dir, "%s/bench/cudnn-devices", GRAFT_SOURCE_DIR);
+  DIR *d = opendir(dir);
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    size_t len = strlen(e->d_name);
+    if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    n++;
+    char *json = slurp(path);
+    CHECK_MSG(json != NULL, "cannot read %s", path);
+    graft__cudnn_target t = {NULL, NULL, 0};
+    graft_status s = json ? graft__cudnn_device_from_json(json, &t.device) : GRAFT_EIO;
+    free(json);
+    CHECK_MSG(s == GRAFT_OK, "%s: not a device description: %s", path, graft_detail());
+    if (s != GRAFT_OK) continue;
+    graft__conv_shape sh = {1, 64, 224, 224, 64, 3, 1, 1, true};
+    graft__cudnn_plan p;
+    s = graft__conv_graph(&t, &sh, true, CUDNN_HEUR_MODE_A, GRAFT_PRECISION_FP32, &p);
+    if (s != GRAFT_OK)
+      s = graft__conv_graph(&t, &sh, false, CUDNN_HEUR_MODE_A, GRAFT_PRECISION_FP32, &p);
+    CHECK_MSG(s == GRAFT_OK, "%s: VGG16's second convolution does not plan: %s", path,
+              graft_detail());
+    if (s == GRAFT_OK) {
+      printf("recorded %s: VGG16's second convolution plans on engine %ld\n", e->d_name,
+             (long)p.engine);
+      graft__cudnn_plan_release(&p);
+    }
+    cudnnBackendDestroyDescriptor(t.device);
+  }
+  if (d) closedir(d);
+  printf("%d recorded card description(s) in %s\n", n, dir);
+}
+
+/* The legacy rung's choice (no GPU needed: a made-up results table). */
+static void legacy_pick(void) {
+  const size_t mib = 1 << 20;
+  cudnnConvolutionFwdAlgoPerf_t perf[4] = {0};
+  const struct {
+    cudnnConvolutionFwdAlgo_t algo;
+    size_t memory;
+    cudnnDeterminism_t det;
+    cudnnMathType_t math;
+  } rows[] = {{CUDNN_CONVOLUTION_FWD_ALGO_FFT, 900 * mib, CUDNN_DETERMINISTIC, CUDNN_DEFAULT_MATH},
+              {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, 300 * mib, CUDNN_DETERMINISTIC,
+               CUDNN_DEFAULT_MATH},
+              {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, 40 * mib, CUDNN_DETERMINISTIC,
+               CUDNN_DEFAULT_MATH},
+              {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0, CUDNN_NON_DETERMINISTIC,
+               CUDNN_FMA_MATH}};
+  for (int i = 0; i < 4; i++) {
+    perf[i].algo = rows[i].algo, perf[i].status = CUDNN_STATUS_SUCCESS;
+    perf[i].memory = rows[i].memory, perf[i].determinism = rows[i].det;
+    perf[i].mathType = rows[i].math;
+  }
+  int smallest;
+  CHECK(graft__legacy_pick(perf, 4, false, 1024 * mib, &smallest) == 0 && smallest == -1);
+  CHECK(graft__legacy_pick(perf, 4, false, 500 * mib, &smallest) == 1); /* FFT too big */
+  CHECK(graft__legacy_pick(perf, 4, true, 500 * mib, &smallest) == 1);  /* strict: no transform */
+  CHECK(graft__legacy_pick(perf, 4, true, 100 * mib, &smallest) == 2);  /* transform, it fits */
+  CHECK(graft__legacy_pick(perf, 3, true, 10 * mib, &smallest) == -1 && smallest == 2);
+  CHECK(graft__legacy_pick(perf, 4, true, 10 * mib, &smallest) == 3);   /* non-deterministic */
+  perf[3].status = CUDNN_STATUS_NOT_SUPPORTED;
+  CHECK(graft__legacy_pick(perf, 4, false, 0, &smallest) == -1 && smallest == 2);
+  perf[1].mathType = CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION; /* never, however small */
+  perf[1].memory = 0;
+  CHECK(graft__legacy_pick(perf, 4, false, 10 * mib, &smallest) == -1 && smallest == 2);
+  printf("legacy rung: algorithm choice within the workspace limit checked\n");
+}
+
 int main(void) {
+  legacy_pick();
+  recorded_devices();
   const char *dir = graft_test_env("GRAFT_CUDNN_DEVICES");
   char fallback[4096];
   if (!dir) {

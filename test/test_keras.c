@@ -102,7 +102,7 @@ static void check_logits(void) {
   for (int i = 0; i < n; i++)
     CHECK_MSG(res[i].status == GRAFT_OK, "%s: %s", images[i], res[i].error);
   graft_backend *be;
-  const char *note;
+  graft_backend_note note;
   graft_backend_options o = graft_test_backend_options();
   CHECK_OK(graft_backend_create(&o, &be, &note));
   graft_net *net;

@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
   if (graft_test_failures) return graft_test_finish(name);
 
   graft_backend *be;
-  const char *note;
+  graft_backend_note note;
   /* PyTorch's reference is fp32 on the CPU: on a GPU, no TF32 */
   graft_backend_options o = {.device = device};
   if (strcmp(device, "cpu") != 0) o.precision = GRAFT_PRECISION_FP32_STRICT;

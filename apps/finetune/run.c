@@ -22,9 +22,9 @@ void graft__ft_say(const run *r, const char *fmt, ...) {
  * rank 0: the others run its trunk only). */
 static graft_status open_net(run *r) {
   const graft_config *c = r->cfg;
-  const char *note = NULL;
+  graft_backend_note note;
   GRAFT_TRY(graft_backend_create(&r->opt->backend, &r->be, &note));
-  if (note) graft__ft_say(r, "%s", note);
+  if (note.kind == GRAFT_FALLBACK_NO_GPU) graft__ft_say(r, "%s", note.line); /* not: no driver */
   r->batch = (int)c->batch_size;
   r->dim = r->m->arch.feature_dim;
   const int crop = r->m->pre.crop;

@@ -7,11 +7,7 @@
 
 #include <stdint.h>
 
-#if defined(__CUDACC__)
-#define GRAFT_HD __host__ __device__
-#else
-#define GRAFT_HD
-#endif
+#include "engine/base/hostdevice.h"
 
 static inline GRAFT_HD uint64_t graft_rng_u64(uint64_t seed, uint64_t counter) {
   uint64_t z = seed * 0x9E3779B97F4A7C15ULL + (counter + 1) * 0xBF58476D1CE4E5B9ULL;

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "engine/cpu/cpu.h"
+#include "engine/base/logsumexp.h"
 #include "engine/base/rng.h"
 
 graft_status graft__cpu_dropout_forward(graft_backend *be, size_t count, float p, uint64_t seed,
@@ -27,21 +28,12 @@ graft_status graft__cpu_dropout_backward(graft_backend *be, size_t count, float 
   return GRAFT_OK;
 }
 
-/* log(sum(exp(row - max))) + max, in double. */
-static double log_sum_exp(const float *row, int k) {
-  double m = row[0];
-  for (int c = 1; c < k; c++) m = row[c] > m ? row[c] : m;
-  double s = 0;
-  for (int c = 0; c < k; c++) s += exp((double)row[c] - m);
-  return m + log(s);
-}
-
 graft_status graft__cpu_softmax_forward(graft_backend *be, int n, int k, const float *x,
                                         float *y) {
   (void)be;
   for (int i = 0; i < n; i++) {
     const float *row = x + (size_t)i * k;
-    double lse = log_sum_exp(row, k);
+    double lse = graft_log_sum_exp(row, k);
     for (int c = 0; c < k; c++) y[(size_t)i * k + c] = (float)exp((double)row[c] - lse);
   }
   return GRAFT_OK;
@@ -55,7 +47,7 @@ graft_status graft__cpu_cross_entropy(graft_backend *be, int n, int k, const flo
       return graft__fail(GRAFT_ERANGE, "label %d of row %d is outside [0, %d)", labels[i], i, k);
   for (int i = 0; i < n; i++) {
     const float *row = logits + (size_t)i * k;
-    double lse = log_sum_exp(row, k);
+    double lse = graft_log_sum_exp(row, k);
     loss[i] = (float)(lse - row[labels[i]]);
     if (dlogits)
       for (int c = 0; c < k; c++)

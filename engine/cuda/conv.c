@@ -20,7 +20,9 @@
  * batch): VGG16's repeated layers share one plan, and a batch size planned
  * once (the last, smaller batch of each epoch) is not planned again. The
  * plan's workspace lives in the backend, grown to the largest plan; configs
- * needing more than a 16th of the GPU's memory are tried last.
+ * needing more than a 16th of the GPU's memory are tried last, and the legacy
+ * rung takes only an algorithm whose workspace fits that 16th (or the
+ * workspace the backend already has, when larger).
  *
  * Precision: fp32 lets cuDNN use TF32 tensor cores (PyTorch's default,
  * torch.backends.cudnn.allow_tf32); fp32-strict drops every engine config
@@ -157,6 +159,30 @@ static unsigned algo_notes(cudnnConvolutionFwdAlgo_t a, cudnnMathType_t m) {
   return notes;
 }
 
+/* (cuda.h) Never TENSOR_OP_MATH_ALLOW_CONVERSION (fp32 computed in fp16);
+ * in strict no TENSOR_OP_MATH (TF32) either. Ranks as the graph rungs'. */
+int graft__legacy_pick(const cudnnConvolutionFwdAlgoPerf_t *perf, int got, bool strict,
+                       size_t limit, int *smallest) {
+  int pick = -1;
+  *smallest = -1;
+  for (int pass = 0; pass < 4 && pick < 0; pass++)
+    for (int i = 0; i < got && pick < 0; i++) {
+      if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+      if (perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+      if (strict && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+      if (perf[i].memory > limit) {
+        if (pass == 0 && (*smallest < 0 || perf[i].memory < perf[*smallest].memory)) *smallest = i;
+        continue;
+      }
+      bool transform = strict && (algo_notes(perf[i].algo, perf[i].mathType) &
+                                  GRAFT__NOTES_TRANSFORM);
+      int r = (perf[i].determinism == CUDNN_DETERMINISTIC ? 0 : 2) + (transform ? 1 : 0);
+      if (r == pass) pick = i;
+    }
+  if (pick >= 0) *smallest = -1;
+  return pick;
+}
+
 /* Rung 4: the legacy API. TF32 as PyTorch sets it: TENSOR_OP_MATH when
  * allowed, FMA_MATH (no tensor cores) in fp32-strict. */
 static graft_status legacy_rung(cuda_backend *be, conv_plan *c) {
@@ -184,20 +210,15 @@ static graft_status legacy_rung(cuda_backend *be, conv_plan *c) {
   CU_TRY(cudnn, cudnnGetConvolutionForwardAlgorithm_v7(be->cudnn, c->xd, c->wd, c->cd, c->yd,
                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got,
                                                        perf));
-  /* Never TENSOR_OP_MATH_ALLOW_CONVERSION (fp32 computed in fp16); in strict
-   * no TENSOR_OP_MATH (TF32) either. Deterministic first; in strict, FFT and
-   * Winograd last (as the graph rungs rank them). */
-  int pick = -1;
-  for (int pass = 0; pass < 4 && pick < 0; pass++)
-    for (int i = 0; i < got && pick < 0; i++) {
-      if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-      if (perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
-      if (strict && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
-      bool transform = strict && (algo_notes(perf[i].algo, perf[i].mathType) &
-                                  GRAFT__NOTES_TRANSFORM);
-      int r = (perf[i].determinism == CUDNN_DETERMINISTIC ? 0 : 2) + (transform ? 1 : 0);
-      if (r == pass) pick = i;
-    }
+  const size_t limit = be->workspace_bytes > be->total_mem / 16 ? be->workspace_bytes
+                                                                 : be->total_mem / 16;
+  int smallest = -1, pick = graft__legacy_pick(perf, got, strict, limit, &smallest);
+  if (pick < 0 && smallest >= 0)
+    return graft__fail(GRAFT_EUNSUPPORTED,
+                       "no legacy convolution algorithm fits the workspace limit of %zu MiB: the "
+                       "smallest, algorithm %d, needs %zu MiB",
+                       limit >> 20, (int)perf[smallest].algo,
+                       (perf[smallest].memory + 0xFFFFF) >> 20);
   if (pick < 0)
     return graft__fail(GRAFT_EUNSUPPORTED, "no legacy convolution algorithm among %d", got);
   c->algo = perf[pick].algo;

@@ -129,6 +129,15 @@ graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_
                                      const cudnnBackendDescriptor_t *ops, int n_ops,
                                      cudnnBackendHeurMode_t mode, graft_precision prec);
 
+/* The legacy rung's choice among cudnnGetConvolutionForwardAlgorithm_v7's
+ * results (engine/cuda/conv.c): the index of the first that succeeded, never
+ * converts fp32 down (nor, strict, uses TF32) and needs at most limit bytes
+ * of workspace, deterministic first and, strict, FFT and Winograd last; -1
+ * if none, with *smallest the otherwise eligible one needing the least
+ * workspace (-1 if there is none either). */
+int graft__legacy_pick(const cudnnConvolutionFwdAlgoPerf_t *perf, int got, bool strict,
+                       size_t limit, int *smallest);
+
 /* Execute with data pointers in the order of p->uids. Async on the handle's stream. */
 graft_status graft__cudnn_execute(cudnnHandle_t h, const graft__cudnn_plan *p,
                                   graft__cudnn_packs *packs, void *const *ptrs, void *workspace);

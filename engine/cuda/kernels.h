@@ -39,10 +39,11 @@ cudaError_t graft__k_dropout_forward(cudaStream_t stream, size_t count, float p,
 cudaError_t graft__k_dropout_backward(cudaStream_t stream, size_t count, float scale,
                                       const uint8_t *keep, float *dy);
 
-/* y[n,k] = softmax of each row of x, reductions in double (as the CPU). */
+/* y[n,k] = softmax of each row of x: a block per row, float, max subtracted. */
 cudaError_t graft__k_softmax(cudaStream_t stream, int n, int k, const float *x, float *y);
 
-/* loss[i] = lse(row) - row[label]; dlogits (optional) = (softmax - onehot) / n.
+/* loss[i] = lse(row) - row[label]; dlogits (optional) = (softmax - onehot) / n;
+ * a block per row, as softmax.
  * A label outside [0,k): *bad = min(*bad, row) and the row is skipped. */
 cudaError_t graft__k_cross_entropy(cudaStream_t stream, int n, int k, const float *logits,
                                    const int32_t *labels, float *loss, float *dlogits, int *bad);
