@@ -79,6 +79,13 @@ int main(int argc, char **argv) {
     app_status_error(in, s);
     return APP_USAGE;
   }
+  /* A trunk awaiting its classifier (a Keras file without its top) would be
+   * zeros in any format; the .onnx and .safetensors writers refuse it too. */
+  if (m->no_classifier) {
+    app_error(in, "no classifier: fine-tune it first");
+    graft_model_free(m);
+    return APP_USAGE;
+  }
   s = write(out, m);
   if (s != GRAFT_OK) {
     /* The model's own defects are the input's; the rest is the output's. */
