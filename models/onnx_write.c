@@ -156,14 +156,20 @@ static bool avgpool_exact(int in, int out, int *kernel, int *stride) {
   return (in - *kernel) / *stride + 1 == out;
 }
 
-/* The trunk's output side for a square input of `side`. */
+/* The trunk's output side for a square input of `side`; -1 when a window
+ * does not fit. */
 static int trunk_side(const graft_arch *a, int side) {
   for (int i = 0; i < a->n_trunk; i++) {
     const graft_layer *l = &a->trunk[i];
+    int k, st, p;
     if (l->kind == GRAFT_LAYER_CONV2D)
-      side = graft_out_dim(side, l->u.conv.kernel, l->u.conv.stride, l->u.conv.pad);
+      k = l->u.conv.kernel, st = l->u.conv.stride, p = l->u.conv.pad;
     else if (l->kind == GRAFT_LAYER_MAXPOOL2D)
-      side = graft_out_dim(side, l->u.pool.kernel, l->u.pool.stride, 0);
+      k = l->u.pool.kernel, st = l->u.pool.stride, p = 0;
+    else
+      continue;
+    if (side + 2 * p < k) return -1;
+    side = graft_out_dim(side, k, st, p);
   }
   return side;
 }
@@ -174,20 +180,31 @@ static bool crop_ok(const graft_arch *a, const graft_layer *pool, int crop) {
   return in >= 1 && (in == pool->u.avgpool.out_h || avgpool_exact(in, pool->u.avgpool.out_h, &k, &s));
 }
 
+/* "nearest crops that convert: 286 and 415", for the message of a crop that does not. */
+static void nearest_crops(const graft_model *m, const graft_layer *pool, char *buf, size_t cap) {
+  int lo = m->pre.crop - 1, hi = m->pre.crop + 1;
+  while (lo >= 1 && !crop_ok(&m->arch, pool, lo)) lo--;
+  while (hi <= 4096 && !crop_ok(&m->arch, pool, hi)) hi++;
+  if (lo >= 1 && hi <= 4096)
+    snprintf(buf, cap, "nearest crops that convert: %d and %d", lo, hi);
+  else if (lo >= 1 || hi <= 4096)
+    snprintf(buf, cap, "nearest crop that converts: %d", lo >= 1 ? lo : hi);
+  else
+    snprintf(buf, cap, "no crop converts");
+}
+
 static graft_status add_avgpool(graph *g, const graft_model *m, const graft_layer *l) {
   int in = trunk_side(&m->arch, m->pre.crop), out = l->u.avgpool.out_h, k, s;
   if (l->u.avgpool.out_w != out)
     return graft__fail(GRAFT_EUNSUPPORTED, "a non-square adaptive average pooling");
   if (in == out) return GRAFT_OK; /* an identity: torch's export emits nothing either */
   if (!avgpool_exact(in, out, &k, &s)) {
-    int lo = m->pre.crop - 1, hi = m->pre.crop + 1;
-    while (lo >= 32 && !crop_ok(&m->arch, l, lo)) lo--;
-    while (hi <= 4096 && !crop_ok(&m->arch, l, hi)) hi++;
+    char nearest[64];
+    nearest_crops(m, l, nearest, sizeof nearest);
     return graft__fail(GRAFT_EUNSUPPORTED,
                        "crop %d: the adaptive average pooling from %dx%d to %dx%d is no "
-                       "AveragePool, and ONNX has no adaptive one (nearest crops that "
-                       "convert: %d and %d)",
-                       m->pre.crop, in, in, out, out, lo, hi);
+                       "AveragePool, and ONNX has no adaptive one (%s)",
+                       m->pre.crop, in, in, out, out, nearest);
   }
   graft__buf attrs = {0};
   attr_int(&attrs, "ceil_mode", 0);
