@@ -11,6 +11,7 @@
 #include "apps/bench.h"
 #include "apps/common.h"
 #include "engine/backend.h"
+#include "engine/base/clock.h"
 #include "engine/base/rng.h"
 #include "engine/net.h"
 #include "io/batch.h"
@@ -56,21 +57,7 @@ static const char usage[] =
     "                     classify's image paths) to FILE, HDF5, for other engines to check theirs\n"
     "  --json             one JSON object on stdout\n";
 
-double bench_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+static double median(double *v, int n) { return graft_median(v, (size_t)n); }
 
 graft_status bench_random_model(const opts *o, int num_classes, graft_model **out) {
   GRAFT_TRY(graft_model_create(o->arch, num_classes, out));
@@ -164,20 +151,20 @@ static graft_status infer_resident(const opts *o, graft_net *net, const float *x
   double *up = calloc((size_t)r->n, sizeof *up), *down = calloc((size_t)r->n, sizeof *down);
   graft_status s = up && down ? GRAFT_OK : graft__fail(GRAFT_ENOMEM, "out of memory");
   for (int i = 0; s == GRAFT_OK && i < r->n; i++) {
-    double t = bench_now();
+    double t = graft_now();
     s = graft_net_set_input(net, b, x);
-    up[i] = bench_now() - t;
+    up[i] = graft_now() - t;
   }
   for (int i = 0; s == GRAFT_OK && i < o->warmup; i++) s = graft_net_forward(net, b);
   for (int i = 0; s == GRAFT_OK && i < r->n; i++) {
-    double t = bench_now();
+    double t = graft_now();
     s = graft_net_forward(net, b);
-    r->times[i] = bench_now() - t;
+    r->times[i] = graft_now() - t;
   }
   for (int i = 0; s == GRAFT_OK && i < r->n; i++) {
-    double t = bench_now();
+    double t = graft_now();
     s = graft_net_get_output(net, b, probs, logits);
-    down[i] = bench_now() - t;
+    down[i] = graft_now() - t;
   }
   if (s == GRAFT_OK) {
     char describe[3000], quoted[3200];
@@ -211,9 +198,9 @@ static graft_status bench_infer(const opts *o, graft_backend *be, result *r) {
     for (int i = 0; s == GRAFT_OK && i < o->warmup; i++)
       s = graft_net_predict(net, b, x, probs, NULL);
     for (int i = 0; s == GRAFT_OK && i < r->n; i++) {
-      double t = bench_now();
+      double t = graft_now();
       s = graft_net_predict(net, b, x, probs, logits);
-      r->times[i] = bench_now() - t;
+      r->times[i] = graft_now() - t;
     }
   }
   if (s == GRAFT_OK) {
@@ -263,7 +250,7 @@ static graft_status bench_classify(const opts *o, graft_backend *be, result *r) 
   graft_decode_opts dec = {0, 0, 1};
   /* The classify app's path: decode + preprocess a batch on all cores, then forward. */
   for (int it = -(int)o->warmup - 1; s == GRAFT_OK && it < r->n; it++) {
-    double t = bench_now();
+    double t = graft_now();
     for (int start = 0; s == GRAFT_OK && start < n; start += b) {
       int cnt = n - start < b ? n - start : b;
       graft_preprocess_files(paths + start, cnt, &m->pre, &dec, input, res);
@@ -280,7 +267,7 @@ static graft_status bench_classify(const opts *o, graft_backend *be, result *r) 
         top[start + i] = best;
       }
     }
-    if (it >= 0) r->times[it] = bench_now() - t;
+    if (it >= 0) r->times[it] = graft_now() - t;
     if (it == -(int)o->warmup - 1) memcpy(ref, top, (size_t)n * sizeof *ref); /* reference run */
     if (s == GRAFT_OK && it == -(int)o->warmup - 1 && logits) s = save_output(o, logits, n, k, NULL, paths);
   }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "engine/backend.h"
+#include "engine/base/clock.h"
 #include "models/model.h"
 
 typedef struct opts {
@@ -28,8 +29,6 @@ typedef struct result {
   char extra[4096];  /* more JSON members, each starting with ", " */
 } result;
 
-/* Seconds on a monotonic clock. */
-double bench_now(void);
 
 /* A model with PyTorch's default initialisation scale: U(+-1/sqrt(fan_in)). */
 graft_status bench_random_model(const opts *o, int num_classes, graft_model **out);

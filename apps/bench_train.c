@@ -44,12 +44,12 @@ graft_status bench_step(const opts *o, graft_backend *be, result *r) {
   graft_sgd_params sgd = {0.001f, 0.9f, 0, false};
   bool finite = true;
   for (int it = -(int)o->warmup; s == GRAFT_OK && it < r->n; it++) {
-    double t = bench_now();
+    double t = graft_now();
     /* Cached: the rows are copied in every step, as finetune does (dropout
      * works in place on them). */
     s = rows ? graft_net_put_features(net, b, rows) : graft_net_trunk(net, b, x);
     if (s == GRAFT_OK) s = graft_net_train_step(net, b, labels, &sgd, (uint64_t)(it + 100), loss, pred);
-    if (it >= 0) r->times[it] = bench_now() - t;
+    if (it >= 0) r->times[it] = graft_now() - t;
     for (int i = 0; i < b; i++) finite = finite && isfinite(loss[i]);
   }
   if (s == GRAFT_OK) {
@@ -100,10 +100,10 @@ graft_status bench_eval(const opts *o, graft_backend *be, result *r) {
     if (s == GRAFT_OK) s = graft_net_eval_step(net, 1, labels + i, loss1 + i, pred + i);
   }
   for (int it = -(int)o->warmup; s == GRAFT_OK && it < r->n; it++) {
-    double t = bench_now();
+    double t = graft_now();
     s = graft_net_put_features(net, n, rows);
     if (s == GRAFT_OK) s = graft_net_eval_step(net, n, labels, loss, pred);
-    if (it >= 0) r->times[it] = bench_now() - t;
+    if (it >= 0) r->times[it] = graft_now() - t;
   }
   if (s == GRAFT_OK) {
     bool exact = cap > (int)o->batch, same = true;
@@ -143,7 +143,7 @@ typedef struct epoch_log {
 
 static void on_epoch(void *user, const graft_epoch_metrics *m) {
   epoch_log *l = user;
-  double t = bench_now();
+  double t = graft_now();
   if (l->n < 1024) {
     l->seconds[l->n] = l->n == 0 ? m->seconds : t - l->done_at;
     l->val_acc[l->n++] = m->val_acc;

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "apps/common.h"
+#include "engine/base/clock.h"
 #include "engine/cpu/cpu.h"
 #include "engine/base/rng.h"
 #include "models/arch.h"
@@ -34,12 +35,6 @@
       exit(1);                                                                         \
     }                                                                                  \
   } while (0)
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 /* Busy CPU seconds of the whole machine and of this process. */
 static void cpu_seconds(double *machine, double *self) {
@@ -58,11 +53,6 @@ static void cpu_seconds(double *machine, double *self) {
           ru.ru_stime.tv_usec * 1e-6;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 typedef struct timed {
   graft_plan *plan;
   void *x, *y;
@@ -71,12 +61,11 @@ typedef struct timed {
 static double median_ms(graft_backend *be, timed *t, int count, int reps) {
   double *v = malloc(reps * sizeof(double));
   for (int r = -2; r < reps; r++) {
-    double t0 = now();
+    double t0 = graft_now();
     for (int i = 0; i < count; i++) TRY(be->iface->plan_run(t[i].plan, t[i].x, t[i].y));
-    if (r >= 0) v[r] = (now() - t0) * 1e3;
+    if (r >= 0) v[r] = (graft_now() - t0) * 1e3;
   }
-  qsort(v, reps, sizeof(double), cmp_double);
-  double m = v[reps / 2];
+  double m = graft_median(v, (size_t)reps);
   free(v);
   return m;
 }
@@ -156,7 +145,7 @@ int main(int argc, char **argv) {
 
   double m0, s0, m1, s1;
   cpu_seconds(&m0, &s0);
-  double t0 = now();
+  double t0 = graft_now();
   double total = 0, total_extra = 0;
   printf("%-34s %10s %10s\n", "layer", "ms", "nchw+ms");
   for (int i = 0; i < ns; i++) {
@@ -191,14 +180,14 @@ int main(int argc, char **argv) {
   }
   double head = 0;
   for (int r = -2; r < reps; r++) {
-    double t1 = now();
+    double t1 = graft_now();
     for (int i = 0; i < nl; i++)
       TRY(be->iface->linear_forward(be, &lin[i], n, lx[i], lw[i], lb[i], lx[i + 1]));
-    if (r == reps / 2) head = (now() - t1) * 1e3; /* a sample, not a median */
+    if (r == reps / 2) head = (graft_now() - t1) * 1e3; /* a sample, not a median */
   }
   double trunk_whole = median_ms(be, steps, ns, reps);
   cpu_seconds(&m1, &s1);
-  double wall = now() - t0;
+  double wall = graft_now() - t0;
   printf("classifier (%d Linear)                %10.3f\n", nl, head);
   printf("trunk: sum of layers %.2f ms, whole trunk %.2f ms; + classifier: %.1f images/s\n",
          total, trunk_whole, n / ((trunk_whole + head) * 1e-3));

@@ -19,22 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "engine/base/clock.h"
 
 /* Median and best (shortest) of n times; v is sorted. */
 static void stats(double *v, int n, double *median, double *best) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  *median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  *median = graft_median(v, (size_t)n);
   *best = v[0];
 }
 
@@ -45,9 +34,9 @@ typedef struct measure {
 static measure sgemm_rate(int n, int reps, float *a, float *b, float *c) {
   double t[64];
   for (int r = -1; r < reps; r++) {
-    double t0 = now();
+    double t0 = graft_now();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-    if (r >= 0) t[r] = now() - t0;
+    if (r >= 0) t[r] = graft_now() - t0;
   }
   double med, best, flops = 2.0 * n * n * (double)n;
   stats(t, reps, &med, &best);
@@ -88,9 +77,9 @@ static measure bandwidth(enum kernel k, size_t n, int reps, float *a, float *b, 
                          float *sink) {
   double t[64], bytes = 0;
   for (int r = -1; r < reps; r++) {
-    double t0 = now();
+    double t0 = graft_now();
     bytes = pass(k, n, a, b, c, sink);
-    if (r >= 0) t[r] = now() - t0;
+    if (r >= 0) t[r] = graft_now() - t0;
   }
   double med, best;
   stats(t, reps, &med, &best);

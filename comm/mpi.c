@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "comm/comm.h"
+#include "engine/base/clock.h"
 
 /* graft_comm_agree's own tag, above the callers' small ones. */
 #define AGREE_TAG 30000
@@ -175,12 +176,6 @@ static void nap(long *ns) {
   if (*ns < 250000) *ns *= 2;
 }
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
 static graft_status check_size(size_t bytes) {
   if (bytes > (size_t)INT_MAX)
     return graft__fail(GRAFT_ELIMIT, "a message of %zu bytes (at most %d)", bytes, INT_MAX);
@@ -240,7 +235,7 @@ static graft_status look(graft_comm *c, int from, int tag, int wait_ms, bool *fo
   *found = false;
   if (alone(c)) return no_peers();
   const int source = from == GRAFT_COMM_ANY ? MPI_ANY_SOURCE : from;
-  const double end = wait_ms < 0 ? 0 : now_ms() + wait_ms;
+  const double end = wait_ms < 0 ? 0 : (graft_now() * 1e3) + wait_ms;
   long ns = 10000;
   for (;;) {
     int flag = 0;
@@ -252,7 +247,7 @@ static graft_status look(graft_comm *c, int from, int tag, int wait_ms, bool *fo
       *found = true;
       return GRAFT_OK;
     }
-    if (wait_ms >= 0 && now_ms() >= end) return GRAFT_OK;
+    if (wait_ms >= 0 && (graft_now() * 1e3) >= end) return GRAFT_OK;
     nap(&ns);
   }
 }

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/base/clock.h"
 #include "engine/base/log.h"
 #include "io/h5_impl.h"
 
@@ -399,12 +400,6 @@ static _Noreturn void child_main(graft_isolated *j, graft_isolate_fn fn, void *a
   _exit(0);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Wait for the child until the deadline; true when it ended (and is reaped). */
 static bool wait_child(pid_t pid, double deadline, int *wstatus) {
   int fd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -415,7 +410,7 @@ static bool wait_child(pid_t pid, double deadline, int *wstatus) {
       *wstatus = 0;
       break;
     }
-    double left = deadline - now_s();
+    double left = deadline - graft_now();
     if (left <= 0) {
       if (fd >= 0) close(fd);
       return false;
@@ -477,7 +472,7 @@ graft_status graft_isolate(const char *path, graft_isolate_fn fn, void *arg,
                        strerror(fork_errno));
   }
   int ws = 0;
-  if (!wait_child(pid, now_s() + limit, &ws)) {
+  if (!wait_child(pid, graft_now() + limit, &ws)) {
     kill(pid, SIGKILL);
     while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
     }

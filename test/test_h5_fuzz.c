@@ -28,6 +28,7 @@
 
 #include "apps/finetune/config.h"
 #include "harness.h"
+#include "engine/base/clock.h"
 #include "io/fsutil.h"
 #include "io/h5.h"
 #include "io/isolate.h"
@@ -173,12 +174,6 @@ static void triage(const char *dir, const char *tag, int it, h5_kind k, bool all
   CHECK_MSG(false, "%s mutant %d (kept as %s): graft's own crash, %s", tag, it, keep, where);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void fuzz(const char *dir, const char *seed_path, const char *tag, h5_kind k, int iterations,
                  tally *t) {
   uint8_t *seed;
@@ -192,7 +187,7 @@ static void fuzz(const char *dir, const char *seed_path, const char *tag, h5_kin
   }
   size_t meta = len < 12288 ? len : 12288; /* the metadata sits before the bulk data */
   tally mine = {0};
-  double t0 = now_s();
+  double t0 = graft_now();
   for (int first = 0; first < iterations; first += BATCH) {
     int n = iterations - first < BATCH ? iterations - first : BATCH;
     for (int i = 0; i < n; i++) {
@@ -225,7 +220,7 @@ static void fuzz(const char *dir, const char *seed_path, const char *tag, h5_kin
       triage(dir, tag, first + i, k, true, paths[i], &mine);
     }
   }
-  printf("%s: %d mutants (%d also alone) in %.1f s;", tag, iterations, mine.alone, now_s() - t0);
+  printf("%s: %d mutants (%d also alone) in %.1f s;", tag, iterations, mine.alone, graft_now() - t0);
   for (int s = 0; s < GRAFT_STATUS_COUNT; s++)
     if (mine.outcomes[s]) printf(" %s %d,", graft_strerror((graft_status)s), mine.outcomes[s]);
   printf(" parses stopped by the isolation: %d (triaged %d: inside HDF5 %d, not reproduced %d,"
@@ -259,7 +254,7 @@ int main(int argc, char **argv) {
   const char *dir = graft_test_tmpdir("h5_fuzz");
   graft_isolate_configure(&(graft_isolate_options){TIME_LIMIT_S, false});
   const char *py = graft_test_python();
-  double t0 = now_s();
+  double t0 = graft_now();
   tally t = {0};
   char seed[4200], args[4400];
   /* The shares of n: weights, configs, checkpoints; h5py's seeds (if any)
@@ -294,6 +289,6 @@ int main(int argc, char **argv) {
   if (!py) printf("no python with h5py: the h5py-layout seeds are not fuzzed\n");
   printf("%d mutants (%d of them also alone) in %.1f s: this process survived all; %d parses "
          "stopped by the isolation, %d of those triaged inside HDF5, %d in graft's code\n",
-         t.mutants, t.alone, now_s() - t0, t.contained, t.hdf5, t.graft);
+         t.mutants, t.alone, graft_now() - t0, t.contained, t.hdf5, t.graft);
   return graft_test_finish("h5_fuzz");
 }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/base/clock.h"
 #include "engine/base/log.h"
 #include "harness.h"
 #include "io/h5.h"
@@ -28,12 +29,6 @@ static void on_warning(const char *msg, void *user) {
   (void)user;
   size_t used = strlen(warnings);
   snprintf(warnings + used, sizeof warnings - used, "%s|", msg);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* Under AddressSanitizer (abort_on_error, as ctest runs it) a segfault is
@@ -323,10 +318,10 @@ int main(void) {
   expect("an abort", aborts, NULL, GRAFT_EFORMAT, "the HDF5 library failed on it (Aborted)");
   expect("an exit", exits, NULL, GRAFT_EFORMAT, "the HDF5 library failed on it (exit status 5)");
   expect("SIGTERM", terminated, NULL, GRAFT_EINTR, "interrupted while reading it");
-  double t0 = now_s();
+  double t0 = graft_now();
   expect("a hang", hangs, NULL, GRAFT_EFORMAT,
          "the HDF5 library failed on it (no result within 1 s)");
-  double took = now_s() - t0;
+  double took = graft_now() - t0;
   CHECK_MSG(took >= 0.9 && took < 5, "a hang took %.2f s to end (limit 1 s)", took);
   graft_isolate_configure(&(graft_isolate_options){0, false});
   check_threads(dir);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "harness.h"
+#include "engine/base/clock.h"
 #include "io/image.h"
 #include "io/preprocess.h"
 #include "io/resize.h"
@@ -286,17 +287,6 @@ static void eval_all(const char *data) {
 
 /* ---- --bench DIR ---- */
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static int bench(const char *dir) {
   char **files = NULL;
   int n = 0;
@@ -332,7 +322,7 @@ static int bench(const char *dir) {
   double t[2][ROUNDS];
   for (int full = 0; full < 2; full++)
     for (int r = 0; r < ROUNDS; r++) {
-      double t0 = now_ms();
+      double t0 = (graft_now() * 1e3);
       for (int k = 0; k < n; k++) {
         graft_image img = {0};
         if (graft_image_load(files[k], NULL, &img) != GRAFT_OK) {
@@ -342,12 +332,11 @@ static int bench(const char *dir) {
         if (full) CHECK_OK(graft_preprocess_eval(&img, &p, out));
         graft_image_free(&img);
       }
-      t[full][r] = (now_ms() - t0) / n;
+      t[full][r] = ((graft_now() * 1e3) - t0) / n;
     }
   for (int full = 0; full < 2; full++) {
-    qsort(t[full], ROUNDS, sizeof(double), cmp_double);
     printf("graft           %-12s %8.3f ms/image (median of %d, %d images, 1 thread)\n",
-           full ? "decode+eval" : "decode", t[full][ROUNDS / 2], ROUNDS, n);
+           full ? "decode+eval" : "decode", graft_median(t[full], ROUNDS), ROUNDS, n);
   }
   fflush(stdout);
   char args[4200];

@@ -18,6 +18,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "engine/base/clock.h"
 #include "io/isolate.h"
 
 /* Frames that say nothing about whose code went wrong. */
@@ -74,14 +75,8 @@ static void child(void (*fn)(void *), void *arg, int out) {
   _exit(0);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static bool wait_until(pid_t pid, double deadline, int *st) {
-  while (now_s() < deadline) {
+  while (graft_now() < deadline) {
     pid_t r = waitpid(pid, st, WNOHANG);
     if (r == pid || (r < 0 && errno != EINTR)) return true;
     struct timespec ts = {0, 2000000};
@@ -121,10 +116,10 @@ triage_verdict triage_run(void (*fn)(void *arg), void *arg, double timeout_s, ch
   if (pid == 0) child(fn, arg, out);
   int st = 0;
   bool hung = false;
-  if (pid > 0 && !wait_until(pid, now_s() + timeout_s, &st)) {
+  if (pid > 0 && !wait_until(pid, graft_now() + timeout_s, &st)) {
     hung = true;
     kill(pid, SIGSEGV); /* the handler says where it is */
-    if (!wait_until(pid, now_s() + 3, &st)) {
+    if (!wait_until(pid, graft_now() + 3, &st)) {
       kill(pid, SIGKILL);
       waitpid(pid, &st, 0);
     }

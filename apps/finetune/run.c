@@ -195,7 +195,7 @@ static graft_status epoch_end(run *r, int epoch, double seconds, double val_loss
   ck->loss_sum = 0;
   ck->correct = ck->seen = 0;
   r->saver.unsaved = true;
-  if (r->cfg->save_every > 0 && graft__ft_now() - r->saver.last_save < r->cfg->save_every &&
+  if (r->cfg->save_every > 0 && graft_now() - r->saver.last_save < r->cfg->save_every &&
       epoch + 1 < r->cfg->epochs)
     return GRAFT_OK;
   return graft__ft_save(r, false);
@@ -210,9 +210,9 @@ static graft_status train_loop(run *r) {
   if (first >= c->epochs)
     graft__ft_say(r, "%s: all %lld epochs are done (raise epochs to train further, or --restart)",
                   r->files.dir, (long long)c->epochs);
-  r->saver.last_save = graft__ft_now();
+  r->saver.last_save = graft_now();
   for (int epoch = first; epoch < limit; epoch++) {
-    double t0 = graft__ft_now();
+    double t0 = graft_now();
     graft_status s = graft__ft_pass(r, true, epoch, &ck->loss_sum, &ck->correct, &ck->seen);
     if (s == GRAFT_EINTR) {
       graft_status w = graft__ft_save(r, true);
@@ -225,7 +225,7 @@ static graft_status train_loop(run *r) {
     int64_t vcorrect = 0, vseen = 0;
     if (s == GRAFT_OK) s = graft__ft_pass(r, false, epoch, &vloss, &vcorrect, &vseen);
     if (s != GRAFT_OK) return graft__ft_keep_best_file(r, s);
-    double seconds = graft__ft_now() - t0;
+    double seconds = graft_now() - t0;
     GRAFT_TRY(epoch_end(r, epoch, seconds, vseen ? vloss / (double)vseen : 0,
                         vseen ? (double)vcorrect / (double)vseen : 0));
     if (graft__ft_stop_requested(r)) {

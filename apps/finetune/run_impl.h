@@ -24,6 +24,7 @@
 #include "apps/finetune/run.h"
 #include "comm/comm.h"
 #include "engine/backend.h"
+#include "engine/base/clock.h"
 #include "engine/base/rng.h"
 #include "engine/net.h"
 #include "io/dataset.h"
@@ -110,7 +111,7 @@ typedef struct saver {
   char detail[1024];
   bool best_pending; /* the model holds a better classifier than best.h5 */
   bool unsaved;      /* epochs have finished since the last save */
-  double last_save;  /* when the last save started (graft__ft_now) */
+  double last_save;  /* when the last save started (graft_now) */
 } saver;
 
 typedef struct run {
@@ -135,13 +136,6 @@ typedef struct run {
 /* ---- run.c ---- */
 /* One line for the user, through the hooks. */
 void graft__ft_say(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-
-static inline double graft__ft_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* StepLR as PyTorch computes it: multiply by gamma at every step_size-th epoch. */
 static inline double graft__ft_lr(const graft_config *c, int epoch) {

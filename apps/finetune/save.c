@@ -157,7 +157,7 @@ graft_status graft__ft_keep_best(run *r) {
 graft_status graft__ft_save(run *r, bool wait) {
   saver *w = &r->saver;
   GRAFT_TRY(graft__ft_writer_join(r));
-  w->last_save = graft__ft_now();
+  w->last_save = graft_now();
   GRAFT_TRY(graft_net_get_classifier(r->net, w->classifier, w->momentum));
   const bool best = w->best_pending;
   w->best_pending = w->unsaved = false;
