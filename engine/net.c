@@ -8,9 +8,15 @@
 
 #define BE_CALL(net, fn, ...) ((net)->be->iface->fn((net)->be, __VA_ARGS__))
 
-static graft_status be_alloc(graft_net *net, size_t bytes, void **out, const char *what) {
+graft_status graft__net_alloc(graft_net *net, size_t bytes, void **out, const char *what) {
   graft_status s = BE_CALL(net, alloc, bytes, out);
   if (s != GRAFT_OK) return graft__context(s, "allocating %s (%zu bytes)", what, bytes);
+  return GRAFT_OK;
+}
+
+graft_status graft__net_check_count(int n, int lo, int hi, const char *what) {
+  if (n < lo || n > hi)
+    return graft__fail(GRAFT_EINVAL, "%d %s (this net holds %d to %d)", n, what, lo, hi);
   return GRAFT_OK;
 }
 
@@ -130,24 +136,27 @@ graft_status graft_net_create(graft_backend *be, const graft_arch *a, const floa
                     (double)need / 1e9, max_batch, (double)have / 1e9);
     goto fail;
   }
-  s = be_alloc(net, t->acts[0].bytes, &net->input, "input batch");
-  if (s == GRAFT_OK) s = be_alloc(net, net->act_bytes, &net->ping, "trunk activations");
-  if (s == GRAFT_OK) s = be_alloc(net, net->act_bytes, &net->pong, "trunk activations");
+  s = graft__net_alloc(net, t->acts[0].bytes, &net->input, "input batch");
+  if (s == GRAFT_OK)
+    s = graft__net_alloc(net, net->act_bytes, &net->ping, "trunk activations");
+  if (s == GRAFT_OK)
+    s = graft__net_alloc(net, net->act_bytes, &net->pong, "trunk activations");
   const size_t rows = (size_t)net->eval_rows;
   if (s == GRAFT_OK)
-    s = be_alloc(net, rows * a->feature_dim * sizeof(float), (void **)&net->features,
-                 "features");
+    s = graft__net_alloc(net, rows * a->feature_dim * sizeof(float), (void **)&net->features,
+                         "features");
   size_t bytes = (a->n_floats - a->classifier_offset) * sizeof(float);
-  if (s == GRAFT_OK) s = be_alloc(net, bytes, (void **)&net->classifier_params, "classifier");
+  if (s == GRAFT_OK)
+    s = graft__net_alloc(net, bytes, (void **)&net->classifier_params, "classifier");
   if (s == GRAFT_OK)
     s = BE_CALL(net, upload, net->classifier_params, params + a->classifier_offset, bytes);
   for (int i = 0; s == GRAFT_OK && i < a->n_classifier; i++)
     if (a->classifier[i].kind == GRAFT_LAYER_LINEAR)
-      s = be_alloc(net, rows * a->classifier[i].u.linear.out * sizeof(float),
-                   (void **)&net->classifier_out[i], "classifier activations");
+      s = graft__net_alloc(net, rows * a->classifier[i].u.linear.out * sizeof(float),
+                           (void **)&net->classifier_out[i], "classifier activations");
   if (s == GRAFT_OK)
-    s = be_alloc(net, rows * a->num_classes * sizeof(float), (void **)&net->probs,
-                 "probabilities");
+    s = graft__net_alloc(net, rows * a->num_classes * sizeof(float), (void **)&net->probs,
+                         "probabilities");
   if (s != GRAFT_OK) goto fail;
   *out = net;
   return GRAFT_OK;
@@ -174,10 +183,7 @@ int graft_net_eval_rows(const graft_net *net) { return net->eval_rows; }
 graft_backend *graft_net_backend(const graft_net *net) { return net->be; }
 
 static graft_status check_batch(const graft_net *net, int n) {
-  if (n < 1 || n > net->max_batch)
-    return graft__fail(GRAFT_EINVAL, "batch of %d images (this net holds 1 to %d)", n,
-                       net->max_batch);
-  return GRAFT_OK;
+  return graft__net_check_count(n, 1, net->max_batch, "images in a batch");
 }
 
 graft_status graft_net_set_input(graft_net *net, int n, const float *input_host) {

@@ -44,4 +44,10 @@ graft_status graft__classifier_forward(graft_net *net, int n, bool rows, const f
 
 void graft__net_train_free(graft_net *net);
 
+/* Backend memory for one of the net's buffers; a failure says what it was for. */
+graft_status graft__net_alloc(graft_net *net, size_t bytes, void **out, const char *what);
+
+/* lo <= n <= hi, or EINVAL saying "n WHAT (this net holds lo to hi)". */
+graft_status graft__net_check_count(int n, int lo, int hi, const char *what);
+
 #endif

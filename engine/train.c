@@ -62,9 +62,7 @@ void graft__net_train_free(graft_net *net) {
 }
 
 static graft_status alloc(graft_net *net, size_t bytes, void **p) {
-  graft_status s = F(net)->alloc(net->be, bytes, p);
-  if (s != GRAFT_OK) return graft__context(s, "allocating training buffers (%zu bytes)", bytes);
-  return GRAFT_OK;
+  return graft__net_alloc(net, bytes, p, "training buffers");
 }
 
 graft_status graft_net_train_init(graft_net *net, graft_trainable which, float dropout_p) {
@@ -107,10 +105,7 @@ size_t graft_net_train_count(const graft_net *net) { return net->train ? net->tr
 size_t graft_net_train_offset(const graft_net *net) { return net->train ? net->train->offset : 0; }
 
 static graft_status check_rows(const graft_net *net, int n) {
-  if (n < 0 || n > net->eval_rows)
-    return graft__fail(GRAFT_EINVAL, "%d feature rows (this net holds up to %d)", n,
-                       net->eval_rows);
-  return GRAFT_OK;
+  return graft__net_check_count(n, 0, net->eval_rows, "feature rows");
 }
 
 graft_status graft_net_put_features(graft_net *net, int n, const float *rows_host) {
