@@ -23,26 +23,27 @@ struct cpu_dnnl {
   size_t scratch_bytes;
 };
 
-/* Every oneDNN call goes through DNNL_CHECK: on failure it records the call,
- * file, line and oneDNN's status, and jumps to the function's `fail:` ladder. */
-#define DNNL_CHECK_AS(status, text)                                                      \
-  do {                                                                                   \
-    dnnl_status_t dnnl_st_ = (status);                                                   \
-    if (dnnl_st_ != dnnl_success) {                                                      \
-      st = graft__fail(GRAFT_EBACKEND, "oneDNN %s failed: %s (%s:%d)", text,             \
-                       dnnl_status2str(dnnl_st_), __FILE__, __LINE__);                   \
-      goto fail;                                                                         \
-    }                                                                                    \
+/* Every oneDNN call goes through DNNL_CHECK(st, label, call): on failure it
+ * records the call, file, line and oneDNN's status in the graft_status
+ * variable st and jumps to label, where the function releases what it holds. */
+#define DNNL_CHECK_AS(st, label, status, text)                                 \
+  do {                                                                         \
+    dnnl_status_t dnnl_st_ = (status);                                         \
+    if (dnnl_st_ != dnnl_success) {                                            \
+      (st) = graft__fail(GRAFT_EBACKEND, "oneDNN %s failed: %s (%s:%d)", text, \
+                         dnnl_status2str(dnnl_st_), __FILE__, __LINE__);       \
+      goto label;                                                              \
+    }                                                                          \
   } while (0)
-#define DNNL_CHECK(call) DNNL_CHECK_AS(call, #call)
+#define DNNL_CHECK(st, label, call) DNNL_CHECK_AS(st, label, call, #call)
 
 graft_status graft__dnnl_init(cpu_backend *be) {
   graft_status st = GRAFT_OK;
   struct cpu_dnnl *d = calloc(1, sizeof *d);
   if (!d) return graft__fail(GRAFT_ENOMEM, "out of memory");
   be->dnnl = d;
-  DNNL_CHECK(dnnl_engine_create(&d->engine, dnnl_cpu, 0));
-  DNNL_CHECK(dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags));
+  DNNL_CHECK(st, fail, dnnl_engine_create(&d->engine, dnnl_cpu, 0));
+  DNNL_CHECK(st, fail, dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags));
   return GRAFT_OK;
 fail:
   graft__dnnl_release(be);
@@ -119,18 +120,18 @@ static graft_status plan_run(graft_plan *plan, const void *x, void *y) {
   graft_status st = GRAFT_OK;
   dnnl_exec_arg_t args[5];
   int n = 0;
-  DNNL_CHECK(dnnl_memory_set_data_handle(p->src, (void *)x));
-  DNNL_CHECK(dnnl_memory_set_data_handle(p->dst, y));
+  DNNL_CHECK(st, fail, dnnl_memory_set_data_handle(p->src, (void *)x));
+  DNNL_CHECK(st, fail, dnnl_memory_set_data_handle(p->dst, y));
   args[n++] = (dnnl_exec_arg_t){p->src_arg, p->src};
   args[n++] = (dnnl_exec_arg_t){p->dst_arg, p->dst};
   if (p->wei) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, p->wei};
   if (p->bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->bias};
   if (p->scratch) {
-    DNNL_CHECK(dnnl_memory_set_data_handle(p->scratch, d->scratch));
+    DNNL_CHECK(st, fail, dnnl_memory_set_data_handle(p->scratch, d->scratch));
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratch};
   }
-  DNNL_CHECK(dnnl_primitive_execute(p->prim, d->stream, n, args));
-  DNNL_CHECK(dnnl_stream_wait(d->stream));
+  DNNL_CHECK(st, fail, dnnl_primitive_execute(p->prim, d->stream, n, args));
+  DNNL_CHECK(st, fail, dnnl_stream_wait(d->stream));
 fail:
   return st;
 }
@@ -140,14 +141,16 @@ fail:
 static graft_status finish_plan(cpu_backend *be, dnnl_primitive_desc_t pd, dnnl_plan *p) {
   struct cpu_dnnl *d = be->dnnl;
   graft_status st = GRAFT_OK;
-  const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, p->src_arg);
-  const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, p->dst_arg);
+  const dnnl_memory_desc_t *src =
+      dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, p->src_arg);
+  const dnnl_memory_desc_t *dst =
+      dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, p->dst_arg);
   const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-  DNNL_CHECK(dnnl_memory_create(&p->src, src, d->engine, DNNL_MEMORY_NONE));
-  DNNL_CHECK(dnnl_memory_create(&p->dst, dst, d->engine, DNNL_MEMORY_NONE));
+  DNNL_CHECK(st, fail, dnnl_memory_create(&p->src, src, d->engine, DNNL_MEMORY_NONE));
+  DNNL_CHECK(st, fail, dnnl_memory_create(&p->dst, dst, d->engine, DNNL_MEMORY_NONE));
   size_t need = scr ? dnnl_memory_desc_get_size(scr) : 0;
   if (need > 0) {
-    DNNL_CHECK(dnnl_memory_create(&p->scratch, scr, d->engine, DNNL_MEMORY_NONE));
+    DNNL_CHECK(st, fail, dnnl_memory_create(&p->scratch, scr, d->engine, DNNL_MEMORY_NONE));
     if (need > d->scratch_bytes) {
       void *grown = NULL;
       if (posix_memalign(&grown, 64, need) != 0) {
@@ -159,7 +162,7 @@ static graft_status finish_plan(cpu_backend *be, dnnl_primitive_desc_t pd, dnnl_
       d->scratch_bytes = need;
     }
   }
-  DNNL_CHECK(dnnl_primitive_create(&p->prim, pd));
+  DNNL_CHECK(st, fail, dnnl_primitive_create(&p->prim, pd));
 fail:
   dnnl_primitive_desc_destroy(pd);
   return st;
@@ -177,8 +180,8 @@ static graft_status new_plan(cpu_backend *be, int src_arg, int dst_arg, dnnl_pla
 
 static graft_status user_scratch_attr(dnnl_primitive_attr_t *attr) {
   graft_status st = GRAFT_OK;
-  DNNL_CHECK(dnnl_primitive_attr_create(attr));
-  DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user));
+  DNNL_CHECK(st, fail, dnnl_primitive_attr_create(attr));
+  DNNL_CHECK(st, fail, dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user));
 fail:
   return st;
 }
@@ -194,12 +197,13 @@ graft_status graft__dnnl_reorder_plan(cpu_backend *be, const graft_act *in, int 
   out->layout = out_layout;
   out->bytes = cpu_act_bytes(in->n, in->c, in->h, in->w, out_layout);
   GRAFT_TRY(new_plan(be, DNNL_ARG_FROM, DNNL_ARG_TO, &p));
-  DNNL_CHECK(md_init(&src, in, in->layout));
-  DNNL_CHECK(md_init(&dst, out, out_layout));
+  DNNL_CHECK(st, fail, md_init(&src, in, in->layout));
+  DNNL_CHECK(st, fail, md_init(&dst, out, out_layout));
   st = user_scratch_attr(&attr);
   if (st != GRAFT_OK) goto fail;
-  DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, &src, be->dnnl->engine, &dst,
-                                                be->dnnl->engine, attr));
+  DNNL_CHECK(st, fail,
+             dnnl_reorder_primitive_desc_create(&pd, &src, be->dnnl->engine, &dst, be->dnnl->engine,
+                                                attr));
   dnnl_primitive_attr_destroy(attr);
   attr = NULL;
   st = finish_plan(be, pd, p);
@@ -229,14 +233,15 @@ static graft_status reorder_weights(cpu_backend *be, const dnnl_memory_desc_t *w
     p->wei_buf = NULL;
     return graft__fail(GRAFT_ENOMEM, "weights of %zu bytes", bytes);
   }
-  DNNL_CHECK(dnnl_memory_desc_init_by_tag(&user_md, 4, dims, dnnl_f32, dnnl_oihw));
-  DNNL_CHECK(dnnl_memory_create(&user, &user_md, d->engine, (void *)w));
-  DNNL_CHECK(dnnl_memory_create(&p->wei, want, d->engine, p->wei_buf));
-  DNNL_CHECK(dnnl_reorder_primitive_desc_create(&rpd, &user_md, d->engine, want, d->engine, NULL));
-  DNNL_CHECK(dnnl_primitive_create(&reorder, rpd));
+  DNNL_CHECK(st, fail, dnnl_memory_desc_init_by_tag(&user_md, 4, dims, dnnl_f32, dnnl_oihw));
+  DNNL_CHECK(st, fail, dnnl_memory_create(&user, &user_md, d->engine, (void *)w));
+  DNNL_CHECK(st, fail, dnnl_memory_create(&p->wei, want, d->engine, p->wei_buf));
+  DNNL_CHECK(st, fail,
+             dnnl_reorder_primitive_desc_create(&rpd, &user_md, d->engine, want, d->engine, NULL));
+  DNNL_CHECK(st, fail, dnnl_primitive_create(&reorder, rpd));
   dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, p->wei}};
-  DNNL_CHECK(dnnl_primitive_execute(reorder, d->stream, 2, args));
-  DNNL_CHECK(dnnl_stream_wait(d->stream));
+  DNNL_CHECK(st, fail, dnnl_primitive_execute(reorder, d->stream, 2, args));
+  DNNL_CHECK(st, fail, dnnl_stream_wait(d->stream));
 fail:
   if (reorder) dnnl_primitive_destroy(reorder);
   if (rpd) dnnl_primitive_desc_destroy(rpd);
@@ -273,8 +278,8 @@ static dnnl_status_t conv_pd(cpu_backend *be, const graft_conv2d_params *cp,
       (s = dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x)) != dnnl_success)
     return s;
   dnnl_convolution_desc_t cd;
-  s = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, src, &wei, &bias,
-                                         &dst, strides, pad, pad);
+  s = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, src, &wei, &bias, &dst,
+                                         strides, pad, pad);
   if (s != dnnl_success) return s;
   *pd = NULL;
   s = dnnl_primitive_desc_create(pd, &cd, attr, be->dnnl->engine, NULL);
@@ -331,77 +336,95 @@ fail:
   return st;
 }
 
-graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *cp,
-                                   const graft_act *in, const float *w, const float *b,
-                                   graft_act *out, graft_plan **plan) {
-  struct cpu_dnnl *d = be->dnnl;
+/* The attributes of every convolution: the user's scratchpad and, where the
+ * layer has one, ReLU fused as a post-op. */
+static graft_status conv_attr(const graft_conv2d_params *cp, dnnl_primitive_attr_t *attr) {
+  graft_status st = GRAFT_OK;
+  dnnl_post_ops_t ops = NULL;
+  GRAFT_TRY(user_scratch_attr(attr));
+  if (cp->relu) {
+    DNNL_CHECK(st, fail, dnnl_post_ops_create(&ops));
+    DNNL_CHECK(st, fail, dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
+    DNNL_CHECK(st, fail, dnnl_primitive_attr_set_post_ops(*attr, ops)); /* copies ops */
+  }
+  if (ops) dnnl_post_ops_destroy(ops);
+  return GRAFT_OK;
+fail:
+  if (ops) dnnl_post_ops_destroy(ops);
+  dnnl_primitive_attr_destroy(*attr);
+  *attr = NULL;
+  return st;
+}
+
+/* Which convolution primitive runs this layer, as *pd (the caller's to
+ * destroy). *chained: it writes plain NCHW, to be reordered into out's
+ * blocked layout after.
+ *
+ * Winograd F(4x4,3x3) does 4x fewer multiplies for 3x3/1; on this machine
+ * (AVX-512, 2 cores) it runs VGG's layers 2-3x faster than direct, which is
+ * already at the FMA peak, and VGG16's trunk 2.2x (error vs double 1e-6
+ * relative, direct 5e-7: test_cpu_trunk). oneDNN's own `auto` picks it only
+ * for larger batches (at 8 images, not at 1-2). There is no Winograd kernel
+ * for some shapes (3 input channels, plain layouts) nor below AVX-512:
+ * direct then (on AVX2 + FMA graft's own Winograd takes these layers before
+ * they get here: engine/cpu/winograd.c, chosen in conv.c). Where no JIT
+ * kernel writes the blocked layout from this input (a first layer reading
+ * plain NCHW, on some ISAs) and oneDNN offers only its reference kernel,
+ * its GEMM convolution into plain NCHW is taken instead. */
+static graft_status choose_conv(cpu_backend *be, const graft_conv2d_params *cp, const graft_act *in,
+                                const graft_act *out, const_dnnl_primitive_attr_t attr,
+                                dnnl_primitive_desc_t *pd, bool *chained) {
+  graft_status st = GRAFT_OK;
+  dnnl_primitive_desc_t plain = NULL;
+  dnnl_memory_desc_t src;
+  dnnl_status_t got;
+  *pd = NULL;
+  *chained = false;
+  DNNL_CHECK(st, fail, md_init(&src, in, in->layout));
+  if ((be->wino == CPU_WINO_DNNL || be->conv_path == GRAFT_CPU_CONV_AUTO) && cp->kernel == 3 &&
+      cp->stride == 1) {
+    dnnl_alg_kind_t alg =
+        be->conv_path == GRAFT_CPU_CONV_AUTO ? dnnl_convolution_auto : dnnl_convolution_winograd;
+    got = conv_pd(be, cp, &src, out, tag_of(out->layout), alg, attr, pd);
+    if (got != dnnl_unimplemented) DNNL_CHECK_AS(st, fail, got, "winograd convolution descriptor");
+  }
+  if (!*pd) {
+    got = conv_pd(be, cp, &src, out, tag_of(out->layout), dnnl_convolution_direct, attr, pd);
+    if (got != dnnl_unimplemented) DNNL_CHECK_AS(st, fail, got, "direct convolution descriptor");
+  }
+  if (*pd && !is_reference(*pd)) return GRAFT_OK;
+  graft_act flat = *out;
+  flat.layout = 0;
+  flat.bytes = cpu_act_bytes(flat.n, flat.c, flat.h, flat.w, 0);
+  got = conv_pd(be, cp, &src, &flat, dnnl_nchw, dnnl_convolution_direct, attr, &plain);
+  if (got != dnnl_unimplemented) DNNL_CHECK_AS(st, fail, got, "plain convolution descriptor");
+  if (plain && (!*pd || !is_reference(plain))) {
+    if (*pd) dnnl_primitive_desc_destroy(*pd);
+    *pd = plain;
+    *chained = true;
+  } else if (plain) {
+    dnnl_primitive_desc_destroy(plain);
+  }
+  if (*pd) return GRAFT_OK;
+  return graft__fail(GRAFT_EBACKEND, "oneDNN has no convolution for %dx%d/%d on %dx%dx%d",
+                     cp->kernel, cp->kernel, cp->stride, in->c, in->h, in->w);
+fail:
+  if (*pd) dnnl_primitive_desc_destroy(*pd);
+  *pd = NULL;
+  return st;
+}
+
+/* The plan of the convolution pd describes: weights reordered into its
+ * layout once, the bias copied, the primitive created. Takes ownership of pd. */
+static graft_status build_conv(cpu_backend *be, const graft_conv2d_params *cp,
+                               dnnl_primitive_desc_t pd, const float *w, const float *b,
+                               dnnl_plan **out) {
   graft_status st = GRAFT_OK;
   dnnl_plan *p = NULL;
-  dnnl_primitive_desc_t pd = NULL;
-  dnnl_primitive_attr_t attr = NULL;
-  dnnl_post_ops_t ops = NULL;
-  int oh = graft_out_dim(in->h, cp->kernel, cp->stride, cp->pad);
-  int ow = graft_out_dim(in->w, cp->kernel, cp->stride, cp->pad);
-  *out = (graft_act){in->n, cp->out_c, oh, ow, be->block, 0};
-  out->bytes = cpu_act_bytes(out->n, out->c, oh, ow, out->layout);
-  GRAFT_TRY(new_plan(be, DNNL_ARG_SRC, DNNL_ARG_DST, &p));
-  dnnl_memory_desc_t src, bias;
+  dnnl_memory_desc_t bias;
   dnnl_dims_t bd = {cp->out_c};
-  DNNL_CHECK(md_init(&src, in, in->layout));
-  DNNL_CHECK(dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x));
-  st = user_scratch_attr(&attr);
+  st = new_plan(be, DNNL_ARG_SRC, DNNL_ARG_DST, &p);
   if (st != GRAFT_OK) goto fail;
-  if (cp->relu) {
-    DNNL_CHECK(dnnl_post_ops_create(&ops));
-    DNNL_CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
-    DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, ops));
-  }
-  /* Winograd F(4x4,3x3) does 4x fewer multiplies for 3x3/1; on this machine
-   * (AVX-512, 2 cores) it runs VGG's layers 2-3x faster than direct, which is
-   * already at the FMA peak, and VGG16's trunk 2.2x (error vs double 1e-6
-   * relative, direct 5e-7: test_cpu_trunk). oneDNN's own `auto` picks it only
-   * for larger batches (at 8 images, not at 1-2). There is no Winograd kernel
-   * for some shapes (3 input channels, plain layouts) nor below AVX-512:
-   * direct then (on AVX2 + FMA graft's own Winograd takes these layers before
-   * they get here: engine/cpu/winograd.c, chosen in conv.c). */
-  bool wino = (be->wino == CPU_WINO_DNNL || be->conv_path == GRAFT_CPU_CONV_AUTO) &&
-              cp->kernel == 3 && cp->stride == 1;
-  if (wino) {
-    dnnl_alg_kind_t alg = be->conv_path == GRAFT_CPU_CONV_AUTO ? dnnl_convolution_auto
-                                                              : dnnl_convolution_winograd;
-    dnnl_status_t got = conv_pd(be, cp, &src, out, tag_of(out->layout), alg, attr, &pd);
-    if (got != dnnl_unimplemented) DNNL_CHECK_AS(got, "winograd convolution descriptor");
-  }
-  if (!pd) {
-    dnnl_status_t got = conv_pd(be, cp, &src, out, tag_of(out->layout), dnnl_convolution_direct,
-                                attr, &pd);
-    if (got != dnnl_unimplemented) DNNL_CHECK_AS(got, "direct convolution descriptor");
-  }
-  /* No JIT kernel writes the blocked layout from this input (a first layer
-   * reading plain NCHW, on some ISAs): let oneDNN choose the destination
-   * (its GEMM convolution writes plain NCHW) and reorder after. */
-  bool chained = false;
-  if (!pd || is_reference(pd)) {
-    dnnl_primitive_desc_t plain = NULL;
-    graft_act flat = *out;
-    flat.layout = 0;
-    flat.bytes = cpu_act_bytes(flat.n, flat.c, oh, ow, 0);
-    dnnl_status_t got =
-        conv_pd(be, cp, &src, &flat, dnnl_nchw, dnnl_convolution_direct, attr, &plain);
-    if (got != dnnl_unimplemented) DNNL_CHECK_AS(got, "plain convolution descriptor");
-    if (plain && (!pd || !is_reference(plain))) {
-      if (pd) dnnl_primitive_desc_destroy(pd);
-      pd = plain;
-      chained = true;
-    } else if (plain) {
-      dnnl_primitive_desc_destroy(plain);
-    }
-  }
-  if (!pd) {
-    st = graft__fail(GRAFT_EBACKEND, "oneDNN has no convolution for %dx%d/%d on %dx%dx%d",
-                     cp->kernel, cp->kernel, cp->stride, in->c, in->h, in->w);
-    goto fail;
-  }
   st = reorder_weights(be, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), cp, w, p);
   if (st != GRAFT_OK) goto fail;
   if (posix_memalign(&p->bias_buf, 64, (size_t)cp->out_c * sizeof(float)) != 0) {
@@ -410,14 +433,35 @@ graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *c
     goto fail;
   }
   memcpy(p->bias_buf, b, (size_t)cp->out_c * sizeof(float));
-  DNNL_CHECK(dnnl_memory_create(&p->bias, &bias, d->engine, p->bias_buf));
+  DNNL_CHECK(st, fail, dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_x));
+  DNNL_CHECK(st, fail, dnnl_memory_create(&p->bias, &bias, be->dnnl->engine, p->bias_buf));
   st = finish_plan(be, pd, p);
   pd = NULL;
   if (st != GRAFT_OK) goto fail;
-  if (ops) dnnl_post_ops_destroy(ops);
-  dnnl_primitive_attr_destroy(attr);
-  ops = NULL;
-  attr = NULL;
+  *out = p;
+  return GRAFT_OK;
+fail:
+  if (pd) dnnl_primitive_desc_destroy(pd);
+  if (p) plan_destroy(&p->head);
+  return st;
+}
+
+graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *cp,
+                                   const graft_act *in, const float *w, const float *b,
+                                   graft_act *out, graft_plan **plan) {
+  int oh = graft_out_dim(in->h, cp->kernel, cp->stride, cp->pad);
+  int ow = graft_out_dim(in->w, cp->kernel, cp->stride, cp->pad);
+  *out = (graft_act){in->n, cp->out_c, oh, ow, be->block, 0};
+  out->bytes = cpu_act_bytes(out->n, out->c, oh, ow, out->layout);
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_plan *p = NULL;
+  bool chained = false;
+  GRAFT_TRY(conv_attr(cp, &attr));
+  graft_status st = choose_conv(be, cp, in, out, attr, &pd, &chained);
+  dnnl_primitive_attr_destroy(attr); /* the descriptor holds its own copy */
+  if (st == GRAFT_OK) st = build_conv(be, cp, pd, w, b, &p);
+  if (st != GRAFT_OK) return st;
   if (!chained) {
     *plan = &p->head;
     return GRAFT_OK;
@@ -426,12 +470,6 @@ graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *c
   mid.layout = 0;
   mid.bytes = cpu_act_bytes(mid.n, mid.c, oh, ow, 0);
   return chain_to_blocked(be, &p->head, &mid, out, plan);
-fail:
-  if (ops) dnnl_post_ops_destroy(ops);
-  if (attr) dnnl_primitive_attr_destroy(attr);
-  if (pd) dnnl_primitive_desc_destroy(pd);
-  if (p) plan_destroy(&p->head);
-  return st;
 }
 
 graft_status graft__dnnl_maxpool_plan(cpu_backend *be, const graft_pool2d_params *pp,
@@ -446,16 +484,16 @@ graft_status graft__dnnl_maxpool_plan(cpu_backend *be, const graft_pool2d_params
   out->bytes = cpu_act_bytes(out->n, out->c, oh, ow, out->layout);
   GRAFT_TRY(new_plan(be, DNNL_ARG_SRC, DNNL_ARG_DST, &p));
   dnnl_memory_desc_t src, dst;
-  dnnl_dims_t strides = {pp->stride, pp->stride}, kernel = {pp->kernel, pp->kernel},
-              pad = {0, 0};
-  DNNL_CHECK(md_init(&src, in, in->layout));
-  DNNL_CHECK(md_init(&dst, out, out->layout));
+  dnnl_dims_t strides = {pp->stride, pp->stride}, kernel = {pp->kernel, pp->kernel}, pad = {0, 0};
+  DNNL_CHECK(st, fail, md_init(&src, in, in->layout));
+  DNNL_CHECK(st, fail, md_init(&dst, out, out->layout));
   dnnl_pooling_desc_t desc;
-  DNNL_CHECK(dnnl_pooling_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max,
-                                            &src, &dst, strides, kernel, pad, pad));
+  DNNL_CHECK(st, fail,
+             dnnl_pooling_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &src,
+                                            &dst, strides, kernel, pad, pad));
   st = user_scratch_attr(&attr);
   if (st != GRAFT_OK) goto fail;
-  DNNL_CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, be->dnnl->engine, NULL));
+  DNNL_CHECK(st, fail, dnnl_primitive_desc_create(&pd, &desc, attr, be->dnnl->engine, NULL));
   st = finish_plan(be, pd, p);
   pd = NULL;
   if (st != GRAFT_OK) goto fail;
