@@ -13,6 +13,7 @@
 #include "engine/backend.h"
 #include "engine/base/clock.h"
 #include "engine/base/rng.h"
+#include "engine/devices.h"
 #include "engine/net.h"
 #include "io/batch.h"
 #include "io/h5.h"

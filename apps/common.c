@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/base/log.h"
+#include "engine/devices.h"
 
 static const char *name = "graft";
 

@@ -1,6 +1,6 @@
 /* The public face of a compute backend: an opaque handle, the options it is
- * created with and its constructors. The function table lives in
- * engine/backend_impl.h.
+ * created with and the CPU backend's constructor. The function table lives in
+ * engine/backend_impl.h; choosing a device (CPU or CUDA) is engine/devices.h.
  *
  * Every behaviour a backend has is an option given at creation: the library
  * reads no environment variable (apps/common.c turns the GRAFT_* variables
@@ -68,30 +68,6 @@ typedef struct graft_backend_options {
   int default_gpu;
 } graft_backend_options;
 
-/* Why "auto" runs on the CPU: the program decides whether to say so. */
-typedef enum graft_fallback {
-  GRAFT_FALLBACK_NONE,      /* no fallback: a GPU, or the device that was named */
-  GRAFT_FALLBACK_NO_DRIVER, /* no NVIDIA driver (libcuda.so.1 not found): a machine
-                               without NVIDIA GPUs, nothing is wrong */
-  GRAFT_FALLBACK_NO_GPU,    /* something is wrong: a driver but no usable GPU (none,
-                               or one that fails), or the CUDA module or a library
-                               it needs missing */
-} graft_fallback;
-
-typedef struct graft_backend_note {
-  graft_fallback kind;
-  const char *line; /* one line naming what was missing; NULL with NONE */
-} graft_backend_note;
-
-/* o->device: "auto" takes a usable GPU when the build has CUDA, else the
- * CPU; when it falls back it says why in *note (NULL: not wanted): its kind
- * and one line naming what was missing (the CUDA module, a library, the
- * driver, a device), valid until the next call on this thread. "cuda" fails
- * with that line as the detail (GRAFT_ENODEV when something is missing, the
- * CUDA error's status when the GPU is there but fails). o NULL: the
- * defaults. */
-graft_status graft_backend_create(const graft_backend_options *o, graft_backend **out,
-                                  graft_backend_note *note);
 void graft_backend_destroy(graft_backend *be);
 
 /* "cpu", "cuda:0", ... */
@@ -116,16 +92,8 @@ const char *graft_precision_name(graft_precision p);
 const char *graft_cpu_conv_name(graft_cpu_conv c);
 const char *graft_cudnn_path_name(graft_cudnn_path p);
 
-/* The CPU backend itself (graft_backend_create chooses it or the CUDA
- * module's). */
+/* The CPU backend itself (graft_backend_create, engine/devices.h, chooses it
+ * or the CUDA module's). */
 graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_backend **out);
-
-/* What the CUDA backend finds on this machine, a few "name: value" lines
- * into buf: the module, the driver, the CUDA runtime, cuDNN and cuBLAS as
- * loaded (and from where) against the versions the module was built with,
- * and "warning: ..." lines (a cuDNN older than the build's). GRAFT_OK when
- * the module loaded; otherwise its status, with the line saying what was
- * missing in buf and as the detail. No GPU is needed. */
-graft_status graft_cuda_environment(char *buf, size_t cap);
 
 #endif

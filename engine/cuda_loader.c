@@ -17,6 +17,7 @@
 
 #include "engine/cuda_module.h"
 #include "engine/base/log.h"
+#include "engine/devices.h"
 
 static const graft_module_host host = {
     GRAFT_CUDA_MODULE_ABI, graft__fail, graft__context,       graft_detail,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cpu_ref.h"
+#include "engine/devices.h"
 #include "models/arch.h"
 
 static const char *paths[] = {"gemm", "winograd", "direct", "auto", "graft-winograd-f2",

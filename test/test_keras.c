@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/backend.h"
+#include "engine/devices.h"
 #include "engine/net.h"
 #include "harness.h"
 #include "io/batch.h"

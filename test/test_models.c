@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/backend.h"
+#include "engine/devices.h"
 #include "engine/net.h"
 #include "harness.h"
 #include "io/h5.h"

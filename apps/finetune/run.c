@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "apps/finetune/run_impl.h"
+#include "engine/devices.h"
 #include "io/report.h"
 
 void graft__ft_say(const run *r, const char *fmt, ...) {

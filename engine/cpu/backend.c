@@ -201,7 +201,7 @@ graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_back
   }
   char dnnl[96];
   graft__dnnl_describe(be, dnnl, sizeof dnnl);
-  be->block = strstr(dnnl, "avx512") ? 16 : 8;
+  be->block = graft__dnnl_block();
   char path[96];
   s = graft__cpu_conv_choose(be, path, sizeof path);
   if (s != GRAFT_OK) {

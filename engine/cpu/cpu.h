@@ -95,6 +95,10 @@ graft_status graft__cpu_conv2d_plan(graft_backend *be, const graft_conv2d_params
 graft_status graft__dnnl_init(cpu_backend *be);
 void graft__dnnl_release(cpu_backend *be);
 const char *graft__dnnl_describe(cpu_backend *be, char *buf, size_t cap);
+/* The channel block of the trunk's activations, from oneDNN's effective ISA
+ * (ONEDNN_MAX_CPU_ISA caps it): 16 (nChw16c) where its AVX-512 kernels run,
+ * else 8 (nChw8c, the AVX2 kernels' and graft's Winograd's). */
+int graft__dnnl_block(void);
 graft_status graft__dnnl_reorder_plan(cpu_backend *be, const graft_act *in, int out_layout,
                                       graft_act *out, graft_plan **plan);
 graft_status graft__dnnl_conv_plan(cpu_backend *be, const graft_conv2d_params *p,

@@ -82,6 +82,16 @@ const char *graft__dnnl_describe(cpu_backend *be, char *buf, size_t cap) {
   return buf;
 }
 
+int graft__dnnl_block(void) {
+  switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_avx512_core_amx:
+    case dnnl_cpu_isa_avx512_core_bf16:
+    case dnnl_cpu_isa_avx512_core_vnni:
+    case dnnl_cpu_isa_avx512_core: return 16;
+    default: return 8;
+  }
+}
+
 /* The blocked layout's format tag. */
 static dnnl_format_tag_t tag_of(int layout) {
   return layout == 16 ? dnnl_nChw16c : layout == 8 ? dnnl_nChw8c : dnnl_nchw;

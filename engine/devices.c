@@ -1,7 +1,9 @@
-/* Choosing a backend by device name (the library graft_backends, above the
- * CPU backend and the CUDA one it creates). The CUDA backend lives in a
- * module loaded on first use (engine/cuda_loader.c); "auto" falls back to the
- * CPU without it. */
+/* Choosing a backend by device name (engine/devices.h; the library
+ * graft_backends, above the CPU backend and the CUDA one it creates). The
+ * CUDA backend lives in a module loaded on first use (engine/cuda_loader.c);
+ * "auto" falls back to the CPU without it. */
+#include "engine/devices.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
