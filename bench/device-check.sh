@@ -79,27 +79,34 @@ def rows(path):
     return out
 graft, torch = {}, {}
 for f in sorted(glob.glob(os.path.join(logs, "bench_graft_*.log"))):
-    for r in rows(f): graft[(r["arch"], r["batch"])] = r
-f = os.path.join(logs, "bench_torch.log")
-if os.path.exists(f):
-    for r in rows(f): torch[(r["arch"], r["batch"], r.get("cuda_graph"))] = r
+    for r in rows(f): graft[(r["arch"], r.get("precision", "fp32"), r["batch"])] = r
+# PyTorch: per arch, precision, batch and mode, the faster of its two layouts
+for f in sorted(glob.glob(os.path.join(logs, "bench_torch*.log"))):
+    for r in rows(f):
+        if not r.get("validated"): continue
+        k = (r["arch"], r.get("precision", "fp32"), r["batch"], r.get("cuda_graph"))
+        if k not in torch or r["images_per_s"] > torch[k]["images_per_s"]: torch[k] = r
 if not graft and not torch:
     sys.exit(0)
-print("inference on the GPU, images/s: the model on a batch already on the device, fp32 (TF32")
-print("convolutions), random weights, 224x224; graft's trunk as a CUDA graph when captured;")
-print("PyTorch with cudnn.benchmark, eager / CUDA graph; ratio = graft / PyTorch's same mode")
-print("%-8s %5s %12s %8s %12s %12s %7s %11s %11s" % ("arch", "batch", "graft", "graph", "torch eager",
-      "torch graph", "ratio", "upload ms", "download ms"))
-keys = sorted(set(list(graft) + [k[:2] for k in torch]), key=lambda k: (k[0], k[1]))
-for arch, b in keys:
-    g = graft.get((arch, b)); te = torch.get((arch, b, False)); tg = torch.get((arch, b, True))
+print("inference on the GPU, images/s: the model on a batch already on the device, random")
+print("weights, 224x224; fp32 = TF32 convolutions, bf16 = PyTorch's autocast; graft's trunk as a")
+print("CUDA graph when captured; PyTorch with cudnn.benchmark, eager / CUDA graph, each the faster")
+print("of NCHW and channels-last (layout: which); ratio = graft / PyTorch's same mode")
+fmt = "%-7s %-5s %5s %10s %6s %11s %11s %9s %7s %10s %12s"
+print(fmt % ("arch", "prec", "batch", "graft", "graph", "torch eager", "torch graph", "layout",
+             "ratio", "upload ms", "download ms"))
+keys = sorted(set(list(graft) + [k[:3] for k in torch]))
+for arch, prec, b in keys:
+    g = graft.get((arch, prec, b))
+    te = torch.get((arch, prec, b, False)); tg = torch.get((arch, prec, b, True))
     captured = g is not None and "captured as a CUDA graph" in g.get("trunk", "")
     peer = tg if captured else te
-    ips = lambda r: "%.1f" % r["images_per_s"] if r and r.get("validated") else ("invalid" if r else "-")
+    ips = lambda r: "%.1f" % r["images_per_s"] if r and r.get("validated", True) else ("invalid" if r else "-")
     ratio = "%.2fx" % (g["images_per_s"] / peer["images_per_s"]) if g and peer else "-"
     ms = lambda k: "%.3f" % (g[k] * 1e3) if g and k in g else "-"
-    print("%-8s %5s %12s %8s %12s %12s %7s %11s %11s" % (arch, b, ips(g), "yes" if captured else
-          ("no" if g else "-"), ips(te), ips(tg), ratio, ms("upload_s"), ms("download_s")))
+    print(fmt % (arch, prec, b, ips(g), "yes" if captured else ("no" if g else "-"), ips(te),
+                 ips(tg), peer.get("layout", "nchw") if peer else "-", ratio, ms("upload_s"),
+                 ms("download_s")))
 PY
 }
 
@@ -381,14 +388,26 @@ for arch in alexnet vgg16; do
       --batch "$b" --device "$DEV" --iterations "$it" --warmup 3 --json
   done
 done
+# graft in bf16 where this build has it (bench --help lists the precisions).
+if "$BIN/bench" --help 2>&1 | grep -q bf16; then
+  for b in $BATCHES; do
+    it=30
+    [ "$b" -ge 64 ] && it=10
+    step "bench_graft_vgg16_bf16_b$b" 60 gpu "$BIN/bench" infer --resident --arch vgg16 \
+      --batch "$b" --device "$DEV" --precision bf16 --iterations "$it" --warmup 3 --json
+  done
+fi
+# PyTorch: fp32 (TF32 convolutions) and bf16 autocast, each in NCHW and
+# channels-last, eager and as a CUDA graph, cudnn.benchmark on.
 torch_rows() {
   [ -n "$PY" ] || { echo "SKIP: no python with torch: PyTorch's rows are left out"; return 77; }
-  "$PY" "$ROOT/bench/torch_gpu_bench.py" --arch alexnet,vgg16 --batch "${BATCHES// /,}" \
-    --iterations 10 --warmup 3
+  "$PY" "$ROOT/bench/torch_gpu_bench.py" --arch "$1" --batch "${BATCHES// /,}" \
+    --precision "$2" --layout nchw,nhwc --iterations 10 --warmup 3
 }
 export BATCHES
 export -f torch_rows
-step bench_torch 150 peer torch_rows
+step bench_torch 150 peer torch_rows alexnet,vgg16 fp32
+step bench_torch_bf16 90 peer torch_rows vgg16 bf16
 
 publish
 cat "$LOGS/summary.txt"

@@ -2,14 +2,21 @@
 """PyTorch's GPU rows beside `bench infer --resident` (bench/device-check.sh):
 the model alone on a batch already on the GPU, timed exactly as graft's is.
 
-    torch_gpu_bench.py [--arch alexnet,vgg16] [--batch 1,64,256] [--precision fp32]
+    torch_gpu_bench.py [--arch alexnet,vgg16] [--batch 1,64,256]
+                       [--precision fp32|fp32-strict|bf16] [--layout nchw,nhwc]
                        [--iterations 20] [--warmup 3]
 
 For each arch and batch: torchvision's model with 1000 classes, eval mode, on
 cuda; torch.backends.cudnn.benchmark = True (autotuned convolutions for the
 fixed shape, PyTorch's fastest honest setting); fp32 as graft's fp32 (TF32
 convolutions, fp32 matmuls: torch.backends.cudnn.allow_tf32 = True,
-torch.backends.cuda.matmul.allow_tf32 = False), fp32-strict with both off.
+torch.backends.cuda.matmul.allow_tf32 = False), fp32-strict with both off,
+bf16 as a PyTorch user runs it on Ampere and Hopper: torch.autocast("cuda",
+dtype=torch.bfloat16) around the fp32 model (convolutions and Linear layers in
+bf16 with fp32 accumulation, softmax in fp32). --layout: the model and the
+batch in PyTorch's default memory format (nchw) and/or channels-last (nhwc,
+model.to(memory_format=torch.channels_last), what NVIDIA recommends for tensor
+cores); one set of rows per layout.
 The timed call is forward + softmax on the resident batch, then
 torch.cuda.synchronize(), under the host's clock, as graft's graft_net_forward
 (trunk, classifier, softmax, then wait). Two rows each: eager, and the same
@@ -45,7 +52,7 @@ def rel_err(a, b):
     return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
 
 
-def row(args, arch, batch, graph, times, up, down, err):
+def row(args, arch, batch, layout, graph, times, up, down, err):
     med = statistics.median(times)
     return {"engine": "pytorch", "version": torch.__version__, "workload": "infer",
             "arch": arch, "batch": batch, "device": "cuda",
@@ -56,25 +63,32 @@ def row(args, arch, batch, graph, times, up, down, err):
             "images_per_s": batch / med, "gflops": FLOPS[arch] * batch / med / 1e9,
             "validated": err <= 1e-5, "max_rel_error": err, "resident": True,
             "upload_s": statistics.median(up), "download_s": statistics.median(down),
-            "cuda_graph": graph, "cudnn_benchmark": True}
+            "cuda_graph": graph, "cudnn_benchmark": True, "layout": layout,
+            "autocast": args.precision == "bf16"}
 
 
-def bench(args, arch, batch):
+def bench(args, arch, batch, layout):
+    fmt = torch.channels_last if layout == "nhwc" else torch.contiguous_format
     model = getattr(torchvision.models, arch)(num_classes=1000).eval().cuda()
+    model = model.to(memory_format=fmt)
     host = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-    x = torch.empty_like(host, device="cuda")
+    x = torch.empty_like(host, device="cuda").contiguous(memory_format=fmt)
     up = timed(lambda: x.copy_(host), args.iterations)
     rows = []
+    bf16 = args.precision == "bf16"
     with torch.no_grad():
         def forward():
-            return model(x).softmax(1)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x)
+            return logits.float().softmax(1)
         ref = forward().clone()  # autotunes (cudnn.benchmark) once for this shape
         for _ in range(args.warmup):
             forward()
         out = {}
         times = timed(lambda: out.__setitem__("y", forward()), args.iterations)
         down = timed(lambda: out["y"].cpu(), args.iterations)
-        rows.append(row(args, arch, batch, False, times, up, down, rel_err(out["y"], ref)))
+        rows.append(row(args, arch, batch, layout, False, times, up, down,
+                        rel_err(out["y"], ref)))
 
         # the same call as a CUDA graph: warmed up on a side stream, captured, replayed
         side = torch.cuda.Stream()
@@ -90,7 +104,8 @@ def bench(args, arch, batch):
             g.replay()
         times = timed(g.replay, args.iterations)
         down = timed(lambda: static_y.cpu(), args.iterations)
-        rows.append(row(args, arch, batch, True, times, up, down, rel_err(static_y, ref)))
+        rows.append(row(args, arch, batch, layout, True, times, up, down,
+                        rel_err(static_y, ref)))
     del model, x
     torch.cuda.empty_cache()
     return rows
@@ -100,7 +115,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="alexnet,vgg16")
     ap.add_argument("--batch", default="1,64,256")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp32-strict"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp32-strict", "bf16"])
+    ap.add_argument("--layout", default="nchw,nhwc")
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     args = ap.parse_args()
@@ -110,14 +126,19 @@ def main():
               file=sys.stderr)
         return 77
     torch.backends.cudnn.benchmark = True
-    torch.backends.cudnn.allow_tf32 = args.precision == "fp32"
+    torch.backends.cudnn.allow_tf32 = args.precision != "fp32-strict"
     torch.backends.cuda.matmul.allow_tf32 = False
     ok = True
+    layouts = args.layout.split(",")
+    bad = [l for l in layouts if l not in ("nchw", "nhwc")]
+    if bad:
+        ap.error("--layout takes nchw and/or nhwc, not %s" % ",".join(bad))
     for arch in args.arch.split(","):
         for batch in (int(b) for b in args.batch.split(",")):
-            for r in bench(args, arch, batch):
-                print(json.dumps(r), flush=True)
-                ok = ok and r["validated"]
+            for layout in layouts:
+                for r in bench(args, arch, batch, layout):
+                    print(json.dumps(r), flush=True)
+                    ok = ok and r["validated"]
     return 0 if ok else 1
 
 
