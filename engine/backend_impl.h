@@ -137,7 +137,7 @@ typedef struct graft_backend_iface {
 struct graft_backend {
   const graft_backend_iface *iface;
   char name[32];
-  char description[256];
+  char description[320];
   int threads;
   graft_precision precision;
 };
