@@ -96,6 +96,10 @@ graft_status graft__cuda_graph_add(cuda_backend *be, const void *key, size_t key
   return GRAFT_OK;
 }
 
+int graft__cuda_act_layout(const graft_backend *b) {
+  return ((const cuda_backend *)b)->act_layout;
+}
+
 /* ---- memory ---- */
 static graft_status cuda_alloc(graft_backend *b, size_t bytes, void **out) {
   cuda_backend *be = cuda_of(b);
@@ -340,6 +344,10 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   graft_cudnn_path path = o->cudnn_path;
   if ((unsigned)path > GRAFT_CUDNN_PATH_LEGACY)
     return graft__fail(GRAFT_EINVAL, "cuDNN path %d", (int)path);
+  if ((unsigned)o->precision > GRAFT_PRECISION_BF16)
+    return graft__fail(GRAFT_EINVAL, "precision %d", (int)o->precision);
+  if ((unsigned)o->cuda_layout > GRAFT_CUDA_LAYOUT_NHWC)
+    return graft__fail(GRAFT_EINVAL, "CUDA layout %d", (int)o->cuda_layout);
   cuda_backend *be = calloc(1, sizeof *be);
   if (!be) return graft__fail(GRAFT_ENOMEM, "out of memory");
   be->base.iface = &cuda_iface;
@@ -348,6 +356,13 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   be->device = device;
   be->path = path;
   be->eager = o->cuda_eager;
+  /* auto: NHWC in bf16 (where cuDNN's bf16 tensor-core engines are at home),
+   * NCHW in fp32 (its pre-compiled fp32 ConvBiasAct engines take NCHW). Both
+   * plan for every layer deviceless; which is faster no GPU run has said. */
+  bool bf16 = o->precision == GRAFT_PRECISION_BF16;
+  bool nhwc = o->cuda_layout == GRAFT_CUDA_LAYOUT_NHWC ||
+              (o->cuda_layout == GRAFT_CUDA_LAYOUT_AUTO && bf16);
+  be->act_layout = (nhwc ? GRAFT__CUDA_NHWC : 0) | (bf16 ? GRAFT__CUDA_BF16 : 0);
   be->sm = prop.major * 10 + prop.minor;
   be->total_mem = prop.totalGlobalMem;
   snprintf(be->base.name, sizeof be->base.name, "cuda:%d", device);
@@ -363,11 +378,12 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   size_t dnn = cudnnGetVersion();
   snprintf(be->base.description, sizeof be->base.description,
            "%s: %.96s (sm_%d, %zu MiB), driver %d.%d, runtime %d.%d, cuDNN %zu.%zu.%zu "
-           "graphs%s%s, cuBLAS %d.%d",
+           "graphs%s%s, trunk %s %s, cuBLAS %d.%d",
            be->base.name, prop.name, be->sm, be->total_mem >> 20, driver / 1000,
            driver % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, dnn / 10000,
            dnn / 100 % 100, dnn % 100, path ? ", path " : "",
-           path ? graft_cudnn_path_name(path) : "", cublas_v / 10000, cublas_v / 100 % 100);
+           path ? graft_cudnn_path_name(path) : "", nhwc ? "NHWC" : "NCHW",
+           bf16 ? "bf16" : "fp32", cublas_v / 10000, cublas_v / 100 % 100);
   *out = &be->base;
   return GRAFT_OK;
 }

@@ -44,10 +44,16 @@ graft_status graft__cudnn_device_from_json(const char *json, cudnnBackendDescrip
   return GRAFT_OK;
 }
 
-graft_status graft__cudnn_tensor(int64_t uid, const int64_t dims[4], bool is_virtual,
-                                 cudnnBackendDescriptor_t *out) {
-  const int64_t strides[4] = {dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1};
-  const cudnnDataType_t type = CUDNN_DATA_FLOAT;
+graft_status graft__cudnn_tensor(int64_t uid, const int64_t dims[4], cudnnDataType_t type,
+                                 bool nhwc, bool is_virtual, cudnnBackendDescriptor_t *out) {
+  /* dims are always [N, C, H, W] (filters [K, C, R, S]); the strides say the layout */
+  int64_t strides[4] = {dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1};
+  if (nhwc) {
+    strides[1] = 1;
+    strides[3] = dims[1];
+    strides[2] = dims[3] * dims[1];
+    strides[0] = dims[2] * dims[3] * dims[1];
+  }
   const int64_t align = 16; /* cudaMalloc gives 256; plans check their pointers */
   const bool virt = is_virtual;
   cudnnBackendDescriptor_t d = NULL;
@@ -141,11 +147,13 @@ static graft_status read_cfg(cudnnBackendDescriptor_t cfg, cfg_info *info) {
 }
 
 /* fp32: PyTorch's default, TF32 tensor cores allowed for convolutions.
- * fp32-strict: true fp32 arithmetic: no tensor-core (TF32) engine. Neither
- * ever converts inputs down (fp16/bf16 is never PyTorch's fp32), reduces in
- * lower precision, or takes 13x13 Winograd tiles: an interpolation that wide
- * loses more of fp32's bits than any bound test_cuda_ops could justify
- * (test/transform_error.py measures the 2x2 to 6x6 tiles). */
+ * fp32-strict: true fp32 arithmetic: no tensor-core (TF32) engine. bf16:
+ * bf16 data with fp32 accumulation, tensor cores welcome. None ever converts
+ * inputs down (fp16/bf16 is never PyTorch's fp32; below bf16 is nothing
+ * graft's bf16 promises), reduces in lower precision than fp32, or takes
+ * 13x13 Winograd tiles: an interpolation that wide loses more bits than any
+ * bound test_cuda_ops could justify (test/transform_error.py measures the
+ * 2x2 to 6x6 tiles). */
 static bool allowed(const cfg_info *c, graft_precision prec) {
   if (!c->known || c->down_convert || c->reduced_reduction) return false;
   if (c->notes & GRAFT__NOTE_WINOGRAD_13x13) return false;
