@@ -50,6 +50,18 @@
 #include "harness.h"
 #include "models/model.h"
 
+/* bf16's tolerance, relative to the reference's norm. bf16 keeps 8
+ * significant bits: each rounding to it errs by at most u = 2^-8 = 3.9e-3
+ * relative. A bf16 trunk op's output has passed through at most three
+ * roundings (input, weight, output; the bias's is of the output's order), so
+ * each product is within 3u = 1.2e-2 of the exact one, and fp32 accumulation
+ * adds nothing of that order. Summed over many terms the errors are
+ * independent and partly cancel: about sqrt(2/3) u from the inputs plus
+ * u / sqrt(3) from the output, 5e-3 in norm. 2e-2 = 5u holds the worst case
+ * of every element with room; a whole net (several such layers and the
+ * classifier) is allowed 4x that. Not yet run on a GPU. */
+#define BF16_TOL 2e-2
+
 static graft_backend *cpu;
 static uint64_t seed_counter = 1;
 static graft__cudnn_target reference; /* deviceless planning, for forced rungs */
@@ -163,20 +175,31 @@ static bool deviceless_plans(const char *rung, const graft__conv_shape *sh, graf
   return false;
 }
 
+/* The CPU's result rounded to bfloat16, as the GPU's bf16 trunk stores it. */
+static void round_bf16(float *v, size_t n) {
+  for (size_t i = 0; i < n; i++) v[i] = graft__bf16_to_float(graft__bf16_from_float(v[i]));
+}
+
+/* One trunk op on the GPU from plain NCHW float x: in the backend's own
+ * layout (NHWC and/or bf16) through its edge plans, nchw_to_act before and
+ * act_to_rows after, so the edges are checked with the op. */
 static void compare_op(graft_backend *be, const char *what, plan_fn fn, const void *params,
                        const graft_act *in, const float *w, const float *b, double tol,
                        const char *forced) {
   size_t count;
   const float *x = rand_host((size_t)in->n * in->c * in->h * in->w, -1, 1);
   float *want = cpu_run(fn, params, in, x, w, b, &count);
-  graft_act out;
-  graft_plan *plan;
-  graft_status s = fn(be, params, in, w, b, &out, &plan);
+  const int layout = graft__cuda_act_layout(be);
+  graft_act in_act = *in, out, rows;
+  graft_plan *plan, *to_act = NULL, *to_rows = NULL;
+  if (layout != GRAFT_LAYOUT_NCHW) CHECK_OK(be->iface->nchw_to_act_plan(be, in, &in_act, &to_act));
+  graft_status s = fn(be, params, &in_act, w, b, &out, &plan);
   /* The legacy rung is the ladder's last: no description can excuse it. */
   if (s == GRAFT_EUNSUPPORTED && forced && fn == conv_fn && strcmp(forced, "legacy") != 0) {
     const graft_conv2d_params *p = params;
-    graft__conv_shape sh = {in->n, in->c, in->h, in->w, p->out_c, p->kernel, p->stride, p->pad,
-                            p->relu};
+    graft__conv_shape sh = {in->n,    in->c,     in->h,     in->w,
+                            p->out_c, p->kernel, p->stride, p->pad,
+                            p->relu,  (in_act.layout & GRAFT__CUDA_NHWC) != 0};
     char why[1024], note[400];
     snprintf(why, sizeof why, "%s", graft_detail());
     if (deviceless_plans(forced, &sh, be->precision, note, sizeof note)) {
@@ -190,19 +213,36 @@ static void compare_op(graft_backend *be, const char *what, plan_fn fn, const vo
     CHECK_MSG(s == GRAFT_OK, "%s: plan: %s: %s", what, graft_strerror(s), graft_detail());
   }
   if (s == GRAFT_OK) {
+    rows = out;
+    if (layout != GRAFT_LAYOUT_NCHW) CHECK_OK(be->iface->act_to_rows_plan(be, &out, &rows, &to_rows));
     void *dx = dev(be, x, in->bytes), *dy = dev(be, NULL, out.bytes);
-    CHECK_OK(be->iface->plan_run(plan, dx, dy));
-    float *got = back(be, dy, count);
+    void *da = to_act ? dev(be, NULL, in_act.bytes) : dx;
+    void *dr = to_rows ? dev(be, NULL, rows.bytes) : dy;
+    if (to_act) CHECK_OK(be->iface->plan_run(to_act, dx, da));
+    CHECK_OK(be->iface->plan_run(plan, da, dy));
+    if (to_rows) CHECK_OK(be->iface->plan_run(to_rows, dy, dr));
+    float *got = back(be, dr, count);
     char label[300], describe[200];
     be->iface->plan_describe(plan, describe, sizeof describe);
     if (tol > 0 && be->precision == GRAFT_PRECISION_FP32_STRICT) tol = strict_tol(plan->notes);
+    /* bf16: max pooling commutes with rounding (both are monotonic), so the
+     * CPU's maximum rounded to bf16 is exactly the GPU's; the average is
+     * computed in float from rounded inputs and rounded once more */
+    if (layout & GRAFT__CUDA_BF16) {
+      if (fn == max_fn) round_bf16(want, count);
+      if (fn == avg_fn) tol = BF16_TOL;
+    }
     snprintf(label, sizeof label, "%s [%s]", what, describe);
     expect_close(label, got, want, count, tol);
     free(got);
+    if (to_act) be->iface->free(be, da);
+    if (to_rows) be->iface->free(be, dr);
     be->iface->free(be, dx);
     be->iface->free(be, dy);
     be->iface->plan_destroy(plan);
+    if (to_rows) be->iface->plan_destroy(to_rows);
   }
+  if (to_act) be->iface->plan_destroy(to_act);
   free((void *)x);
   free(want);
 }
@@ -214,7 +254,10 @@ static const struct { int n, c, h, w, k, r, stride, pad, relu; } convs[] = {
 };
 
 static void trunk_ops(graft_backend *be, const char *path, graft_precision prec) {
-  double tol = prec == GRAFT_PRECISION_FP32_STRICT ? 1e-5 : 5e-3; /* strict: by engine */
+  double tol = prec == GRAFT_PRECISION_FP32_STRICT ? 1e-5 /* strict: by engine */
+               : prec == GRAFT_PRECISION_BF16      ? BF16_TOL
+                                                   : 5e-3;
+  const char *layout = graft__cuda_act_layout(be) & GRAFT__CUDA_NHWC ? "nhwc" : "nchw";
   const char *forced = strcmp(path, "auto") == 0 ? NULL : path;
   for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
     graft_conv2d_params p = {convs[i].c, convs[i].k, convs[i].r, convs[i].stride, convs[i].pad,
@@ -225,9 +268,9 @@ static void trunk_ops(graft_backend *be, const char *path, graft_precision prec)
     float *w = rand_host((size_t)p.out_c * p.in_c * p.kernel * p.kernel, -bound, bound);
     float *b = rand_host((size_t)p.out_c, -bound, bound);
     char what[128];
-    snprintf(what, sizeof what, "%s %s conv %d->%d %dx%d/%d %dx%d b%d", path,
-             graft_precision_name(prec), p.in_c, p.out_c, p.kernel, p.kernel, p.stride, in.h,
-             in.w, in.n);
+    snprintf(what, sizeof what, "%s %s %s conv %d->%d %dx%d/%d %dx%d b%d", path,
+             graft_precision_name(prec), layout, p.in_c, p.out_c, p.kernel, p.kernel, p.stride,
+             in.h, in.w, in.n);
     compare_op(be, what, conv_fn, &p, &in, w, b, tol, forced);
     free(w);
     free(b);
@@ -239,8 +282,8 @@ static void trunk_ops(graft_backend *be, const char *path, graft_precision prec)
     graft_act in = {pools[i].n, pools[i].c, pools[i].h, pools[i].w, 0,
                     (size_t)pools[i].n * pools[i].c * pools[i].h * pools[i].w * 4};
     char what[128];
-    snprintf(what, sizeof what, "%s maxpool %d/%d %dx%d c%d b%d", path, p.kernel, p.stride, in.h,
-             in.w, in.c, in.n);
+    snprintf(what, sizeof what, "%s %s %s maxpool %d/%d %dx%d c%d b%d", path,
+             graft_precision_name(prec), layout, p.kernel, p.stride, in.h, in.w, in.c, in.n);
     compare_op(be, what, max_fn, &p, &in, NULL, NULL, 0, forced);
   }
   static const struct { int n, c, h, w, oh, ow; } avgs[] = {
@@ -250,8 +293,8 @@ static void trunk_ops(graft_backend *be, const char *path, graft_precision prec)
     graft_act in = {avgs[i].n, avgs[i].c, avgs[i].h, avgs[i].w, 0,
                     (size_t)avgs[i].n * avgs[i].c * avgs[i].h * avgs[i].w * 4};
     char what[128];
-    snprintf(what, sizeof what, "%s adaptive avgpool %dx%d -> %dx%d", path, in.h, in.w, p.out_h,
-             p.out_w);
+    snprintf(what, sizeof what, "%s %s %s adaptive avgpool %dx%d -> %dx%d", path,
+             graft_precision_name(prec), layout, in.h, in.w, p.out_h, p.out_w);
     compare_op(be, what, avg_fn, &p, &in, NULL, NULL, 0, forced);
   }
 }
@@ -303,6 +346,7 @@ static void trunk_capture(graft_backend *be) {
 }
 
 static void classifier_ops(graft_backend *be) {
+  const double lin_tol = be->precision == GRAFT_PRECISION_BF16 ? BF16_TOL : 1e-5;
   static const struct { int n, in, out, relu; } lin[] = {
       {1, 9216, 4096, 1}, {4, 25088, 64, 1}, {7, 4096, 10, 0}, {64, 4096, 1000, 1}, {3, 5, 2, 0}};
   const graft_backend_iface *f = be->iface;
@@ -325,11 +369,11 @@ static void classifier_ops(graft_backend *be) {
     float *h;
     snprintf(what, sizeof what, "linear %d x %d -> %d%s forward", n, p.in, p.out,
              p.relu ? " relu" : "");
-    expect_close(what, h = back(be, gy, ny), y, ny, 1e-5), free(h);
+    expect_close(what, h = back(be, gy, ny), y, ny, lin_tol), free(h);
     snprintf(what, sizeof what, "linear %d x %d -> %d backward dx", n, p.in, p.out);
-    expect_close(what, h = back(be, gdx, nx), dx, nx, 1e-5), free(h);
+    expect_close(what, h = back(be, gdx, nx), dx, nx, lin_tol), free(h);
     snprintf(what, sizeof what, "linear %d x %d -> %d backward dw", n, p.in, p.out);
-    expect_close(what, h = back(be, gdw, nw), dw, nw, 1e-5), free(h);
+    expect_close(what, h = back(be, gdw, nw), dw, nw, lin_tol), free(h);
     snprintf(what, sizeof what, "linear %d x %d -> %d backward db (column sums)", n, p.in, p.out);
     expect_close(what, h = back(be, gdb, (size_t)p.out), db, (size_t)p.out, 0), free(h);
     /* ReLU backward, masked by one output on both: the CPU forward's (the
@@ -459,7 +503,8 @@ static void whole_net(graft_backend *be, graft_precision prec) {
   CHECK_OK(graft_net_create(be, &m->arch, m->params, B, 224, 224, &ng));
   CHECK_OK(graft_net_predict(nc, B, x, pc, lc));
   CHECK_OK(graft_net_predict(ng, B, x, pg, lg));
-  double tol = prec == GRAFT_PRECISION_FP32_STRICT ? 1e-4 : 1e-2;
+  const bool bf16 = prec == GRAFT_PRECISION_BF16;
+  double tol = prec == GRAFT_PRECISION_FP32_STRICT ? 1e-4 : bf16 ? 4 * BF16_TOL : 1e-2;
   expect_close("alexnet logits (net_predict)", lg, lc, B * 5, tol);
   CHECK_OK(graft_net_train_init(nc, GRAFT_TRAIN_CLASSIFIER, 0.5f));
   CHECK_OK(graft_net_train_init(ng, GRAFT_TRAIN_CLASSIFIER, 0.5f));
@@ -473,15 +518,15 @@ static void whole_net(graft_backend *be, graft_precision prec) {
     CHECK_OK(graft_net_put_features(ng, B, feat));
     CHECK_OK(graft_net_train_step(nc, B, labels, &sgd, 7 + step, loss_c, pred));
     CHECK_OK(graft_net_train_step(ng, B, labels, &sgd, 7 + step, loss_g, pred));
-    expect_close("alexnet training loss", loss_g, loss_c, B, 1e-4);
+    expect_close("alexnet training loss", loss_g, loss_c, B, bf16 ? BF16_TOL : 1e-4);
   }
   size_t head = m->arch.n_floats - m->arch.classifier_offset;
   float *hc = malloc(head * 4), *hg = malloc(head * 4), *mc = malloc(count * 4),
         *mg = malloc(count * 4);
   CHECK_OK(graft_net_get_classifier(nc, hc, mc));
   CHECK_OK(graft_net_get_classifier(ng, hg, mg));
-  expect_close("alexnet classifier after 3 steps", hg, hc, head, 1e-5);
-  expect_close("alexnet momentum after 3 steps", mg, mc, count, 1e-4);
+  expect_close("alexnet classifier after 3 steps", hg, hc, head, bf16 ? 1e-3 : 1e-5);
+  expect_close("alexnet momentum after 3 steps", mg, mc, count, bf16 ? 2 * BF16_TOL : 1e-4);
   graft_net_destroy(nc);
   graft_net_destroy(ng);
   graft_model_free(m);
@@ -618,11 +663,13 @@ static void dump_device_json(graft_backend *be) {
   }
 }
 
-/* A CUDA backend on cuda:0 with this precision and convolution ladder. */
-static graft_backend *cuda_backend_for(graft_precision prec, graft_cudnn_path path) {
+/* A CUDA backend on cuda:0 with this precision, convolution ladder and layout. */
+static graft_backend *cuda_backend_for(graft_precision prec, graft_cudnn_path path,
+                                       graft_cuda_layout layout) {
   graft_backend *be;
-  CHECK_OK(graft__cuda_create(0, &(graft_backend_options){.precision = prec, .cudnn_path = path},
-                              &be));
+  CHECK_OK(graft__cuda_create(
+      0, &(graft_backend_options){.precision = prec, .cudnn_path = path, .cuda_layout = layout},
+      &be));
   return be;
 }
 
@@ -641,7 +688,8 @@ int main(void) {
   /* the precision and the ladder are the backend's from its creation: one
    * backend each (the first stays: the reference description may be its) */
   for (int prec = 1; prec >= 0; prec--) {
-    graft_backend *bp = cuda_backend_for((graft_precision)prec, GRAFT_CUDNN_PATH_AUTO);
+    graft_backend *bp =
+        cuda_backend_for((graft_precision)prec, GRAFT_CUDNN_PATH_AUTO, GRAFT_CUDA_LAYOUT_NCHW);
     trunk_ops(bp, "auto", (graft_precision)prec);
     whole_net(bp, (graft_precision)prec);
     graft_backend_destroy(bp);
@@ -651,10 +699,38 @@ int main(void) {
                                     GRAFT_CUDNN_PATH_SPLIT, GRAFT_CUDNN_PATH_LEGACY};
   for (int i = 0; i < 4; i++)
     for (int prec = 1; prec >= 0; prec--) {
-      graft_backend *bp = cuda_backend_for((graft_precision)prec, paths[i]);
+      graft_backend *bp = cuda_backend_for((graft_precision)prec, paths[i], GRAFT_CUDA_LAYOUT_NCHW);
       trunk_ops(bp, graft_cudnn_path_name(paths[i]), (graft_precision)prec);
       graft_backend_destroy(bp);
     }
+  /* channels-last in each precision, bf16 in NCHW too: every path, the
+   * whole ladder and each rung forced; a whole net in each */
+  static const struct {
+    graft_precision prec;
+    graft_cuda_layout layout;
+  } others[] = {{GRAFT_PRECISION_FP32, GRAFT_CUDA_LAYOUT_NHWC},
+                {GRAFT_PRECISION_FP32_STRICT, GRAFT_CUDA_LAYOUT_NHWC},
+                {GRAFT_PRECISION_BF16, GRAFT_CUDA_LAYOUT_AUTO},
+                {GRAFT_PRECISION_BF16, GRAFT_CUDA_LAYOUT_NCHW}};
+  for (size_t o = 0; o < sizeof others / sizeof others[0]; o++) {
+    graft_backend *bp = cuda_backend_for(others[o].prec, GRAFT_CUDNN_PATH_AUTO, others[o].layout);
+    printf("%s\n", graft_backend_describe(bp));
+    if (others[o].prec == GRAFT_PRECISION_BF16) {
+      CHECK_MSG(others[o].layout != GRAFT_CUDA_LAYOUT_AUTO ||
+                    graft__cuda_act_layout(bp) == (GRAFT__CUDA_NHWC | GRAFT__CUDA_BF16),
+                "bf16's auto layout is NHWC");
+      classifier_ops(bp);
+    }
+    trunk_capture(bp);
+    trunk_ops(bp, "auto", others[o].prec);
+    whole_net(bp, others[o].prec);
+    graft_backend_destroy(bp);
+    for (int i = 0; i < 4; i++) {
+      bp = cuda_backend_for(others[o].prec, paths[i], others[o].layout);
+      trunk_ops(bp, graft_cudnn_path_name(paths[i]), others[o].prec);
+      graft_backend_destroy(bp);
+    }
+  }
   if (reference.device) cudnnBackendDestroyDescriptor(reference.device);
   /* the last line, which bench/device-check.sh puts in its table */
   if (refused_notes)
