@@ -131,6 +131,8 @@ bool app_backend_options(const char *device, long long threads, const char *prec
     app_status_error(bad, s);
     return false;
   }
+  v = env("GRAFT_CUDNN_TUNE");
+  o->cudnn_tune = v && strcmp(v, "1") == 0;
   v = env("GRAFT_CUDA_GRAPHS");
   o->cuda_eager = v && strcmp(v, "0") == 0;
   o->default_gpu = job.local_rank;

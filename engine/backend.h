@@ -78,6 +78,11 @@ typedef struct graft_backend_options {
   graft_cpu_kernels cpu_kernels;
   graft_cudnn_path cudnn_path;
   graft_cuda_layout cuda_layout;
+  /* Tuned cuDNN plans, as torch.backends.cudnn.benchmark: each new graph's
+   * top few engine configs are timed on scratch buffers and the fastest
+   * kept (per shape, in this backend). Off (the default): the first config
+   * that finalizes, in the heuristics' order, the same every run. */
+  bool cudnn_tune;
   bool cuda_eager;              /* the trunk op by op, never captured as a CUDA graph */
   /* The GPU that "cuda" and "auto" take when no index is named: this one
    * modulo the GPUs the process sees (the programs give each process of a

@@ -18,6 +18,8 @@
  * values), the ReLU's backward, bias column sums and SGD must match bit for
  * bit; softmax and cross-entropy (float reductions over a block, against the
  * CPU's double: about 1e-7 expected, engine/cuda/kernels.cu) to 1e-6.
+ * The same in NHWC (fp32, fp32-strict, bf16) and bf16 NCHW, and with tuned
+ * plans (fp32 NCHW, bf16 NHWC); bf16's tolerance is derived at BF16_TOL.
  * Then the whole trunk through graft__cuda_trunk_run (eager, captured,
  * replayed) must equal the plan-by-plan run bit for bit, and must have been
  * captured (the eager fallback gives the same bits); a random AlexNet
@@ -730,6 +732,16 @@ int main(void) {
       trunk_ops(bp, graft_cudnn_path_name(paths[i]), others[o].prec);
       graft_backend_destroy(bp);
     }
+  }
+  /* tuned plans (the fastest of the top configs, timed): fp32 NCHW, bf16 NHWC */
+  for (int bf16 = 0; bf16 < 2; bf16++) {
+    graft_precision prec = bf16 ? GRAFT_PRECISION_BF16 : GRAFT_PRECISION_FP32;
+    graft_backend *bp;
+    CHECK_OK(graft__cuda_create(0, &(graft_backend_options){.precision = prec, .cudnn_tune = true},
+                                &bp));
+    printf("tuned: %s\n", graft_backend_describe(bp));
+    trunk_ops(bp, "auto", prec);
+    graft_backend_destroy(bp);
   }
   if (reference.device) cudnnBackendDestroyDescriptor(reference.device);
   /* the last line, which bench/device-check.sh puts in its table */

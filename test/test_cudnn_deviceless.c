@@ -226,7 +226,7 @@ static void recorded_devices(void) {
     n++;
     char *json = slurp(path);
     CHECK_MSG(json != NULL, "cannot read %s", path);
-    graft__cudnn_target t = {NULL, NULL, 0};
+    graft__cudnn_target t = {.device = NULL};
     graft_status s = json ? graft__cudnn_device_from_json(json, &t.device) : GRAFT_EIO;
     free(json);
     CHECK_MSG(s == GRAFT_OK, "%s: not a device description: %s", path, graft_detail());
@@ -285,6 +285,51 @@ static void legacy_pick(void) {
   printf("legacy rung: algorithm choice within the workspace limit checked\n");
 }
 
+/* Tuned planning's choice, with a made-up timer: each candidate is
+ * "faster" than the one before, so the last timed must win; a timer that
+ * fails every time leaves the first; no timer, today's first plan. */
+static int timed;
+static cudnnBackendDescriptor_t first_timed, last_timed;
+static bool fail_timer;
+static graft_status fake_timer(void *ctx, const graft__cudnn_plan *cand, double *ms) {
+  (void)ctx;
+  if (!timed) first_timed = cand->plan;
+  last_timed = cand->plan;
+  *ms = 100.0 - timed++;
+  return fail_timer ? graft__fail(GRAFT_EBACKEND, "made-up failure") : GRAFT_OK;
+}
+
+static void tuned_pick(void) {
+  graft__conv_shape sh = {8, 64, 56, 56, 128, 3, 1, 1, true, false};
+  for (int d = 0; d < N_DEV; d++)
+    for (int fail = 0; fail < 2; fail++) {
+      graft__cudnn_target t = targets[d];
+      t.time = fake_timer;
+      t.tune_top = 4;
+      timed = 0;
+      fail_timer = fail;
+      graft__cudnn_plan p, plain;
+      CHECK_OK(graft__conv_graph(&t, &sh, true, CUDNN_HEUR_MODE_A, GRAFT_PRECISION_FP32, &p));
+      CHECK_OK(graft__conv_graph(&targets[d], &sh, true, CUDNN_HEUR_MODE_A, GRAFT_PRECISION_FP32,
+                                 &plain));
+      CHECK_MSG(timed > 1 && p.tuned == timed && timed <= 4, "%s: %d timed, %d tuned",
+                device_names[d], timed, p.tuned);
+      CHECK_MSG(p.plan == (fail ? first_timed : last_timed), "%s: tuned kept the wrong plan",
+                device_names[d]);
+      CHECK_MSG(plain.tuned == 0, "untuned planning timed something");
+      if (fail) /* nothing timed: the first plan, which is the untuned choice */
+        CHECK_MSG(p.engine == plain.engine, "%s: engine %ld, untuned %ld", device_names[d],
+                  (long)p.engine, (long)plain.engine);
+      printf("tuned planning on %s (%s timer): %d candidates timed, engine %ld kept "
+             "(untuned: %ld)\n",
+             device_names[d], fail ? "failing" : "made-up", timed, (long)p.engine,
+             (long)plain.engine);
+      graft__cudnn_plan_release(&p);
+      graft__cudnn_plan_release(&plain);
+      graft_clear_detail();
+    }
+}
+
 int main(void) {
   legacy_pick();
   recorded_devices();
@@ -310,6 +355,7 @@ int main(void) {
            (long long)(targets[d].workspace_limit >> 20));
     free(json);
   }
+  tuned_pick();
   printf("columns per device: fused/A, fused/FALLBACK, split/A; each "
          "e<engine id><notes> <viable>/<heuristics results> <workspace>; notes: T TF32, F FFT, "
          "W Winograd (4, 6, D: 4x4, 6x6, 13x13 tiles); * = the plan graft runs\n");

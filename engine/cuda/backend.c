@@ -184,12 +184,15 @@ static void plan_destroy(graft_plan *plan) {
 }
 
 static void plan_describe(graft_plan *plan, char *buf, size_t cap) {
-  char engine[128] = "", trunk[320] = "";
+  char engine[160] = "", trunk[320] = "";
   if (plan->engine >= 0) {
-    char notes[96];
+    char notes[96], tuned[64] = "";
     graft__notes_text(plan->notes, notes, sizeof notes);
-    snprintf(engine, sizeof engine, ", engine %ld%s%s", (long)plan->engine, notes[0] ? ", " : "",
-             notes);
+    if (plan->tuned > 1)
+      snprintf(tuned, sizeof tuned, ", fastest of %d timed (%.3g ms)", plan->tuned,
+               plan->tuned_ms);
+    snprintf(engine, sizeof engine, ", engine %ld%s%s%s", (long)plan->engine,
+             notes[0] ? ", " : "", notes, tuned);
   }
   if (plan->captured) {
     bool captured;
@@ -356,6 +359,7 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   be->device = device;
   be->path = path;
   be->eager = o->cuda_eager;
+  be->tune = o->cudnn_tune;
   /* auto: NHWC in bf16 (where cuDNN's bf16 tensor-core engines are at home),
    * NCHW in fp32 (its pre-compiled fp32 ConvBiasAct engines take NCHW). Both
    * plan for every layer deviceless; which is faster no GPU run has said. */

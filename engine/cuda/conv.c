@@ -116,13 +116,80 @@ static void destroy(graft_plan *plan) {
   graft__cuda_plan_free(plan);
 }
 
+/* Tuned planning's timer: a candidate on the layer's own weights and
+ * scratch x and y (zeros), once to warm up, then TUNE_RUNS times between two
+ * events; the mean. The backend's workspace grows to the candidate's need
+ * (the candidates are of one rank: within the limit when any is). */
+enum { TUNE_TOP = 4, TUNE_RUNS = 3 };
+typedef struct tune_ctx {
+  cuda_backend *be;
+  conv_plan *c;
+  void *x, *y;
+  cudaEvent_t start, stop;
+} tune_ctx;
+
+static graft_status time_candidate(void *ctx, const graft__cudnn_plan *cand, double *ms) {
+  tune_ctx *tc = ctx;
+  cuda_backend *be = tc->be;
+  GRAFT_TRY(graft__cuda_workspace_reserve(be, (size_t)cand->workspace));
+  void *ptrs[4] = {tc->x, tc->c->w, tc->c->b, tc->y};
+  if (cand->n_uids == 3) ptrs[2] = tc->y; /* conv-only graph: x, w, y */
+  cudnnBackendDescriptor_t pack = NULL;
+  GRAFT_TRY(graft__cudnn_make_pack(cand, ptrs, be->workspace, &pack));
+  graft_status s = CU_STEP(cudnn, cudnnBackendExecute(be->cudnn, cand->plan, pack));
+  if (s == GRAFT_OK) s = CU_STEP(cuda, cudaEventRecord(tc->start, be->stream));
+  for (int i = 0; s == GRAFT_OK && i < TUNE_RUNS; i++)
+    s = CU_STEP(cudnn, cudnnBackendExecute(be->cudnn, cand->plan, pack));
+  if (s == GRAFT_OK) s = CU_STEP(cuda, cudaEventRecord(tc->stop, be->stream));
+  if (s == GRAFT_OK) s = CU_STEP(cuda, cudaEventSynchronize(tc->stop));
+  float elapsed = 0;
+  if (s == GRAFT_OK) s = CU_STEP(cuda, cudaEventElapsedTime(&elapsed, tc->start, tc->stop));
+  cudnnBackendDestroyDescriptor(pack);
+  *ms = (double)elapsed / TUNE_RUNS;
+  return s;
+}
+
+static graft_status tune_begin(cuda_backend *be, conv_plan *c, tune_ctx *tc) {
+  const size_t e = graft__cuda_elem_bytes(c->layout);
+  memset(tc, 0, sizeof *tc);
+  tc->be = be;
+  tc->c = c;
+  CU_TRY(cuda, cudaMalloc(&tc->x, (size_t)c->s.n * c->s.c * c->s.h * c->s.w * e));
+  CU_TRY(cuda, cudaMalloc(&tc->y, (size_t)c->s.n * c->s.k * c->oh * c->ow * e));
+  CU_TRY(cuda, cudaMemsetAsync(tc->x, 0, (size_t)c->s.n * c->s.c * c->s.h * c->s.w * e,
+                               be->stream));
+  CU_TRY(cuda, cudaEventCreate(&tc->start));
+  CU_TRY(cuda, cudaEventCreate(&tc->stop));
+  return GRAFT_OK;
+}
+
+static void tune_end(tune_ctx *tc) {
+  if (tc->be && tc->be->stream) cudaStreamSynchronize(tc->be->stream);
+  if (tc->x) cudaFree(tc->x);
+  if (tc->y) cudaFree(tc->y);
+  if (tc->start) cudaEventDestroy(tc->start);
+  if (tc->stop) cudaEventDestroy(tc->stop);
+}
+
 /* Rungs 1-3: the cached cuDNN plan for this shape, built if new. */
 static graft_status graph_rung(cuda_backend *be, conv_plan *c, enum rung r) {
   conv_key key = {1, r, (int)be->base.precision, c->layout, c->s.n, c->s.c, c->s.h, c->s.w,
                   c->s.k, c->s.r, c->s.stride, c->s.pad, c->s.relu};
   graft__cudnn_plan *cached = graft__cuda_graph_find(be, &key, sizeof key);
   if (!cached) {
-    graft__cudnn_target t = {be->cudnn, NULL, (int64_t)(be->total_mem / 16)};
+    graft__cudnn_target t = {.handle = be->cudnn,
+                             .workspace_limit = (int64_t)(be->total_mem / 16)};
+    tune_ctx tc = {0};
+    if (be->tune) {
+      graft_status ts = tune_begin(be, c, &tc);
+      if (ts != GRAFT_OK) {
+        tune_end(&tc);
+        return graft__context(ts, "scratch buffers to time engine configs");
+      }
+      t.time = time_candidate;
+      t.time_ctx = &tc;
+      t.tune_top = TUNE_TOP;
+    }
     graft__cudnn_plan p;
     graft_status s;
     if (r == RUNG_SPLIT) {
@@ -135,6 +202,7 @@ static graft_status graph_rung(cuda_backend *be, conv_plan *c, enum rung r) {
           r == RUNG_FUSED_A ? CUDNN_HEUR_MODE_A : CUDNN_HEUR_MODE_FALLBACK;
       s = graft__conv_graph(&t, &c->s, true, mode, be->base.precision, &p);
     }
+    tune_end(&tc);
     if (s != GRAFT_OK) return s;
     /* New: run it once before it is cached for every plan of this shape. */
     s = graft__cuda_workspace_reserve(be, (size_t)p.workspace);
@@ -157,6 +225,8 @@ static graft_status graph_rung(cuda_backend *be, conv_plan *c, enum rung r) {
   c->bias_kernel = r == RUNG_SPLIT;
   c->head.engine = cached->engine;
   c->head.notes = cached->notes;
+  c->head.tuned = cached->tuned;
+  c->head.tuned_ms = cached->tuned_ms;
   return GRAFT_OK;
 }
 

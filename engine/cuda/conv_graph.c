@@ -130,15 +130,16 @@ graft_status graft__conv_graph(const graft__cudnn_target *t, const graft__conv_s
   memset(out, 0, sizeof *out);
   cudnnBackendDescriptor_t ops[3];
   int n_ops = 0;
+  /* the uids first: a tuned planning runs the candidates */
+  const int64_t fused_uids[] = {UID_X, UID_W, UID_B, UID_Y}, split_uids[] = {UID_X, UID_W, UID_Y};
+  out->n_uids = fused ? 4 : 3;
+  memcpy(out->uids, fused ? fused_uids : split_uids, (size_t)out->n_uids * sizeof(int64_t));
   graft_status st = conv_ops(out, s, fused, prec, ops, &n_ops);
   if (st == GRAFT_OK) st = graft__cudnn_plan_graph(t, out, ops, n_ops, mode, prec);
   if (st != GRAFT_OK) {
     graft__cudnn_plan_release(out);
     return st;
   }
-  const int64_t fused_uids[] = {UID_X, UID_W, UID_B, UID_Y}, split_uids[] = {UID_X, UID_W, UID_Y};
-  out->n_uids = fused ? 4 : 3;
-  memcpy(out->uids, fused ? fused_uids : split_uids, (size_t)out->n_uids * sizeof(int64_t));
   return GRAFT_OK;
 }
 
@@ -185,15 +186,13 @@ graft_status graft__maxpool_graph(const graft__cudnn_target *t, int n, int c, in
   graft_status st = GRAFT_OK;
   for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
     memset(out, 0, sizeof *out);
+    out->n_uids = 2;
+    out->uids[0] = 1;
+    out->uids[1] = 2;
     cudnnBackendDescriptor_t op;
     st = pool_ops(out, n, c, h, w, kernel, stride, nhwc, prec, &op);
     if (st == GRAFT_OK) st = graft__cudnn_plan_graph(t, out, &op, 1, modes[m], prec);
-    if (st == GRAFT_OK) {
-      out->n_uids = 2;
-      out->uids[0] = 1;
-      out->uids[1] = 2;
-      return GRAFT_OK;
-    }
+    if (st == GRAFT_OK) return GRAFT_OK;
     graft__cudnn_plan_release(out);
     if (st != GRAFT_EUNSUPPORTED) break;
   }

@@ -57,17 +57,27 @@ graft_status graft__cublas_check(cublasStatus_t e, const char *call, const char 
 
 /* Where graphs are planned: a real GPU (handle) or, deviceless, a finalized
  * CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR made from a device's JSON. */
+typedef struct graft__cudnn_plan graft__cudnn_plan;
 typedef struct graft__cudnn_target {
   cudnnHandle_t handle;
   cudnnBackendDescriptor_t device;
   int64_t workspace_limit; /* prefer configs needing at most this (0: any) */
+  /* Tuned planning (cudnn.benchmark's rule): when time is set and tune_top
+   * > 1, up to tune_top plans (at most GRAFT__CUDNN_TUNE_MAX) of the best
+   * rank are finalized and timed, *ms set by time(time_ctx, candidate, ms),
+   * and the fastest kept. NULL: the first plan that finalizes, as ranked. */
+  graft_status (*time)(void *time_ctx, const graft__cudnn_plan *candidate, double *ms);
+  void *time_ctx;
+  int tune_top;
 } graft__cudnn_target;
+
+#define GRAFT__CUDNN_TUNE_MAX 8
 
 #define GRAFT__CUDNN_KEEP 20
 #define GRAFT__CUDNN_MAX_IO 4
 
 /* One finalized execution plan and what it needs at run time. */
-typedef struct graft__cudnn_plan {
+struct graft__cudnn_plan {
   cudnnBackendDescriptor_t plan;
   cudnnBackendDescriptor_t keep[GRAFT__CUDNN_KEEP]; /* graph pieces, alive as long as the plan */
   int n_keep;
@@ -81,7 +91,9 @@ typedef struct graft__cudnn_plan {
   bool tensor_core;      /* the chosen engine uses tensor cores (TF32) */
   unsigned notes;        /* the chosen engine's GRAFT__NOTE_* */
   cudnnBackendHeurMode_t mode;
-} graft__cudnn_plan;
+  int tuned;             /* candidates timed (0: not tuned, the first plan) */
+  double tuned_ms;       /* the chosen one's time (-1: none could be timed) */
+};
 
 /* What an engine (or a legacy algorithm) does to the numbers, as cuDNN's
  * numerical notes say it; tests pick their tolerance from these. */
@@ -242,6 +254,7 @@ typedef struct cuda_backend {
   graft_cudnn_path path;        /* the rungs of the convolution ladder that may run */
   int act_layout;               /* the trunk's graft_act.layout (GRAFT__CUDA_* bits) */
   bool eager;                   /* never capture the trunk as a CUDA graph */
+  bool tune;                    /* time the top engine configs of each new graph */
   void *workspace;              /* one cuDNN workspace, grown to the largest plan */
   size_t workspace_bytes;
   unsigned workspace_gen;       /* bumped when it moves (captured graphs are stale) */
@@ -268,6 +281,8 @@ struct graft_plan {
   const char *path; /* how it runs, for logs and tests: "fused graph (mode A)", ... */
   int64_t engine;   /* cuDNN engine (or legacy algorithm) it runs; -1: none */
   unsigned notes;   /* that engine's GRAFT__NOTE_* */
+  int tuned;        /* engine configs timed to choose it (0: the first plan) */
+  double tuned_ms;  /* its time then */
   cuda_trunk_graph *captured;
 };
 

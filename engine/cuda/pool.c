@@ -124,7 +124,7 @@ static graft_status max_graph(cuda_backend *be, pool_plan *p, const graft_pool2d
                   pp->kernel, pp->stride};
   graft__cudnn_plan *cached = graft__cuda_graph_find(be, &key, sizeof key);
   if (!cached) {
-    graft__cudnn_target t = {be->cudnn, NULL, (int64_t)(be->total_mem / 16)};
+    graft__cudnn_target t = {.handle = be->cudnn, .workspace_limit = (int64_t)(be->total_mem / 16)};
     graft__cudnn_plan g;
     GRAFT_TRY(graft__maxpool_graph(&t, in->n, in->c, in->h, in->w, pp->kernel, pp->stride,
                                    (in->layout & GRAFT__CUDA_NHWC) != 0, be->base.precision, &g));
