@@ -48,6 +48,7 @@
 #include "engine/backend_impl.h"
 #include "engine/cuda/cuda.h"
 #include "engine/net.h"
+#include "engine/net_internal.h"
 #include "engine/base/rng.h"
 #include "harness.h"
 #include "models/model.h"
@@ -508,6 +509,22 @@ static void whole_net(graft_backend *be, graft_precision prec) {
   const bool bf16 = prec == GRAFT_PRECISION_BF16;
   double tol = prec == GRAFT_PRECISION_FP32_STRICT ? 1e-4 : bf16 ? 4 * BF16_TOL : 1e-2;
   expect_close("alexnet logits (net_predict)", lg, lc, B * 5, tol);
+  /* the whole forward (trunk, classifier, softmax) as one CUDA graph: the
+   * first predict ran it eagerly, the second captures it, the third replays;
+   * the same bits every time */
+  for (int rep = 0; rep < 2; rep++) {
+    float p2[B * 5], l2[B * 5];
+    CHECK_OK(graft_net_predict(ng, B, x, p2, l2));
+    expect_close(rep ? "alexnet logits, forward replayed" : "alexnet logits, forward captured", l2,
+                 lg, B * 5, 0);
+    expect_close("alexnet probabilities, the same bits", p2, pg, B * 5, 0);
+  }
+  char state[320];
+  bool captured;
+  printf("  whole forward: %s\n",
+         graft__cuda_replay_state(ng->trunks[0].forward, state, sizeof state, &captured));
+  CHECK_MSG(captured && strstr(state, "1 replay(s)"),
+            "the second predict must capture the whole forward, the third replay it: %s", state);
   CHECK_OK(graft_net_train_init(nc, GRAFT_TRAIN_CLASSIFIER, 0.5f));
   CHECK_OK(graft_net_train_init(ng, GRAFT_TRAIN_CLASSIFIER, 0.5f));
   size_t fd = (size_t)m->arch.feature_dim, count = graft_net_train_count(nc);

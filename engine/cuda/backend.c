@@ -14,6 +14,9 @@
 
 #include "engine/cuda/cuda.h"
 
+/* cuBLAS's workspace (setup). */
+#define CUBLAS_WS ((size_t)32 << 20)
+
 /* Uploads larger than this skip staging (the classifier's weights, once). */
 #define STAGE_MAX ((size_t)64 << 20)
 
@@ -222,6 +225,8 @@ static const graft_backend_iface cuda_iface = {
     .plan_run = plan_run,
     .plan_destroy = plan_destroy,
     .trunk_run = graft__cuda_trunk_run,
+    .replay = graft__cuda_replay,
+    .replay_release = graft__cuda_replay_release,
     .linear_forward = graft__cuda_linear_forward,
     .linear_backward = graft__cuda_linear_backward,
     .relu_backward = graft__cuda_relu_backward,
@@ -252,6 +257,7 @@ static void cuda_destroy(graft_backend *b) {
   if (be->flag_host) cudaFreeHost(be->flag_host);
   if (be->compute_mark) cudaEventDestroy(be->compute_mark);
   if (be->cublas) cublasDestroy(be->cublas);
+  if (be->cublas_ws) cudaFree(be->cublas_ws);
   if (be->cudnn) cudnnDestroy(be->cudnn);
   if (be->copy_stream) cudaStreamDestroy(be->copy_stream);
   if (be->stream) cudaStreamDestroy(be->stream);
@@ -335,6 +341,11 @@ static graft_status setup(cuda_backend *be) {
   /* Plain fp32 GEMMs: DEFAULT_MATH never lowers fp32 to TF32 (PyTorch's
    * default for matmuls, and what both of graft's precisions ask for). */
   CU_TRY(cublas, cublasSetMathMode(be->cublas, CUBLAS_DEFAULT_MATH));
+  /* cuBLAS's workspace our own, so that a captured forward (graph.c) never
+   * needs cuBLAS to allocate one during the capture (32 MiB: NVIDIA's
+   * recommendation for Hopper, more than enough before it). */
+  CU_TRY(cuda, cudaMalloc(&be->cublas_ws, CUBLAS_WS));
+  CU_TRY(cublas, cublasSetWorkspace(be->cublas, be->cublas_ws, CUBLAS_WS));
   return GRAFT_OK;
 }
 

@@ -251,10 +251,12 @@ typedef struct cuda_backend {
   int next_stage;
   cudnnHandle_t cudnn;
   cublasHandle_t cublas;
+  void *cublas_ws;              /* cuBLAS's workspace, set once */
   graft_cudnn_path path;        /* the rungs of the convolution ladder that may run */
   int act_layout;               /* the trunk's graft_act.layout (GRAFT__CUDA_* bits) */
   bool eager;                   /* never capture the trunk as a CUDA graph */
   bool tune;                    /* time the top engine configs of each new graph */
+  bool capturing;               /* a whole forward is being captured (graph.c) */
   void *workspace;              /* one cuDNN workspace, grown to the largest plan */
   size_t workspace_bytes;
   unsigned workspace_gen;       /* bumped when it moves (captured graphs are stale) */
@@ -315,6 +317,15 @@ graft_status graft__cuda_graph_add(cuda_backend *be, const void *key, size_t key
  * second captures the sequence as a CUDA graph; later ones replay it. */
 graft_status graft__cuda_trunk_run(graft_backend *be, graft_plan *const *plans, int count,
                                    const void *const *xs, void *const *ys);
+
+/* The table's replay and replay_release entries (graph.c): a whole forward
+ * (trunk, classifier, softmax) as one CUDA graph; and how it ran, as
+ * graft__cuda_trunk_state says it for a trunk. */
+graft_status graft__cuda_replay(graft_backend *be, graft_replay **slot,
+                                graft_status (*body)(void *ctx), void *ctx);
+void graft__cuda_replay_release(graft_backend *be, graft_replay *slot);
+const char *graft__cuda_replay_state(const graft_replay *r, char *buf, size_t cap,
+                                     bool *captured);
 
 /* How the trunk whose first plan is `first` ran: "captured as a CUDA graph,
  * N replay(s)", "eager: capture failed: why", ... into buf; *captured says
