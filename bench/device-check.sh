@@ -19,7 +19,10 @@
 #   bench_*             graft and PyTorch (bench/torch_gpu_bench.py) timing the
 #                       same thing: the model on a device-resident batch, batch
 #                       1, 64 and 256, upload and download apart; PyTorch with
-#                       cudnn.benchmark, eager and as a CUDA graph
+#                       cudnn.benchmark, eager and as a CUDA graph; then VGG16
+#                       in bf16 at 64 and 256 (graft's bf16 NHWC trunk, tuned
+#                       plans; PyTorch's bf16 autocast, channels-last), last,
+#                       where the deadline may leave them out
 # On the GPU machine a step that skips (exit 77) has FAILED: it did not check
 # what it is there to check. PyTorch's rows alone may be skipped (no python
 # with a CUDA torch there), saying so.
@@ -79,27 +82,29 @@ def rows(path):
     return out
 graft, torch = {}, {}
 for f in sorted(glob.glob(os.path.join(logs, "bench_graft_*.log"))):
-    for r in rows(f): graft[(r["arch"], r["batch"])] = r
-f = os.path.join(logs, "bench_torch.log")
-if os.path.exists(f):
-    for r in rows(f): torch[(r["arch"], r["batch"], r.get("cuda_graph"))] = r
+    for r in rows(f): graft[(r["arch"], r["batch"], r.get("precision", "fp32"))] = r
+for f in sorted(glob.glob(os.path.join(logs, "bench_torch*.log"))):
+    for r in rows(f): torch[(r["arch"], r["batch"], r.get("precision", "fp32"), r.get("cuda_graph"))] = r
 if not graft and not torch:
     sys.exit(0)
-print("inference on the GPU, images/s: the model on a batch already on the device, fp32 (TF32")
-print("convolutions), random weights, 224x224; graft's trunk as a CUDA graph when captured;")
-print("PyTorch with cudnn.benchmark, eager / CUDA graph; ratio = graft / PyTorch's same mode")
-print("%-8s %5s %12s %8s %12s %12s %7s %11s %11s" % ("arch", "batch", "graft", "graph", "torch eager",
-      "torch graph", "ratio", "upload ms", "download ms"))
-keys = sorted(set(list(graft) + [k[:2] for k in torch]), key=lambda k: (k[0], k[1]))
-for arch, b in keys:
-    g = graft.get((arch, b)); te = torch.get((arch, b, False)); tg = torch.get((arch, b, True))
+print("inference on the GPU, images/s: the model on a batch already on the device, random")
+print("weights, 224x224; fp32 = TF32 convolutions, NCHW; bf16 = graft's bf16 NHWC trunk with tuned")
+print("plans against PyTorch's bf16 autocast, channels-last; graft's forward as a CUDA graph when")
+print("captured; PyTorch with cudnn.benchmark, eager / CUDA graph; ratio = graft / PyTorch's same mode")
+print("%-8s %5s %-5s %12s %8s %12s %12s %7s %11s %11s" % ("arch", "batch", "prec", "graft", "graph",
+      "torch eager", "torch graph", "ratio", "upload ms", "download ms"))
+keys = sorted(set(list(graft) + [k[:3] for k in torch]), key=lambda k: (k[0], k[2], k[1]))
+for arch, b, prec in keys:
+    g = graft.get((arch, b, prec)); te = torch.get((arch, b, prec, False))
+    tg = torch.get((arch, b, prec, True))
     captured = g is not None and "captured as a CUDA graph" in g.get("trunk", "")
     peer = tg if captured else te
     ips = lambda r: "%.1f" % r["images_per_s"] if r and r.get("validated") else ("invalid" if r else "-")
     ratio = "%.2fx" % (g["images_per_s"] / peer["images_per_s"]) if g and peer else "-"
     ms = lambda k: "%.3f" % (g[k] * 1e3) if g and k in g else "-"
-    print("%-8s %5s %12s %8s %12s %12s %7s %11s %11s" % (arch, b, ips(g), "yes" if captured else
-          ("no" if g else "-"), ips(te), ips(tg), ratio, ms("upload_s"), ms("download_s")))
+    print("%-8s %5s %-5s %12s %8s %12s %12s %7s %11s %11s" % (arch, b, prec, ips(g), "yes" if
+          captured else ("no" if g else "-"), ips(te), ips(tg), ratio, ms("upload_s"),
+          ms("download_s")))
 PY
 }
 
@@ -389,6 +394,19 @@ torch_rows() {
 export BATCHES
 export -f torch_rows
 step bench_torch 150 peer torch_rows
+# bf16 (issue 18's goal rows): VGG16 at 64 and 256, graft's bf16 NHWC trunk with
+# tuned plans against PyTorch's bf16 autocast, channels-last, cudnn.benchmark
+for b in 64 256; do
+  step "bench_graft_vgg16_bf16_b$b" 60 gpu env GRAFT_CUDNN_TUNE=1 "$BIN/bench" infer --resident \
+    --arch vgg16 --batch "$b" --precision bf16 --device "$DEV" --iterations 10 --warmup 3 --json
+done
+torch_rows_bf16() {
+  [ -n "$PY" ] || { echo "SKIP: no python with torch: PyTorch's rows are left out"; return 77; }
+  "$PY" "$ROOT/bench/torch_gpu_bench.py" --arch vgg16 --batch 64,256 --precision bf16 \
+    --iterations 10 --warmup 3
+}
+export -f torch_rows_bf16
+step bench_torch_bf16 90 peer torch_rows_bf16
 
 publish
 cat "$LOGS/summary.txt"

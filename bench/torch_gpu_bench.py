@@ -9,7 +9,10 @@ For each arch and batch: torchvision's model with 1000 classes, eval mode, on
 cuda; torch.backends.cudnn.benchmark = True (autotuned convolutions for the
 fixed shape, PyTorch's fastest honest setting); fp32 as graft's fp32 (TF32
 convolutions, fp32 matmuls: torch.backends.cudnn.allow_tf32 = True,
-torch.backends.cuda.matmul.allow_tf32 = False), fp32-strict with both off.
+torch.backends.cuda.matmul.allow_tf32 = False), fp32-strict with both off,
+bf16 as a PyTorch user runs it on Hopper: channels-last model and batch,
+torch.autocast("cuda", torch.bfloat16) (its weight cache off, which CUDA
+graph capture needs), the softmax in fp32.
 The timed call is forward + softmax on the resident batch, then
 torch.cuda.synchronize(), under the host's clock, as graft's graft_net_forward
 (trunk, classifier, softmax, then wait). Two rows each: eager, and the same
@@ -60,14 +63,19 @@ def row(args, arch, batch, graph, times, up, down, err):
 
 
 def bench(args, arch, batch):
+    bf16 = args.precision == "bf16"
+    fmt = torch.channels_last if bf16 else torch.contiguous_format
     model = getattr(torchvision.models, arch)(num_classes=1000).eval().cuda()
+    model = model.to(memory_format=fmt)
     host = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-    x = torch.empty_like(host, device="cuda")
+    x = torch.empty_like(host, device="cuda").contiguous(memory_format=fmt)
     up = timed(lambda: x.copy_(host), args.iterations)
     rows = []
     with torch.no_grad():
         def forward():
-            return model(x).softmax(1)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+                logits = model(x)
+            return logits.float().softmax(1)
         ref = forward().clone()  # autotunes (cudnn.benchmark) once for this shape
         for _ in range(args.warmup):
             forward()
@@ -100,7 +108,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="alexnet,vgg16")
     ap.add_argument("--batch", default="1,64,256")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp32-strict"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp32-strict", "bf16"])
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     args = ap.parse_args()
@@ -110,7 +118,7 @@ def main():
               file=sys.stderr)
         return 77
     torch.backends.cudnn.benchmark = True
-    torch.backends.cudnn.allow_tf32 = args.precision == "fp32"
+    torch.backends.cudnn.allow_tf32 = args.precision != "fp32-strict"
     torch.backends.cuda.matmul.allow_tf32 = False
     ok = True
     for arch in args.arch.split(","):

@@ -85,6 +85,10 @@ typedef struct graft_backend_iface {
   graft_status (*replay)(graft_backend *be, graft_replay **slot, graft_status (*body)(void *ctx),
                          void *ctx);
   void (*replay_release)(graft_backend *be, graft_replay *slot);
+  /* Optional (NULL: nothing to say). How a replay slot ran ("captured as a
+   * CUDA graph, 12 replay(s)", "eager: capture failed: why"), for logs and
+   * benchmarks. */
+  void (*replay_describe)(const graft_replay *slot, char *buf, size_t cap);
 
   /* ---- classifier ops on row-major float32 ---- */
   /* y[n,out] = act(x[n,in] w[out,in]^T + b[out]) */

@@ -330,5 +330,10 @@ const char *graft_net_describe(graft_net *net, char *buf, size_t cap) {
       same = 1;
     }
   }
+  if (t->forward && f->replay_describe && at < cap) {
+    f->replay_describe(t->forward, cur, sizeof cur);
+    int k = snprintf(buf + at, cap - at, "%swhole forward %s", at ? " | " : "", cur);
+    if (k > 0) at = (size_t)k < cap - at ? at + (size_t)k : cap - 1;
+  }
   return buf;
 }

@@ -227,6 +227,7 @@ static const graft_backend_iface cuda_iface = {
     .trunk_run = graft__cuda_trunk_run,
     .replay = graft__cuda_replay,
     .replay_release = graft__cuda_replay_release,
+    .replay_describe = graft__cuda_replay_describe,
     .linear_forward = graft__cuda_linear_forward,
     .linear_backward = graft__cuda_linear_backward,
     .relu_backward = graft__cuda_relu_backward,

@@ -324,6 +324,7 @@ graft_status graft__cuda_trunk_run(graft_backend *be, graft_plan *const *plans, 
 graft_status graft__cuda_replay(graft_backend *be, graft_replay **slot,
                                 graft_status (*body)(void *ctx), void *ctx);
 void graft__cuda_replay_release(graft_backend *be, graft_replay *slot);
+void graft__cuda_replay_describe(const graft_replay *slot, char *buf, size_t cap);
 const char *graft__cuda_replay_state(const graft_replay *r, char *buf, size_t cap,
                                      bool *captured);
 

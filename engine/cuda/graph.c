@@ -235,6 +235,11 @@ void graft__cuda_replay_release(graft_backend *b, graft_replay *r) {
   free(r);
 }
 
+void graft__cuda_replay_describe(const graft_replay *r, char *buf, size_t cap) {
+  bool captured;
+  graft__cuda_replay_state(r, buf, cap, &captured);
+}
+
 const char *graft__cuda_replay_state(const graft_replay *r, char *buf, size_t cap,
                                      bool *captured) {
   *captured = r && r->exec;
