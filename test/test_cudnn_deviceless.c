@@ -21,6 +21,10 @@
  * precision and layout: per device the chosen engine, viable configs /
  * heuristics results, and workspace.
  *
+ * Tuned planning's choice (engine/cuda/cudnn_graph.c) is checked with a
+ * made-up timer: the fastest candidate is kept, a timer that fails keeps
+ * the first plan, no timer times nothing.
+ *
  * Devices: $GRAFT_CUDNN_DEVICES (a folder with a100.json, h100.json), default
  * GRAFT_SOURCE_DIR/../shared/docs/cudnn-devices. Skips when absent. The
  * cards' own descriptions that device runs recorded in bench/cudnn-devices/

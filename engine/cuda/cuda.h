@@ -151,6 +151,9 @@ graft_status graft__cudnn_keep(graft__cudnn_plan *p, cudnnBackendDescriptor_t d)
  * the heuristics' order within ranks: deterministic before not, workspace
  * within the target's limit before not, and in FP32_STRICT direct and GEMM
  * engines before FFT and Winograd ones (whose transforms cost bits).
+ * With a timer on the target (tuned planning), up to tune_top configs of
+ * the first rank that finalizes any are finalized and timed, and the
+ * fastest kept (p->tuned, p->tuned_ms); p's uids must be set before.
  * GRAFT_EUNSUPPORTED with the reason when none does. */
 graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_plan *p,
                                      const cudnnBackendDescriptor_t *ops, int n_ops,
