@@ -25,6 +25,8 @@
 #                       in bf16 at 64 and 256 (graft's bf16 NHWC trunk, tuned
 #                       plans; PyTorch's bf16 autocast, channels-last), last,
 #                       where the deadline may leave them out
+#   finetune_bf16       finetune_cuda's recipe in bf16 against PyTorch's bf16
+#                       autocast: per-epoch losses within 1e-2, accuracies equal
 # On the GPU machine a step that skips (exit 77) has FAILED: it did not check
 # what it is there to check. PyTorch's rows alone may be skipped (no python
 # with a CUDA torch there), saying so.
@@ -414,6 +416,30 @@ torch_rows_bf16() {
 }
 export -f torch_rows_bf16
 step bench_torch_bf16 90 peer torch_rows_bf16
+
+# ---- 7. finetune in bf16 against PyTorch's bf16 autocast ----
+# The recipe of finetune_cuda; graft in --precision bf16, the reference under
+# torch.autocast(bfloat16) (ref_finetune.py --bf16, on the CPU). Per-epoch
+# losses within 1e-2 relative, accuracies equal (an image that flips fails
+# it): PyTorch's own bf16 and fp32 runs of this recipe differ by at most
+# 6e-5 in their losses (measured on a CPU), so 1e-2 leaves graft's bf16 the
+# room of a different accumulation order and rounding points.
+finetune_bf16() {
+  [ -n "$PY" ] || { echo "SKIP: no python with torch, torchvision and h5py"; return 77; }
+  [ -d "$DATA/hymenoptera" ] || { echo "SKIP: no images at $DATA/hymenoptera"; return 77; }
+  local dir=$S/finetune_bf16
+  mkdir -p "$dir"
+  "$PY" "$ROOT/test/ref_finetune.py" --data "$DATA/hymenoptera" --out "$dir" --arch alexnet \
+    --trainable classifier --lr 0.01 --bf16 || return 1
+  "$BIN/finetune" --init "$dir/cfg.h5" --arch alexnet --weights model.h5 --data data \
+    --epochs 3 --step-size 2 --augment none --shuffle 0 --dropout 0 --new-head 0 \
+    --trainable classifier --seed 3 --lr 0.01 --device "$DEV" --precision bf16 || return 1
+  "$BIN/finetune" "$dir/cfg.h5" || return 1
+  "$PY" "$ROOT/test/compare_finetune.py" "$dir/ref.h5" "$dir/runs/cfg" --trainable classifier \
+    --metrics-only --tol 1e-2
+}
+export -f finetune_bf16
+step finetune_bf16 120 gpu finetune_bf16
 
 publish
 cat "$LOGS/summary.txt"
