@@ -125,10 +125,15 @@ bool app_backend_options(const char *device, long long threads, const char *prec
   else if ((v = env("GRAFT_CUDNN_PATH")) &&
            (s = graft_cudnn_path_parse(v, &o->cudnn_path)) != GRAFT_OK)
     bad = "GRAFT_CUDNN_PATH";
+  else if ((v = env("GRAFT_CUDA_LAYOUT")) &&
+           (s = graft_cuda_layout_parse(v, &o->cuda_layout)) != GRAFT_OK)
+    bad = "GRAFT_CUDA_LAYOUT";
   if (bad) {
     app_status_error(bad, s);
     return false;
   }
+  v = env("GRAFT_CUDNN_TUNE");
+  o->cudnn_tune = v && strcmp(v, "1") == 0;
   v = env("GRAFT_CUDA_GRAPHS");
   o->cuda_eager = v && strcmp(v, "0") == 0;
   o->default_gpu = job.local_rank;

@@ -41,7 +41,7 @@ static const char usage[] =
     "  augment          tutorial (RandomResizedCrop + flip) | none (the eval transform)\n"
     "  shuffle 1  seed 0\n"
     "  cache_features   auto (on when augment is none) | on | off\n"
-    "  device           auto | cpu | cuda[:N]      precision  fp32 | fp32-strict\n"
+    "  device           auto | cpu | cuda[:N]      precision  fp32 | fp32-strict | bf16\n"
     "  threads 0        CPU threads, 0 = all cores\n"
     "  save_every 60    seconds between saves of best.h5 and last.h5 (0: every epoch)\n"
     "\n"

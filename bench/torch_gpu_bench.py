@@ -13,7 +13,8 @@ convolutions, fp32 matmuls: torch.backends.cudnn.allow_tf32 = True,
 torch.backends.cuda.matmul.allow_tf32 = False), fp32-strict with both off,
 bf16 as a PyTorch user runs it on Ampere and Hopper: torch.autocast("cuda",
 dtype=torch.bfloat16) around the fp32 model (convolutions and Linear layers in
-bf16 with fp32 accumulation, softmax in fp32). --layout: the model and the
+bf16 with fp32 accumulation, softmax in fp32; its weight cache off, which CUDA
+graph capture needs). --layout: the model and the
 batch in PyTorch's default memory format (nchw) and/or channels-last (nhwc,
 model.to(memory_format=torch.channels_last), what NVIDIA recommends for tensor
 cores); one set of rows per layout.
@@ -78,7 +79,7 @@ def bench(args, arch, batch, layout):
     bf16 = args.precision == "bf16"
     with torch.no_grad():
         def forward():
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
                 logits = model(x)
             return logits.float().softmax(1)
         ref = forward().clone()  # autotunes (cudnn.benchmark) once for this shape

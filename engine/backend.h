@@ -16,10 +16,15 @@ typedef struct graft_backend graft_backend;
 
 /* Numerics of a backend. FP32 is PyTorch's default: TF32 tensor cores allowed
  * for convolutions, true fp32 for matmuls. FP32_STRICT: no TF32 anywhere.
- * The CPU computes in fp32 either way. Names: "fp32", "fp32-strict". */
+ * BF16 (CUDA only): the frozen trunk's weights and activations in bfloat16
+ * with fp32 accumulation, the classifier as PyTorch's bf16 autocast runs it
+ * (Linear on bf16-rounded inputs, fp32 accumulation, its output rounded to
+ * bf16; softmax and cross-entropy in fp32). The CPU computes in fp32 and
+ * refuses BF16. Names: "fp32", "fp32-strict", "bf16". */
 typedef enum graft_precision {
   GRAFT_PRECISION_FP32 = 0,
   GRAFT_PRECISION_FP32_STRICT,
+  GRAFT_PRECISION_BF16,
 } graft_precision;
 
 /* The CPU backend's convolutions. Names: "winograd", "dnnl-winograd",
@@ -53,6 +58,18 @@ typedef enum graft_cudnn_path {
   GRAFT_CUDNN_PATH_LEGACY,   /* cudnnConvolutionForward + kernel; cudnnPoolingForward */
 } graft_cudnn_path;
 
+/* The memory layout of the CUDA backend's trunk activations. Names: "auto",
+ * "nchw", "nhwc". NHWC (channels-last, filters KRSC) is what cuDNN's
+ * runtime-fused and bf16 tensor-core engines are built for; NCHW is what its
+ * pre-compiled fp32 ConvBiasAct engines take. AUTO: NHWC in bf16, NCHW in
+ * fp32 and fp32-strict (a choice made from deviceless planning, not from
+ * timings: no GPU run has compared them yet). The CPU ignores it. */
+typedef enum graft_cuda_layout {
+  GRAFT_CUDA_LAYOUT_AUTO = 0,
+  GRAFT_CUDA_LAYOUT_NCHW,
+  GRAFT_CUDA_LAYOUT_NHWC,
+} graft_cuda_layout;
+
 typedef struct graft_backend_options {
   const char *device;           /* "auto" (also NULL or ""), "cpu", "cuda" or "cuda:N" */
   int threads;                  /* CPU threads; 0 = all cores */
@@ -60,6 +77,12 @@ typedef struct graft_backend_options {
   graft_cpu_conv cpu_conv;
   graft_cpu_kernels cpu_kernels;
   graft_cudnn_path cudnn_path;
+  graft_cuda_layout cuda_layout;
+  /* Tuned cuDNN plans, as torch.backends.cudnn.benchmark: each new graph's
+   * top few engine configs are timed on scratch buffers and the fastest
+   * kept (per shape, in this backend). Off (the default): the first config
+   * that finalizes, in the heuristics' order, the same every run. */
+  bool cudnn_tune;
   bool cuda_eager;              /* the trunk op by op, never captured as a CUDA graph */
   /* The GPU that "cuda" and "auto" take when no index is named: this one
    * modulo the GPUs the process sees (the programs give each process of a
@@ -81,6 +104,7 @@ extern const char *const graft_precision_names[];
 extern const char *const graft_cpu_conv_names[];
 extern const char *const graft_cpu_kernels_names[];
 extern const char *const graft_cudnn_path_names[];
+extern const char *const graft_cuda_layout_names[];
 
 /* Options from their names; GRAFT_EINVAL naming the value and the names
  * expected otherwise. And back. */
@@ -88,9 +112,11 @@ graft_status graft_precision_parse(const char *s, graft_precision *out);
 graft_status graft_cpu_conv_parse(const char *s, graft_cpu_conv *out);
 graft_status graft_cpu_kernels_parse(const char *s, graft_cpu_kernels *out);
 graft_status graft_cudnn_path_parse(const char *s, graft_cudnn_path *out);
+graft_status graft_cuda_layout_parse(const char *s, graft_cuda_layout *out);
 const char *graft_precision_name(graft_precision p);
 const char *graft_cpu_conv_name(graft_cpu_conv c);
 const char *graft_cudnn_path_name(graft_cudnn_path p);
+const char *graft_cuda_layout_name(graft_cuda_layout l);
 
 /* The CPU backend itself (graft_backend_create, engine/devices.h, chooses it
  * or the CUDA module's). */

@@ -30,6 +30,7 @@ typedef struct graft_act {
 #define GRAFT_LAYOUT_NCHW 0
 
 typedef struct graft_plan graft_plan; /* a planned trunk op, backend-defined */
+typedef struct graft_replay graft_replay; /* a recorded sequence of ops, backend-defined */
 
 typedef struct graft_backend_iface {
   void (*destroy)(graft_backend *be);
@@ -75,6 +76,19 @@ typedef struct graft_backend_iface {
    * buffers are unchanged; the capture belongs to plans[0] and dies with it. */
   graft_status (*trunk_run)(graft_backend *be, graft_plan *const *plans, int count,
                             const void *const *xs, void *const *ys);
+  /* Optional (NULL: the engine calls body itself). Run body(ctx), which
+   * queues work only (no downloads, no waits) and queues the same ops on the
+   * same buffers every time it is run through the same *slot: a backend may
+   * record the sequence (one CUDA graph) and replay it from then on. *slot
+   * starts NULL, belongs to the caller, and is released by replay_release
+   * before any plan or buffer the body uses is. */
+  graft_status (*replay)(graft_backend *be, graft_replay **slot, graft_status (*body)(void *ctx),
+                         void *ctx);
+  void (*replay_release)(graft_backend *be, graft_replay *slot);
+  /* Optional (NULL: nothing to say). How a replay slot ran ("captured as a
+   * CUDA graph, 12 replay(s)", "eager: capture failed: why"), for logs and
+   * benchmarks. */
+  void (*replay_describe)(const graft_replay *slot, char *buf, size_t cap);
 
   /* ---- classifier ops on row-major float32 ---- */
   /* y[n,out] = act(x[n,in] w[out,in]^T + b[out]) */
@@ -137,7 +151,7 @@ typedef struct graft_backend_iface {
 struct graft_backend {
   const graft_backend_iface *iface;
   char name[32];
-  char description[256];
+  char description[320];
   int threads;
   graft_precision precision;
 };

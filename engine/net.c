@@ -21,6 +21,9 @@ graft_status graft__net_check_count(int n, int lo, int hi, const char *what) {
 }
 
 static void trunk_release(graft_net *net, trunk_plan *t) {
+  if (t->forward && net->be->iface->replay_release)
+    net->be->iface->replay_release(net->be, t->forward);
+  t->forward = NULL;
   for (int i = 0; i < t->count; i++)
     if (t->plans[i]) net->be->iface->plan_destroy(t->plans[i]);
   memset(t, 0, sizeof *t);
@@ -238,6 +241,32 @@ graft_status graft__classifier_forward(graft_net *net, int n, bool rows, const f
   return GRAFT_OK;
 }
 
+/* The whole inference forward over the n images in net->input: trunk,
+ * classifier and softmax, into net->logits and net->probs. Queued only; one
+ * replayable sequence per trunk slot where the backend records them. */
+typedef struct forward_ctx {
+  graft_net *net;
+  int n;
+} forward_ctx;
+
+static graft_status forward_body(void *ctx) {
+  forward_ctx *c = ctx;
+  graft_net *net = c->net;
+  GRAFT_TRY(trunk_resident(net, c->n));
+  GRAFT_TRY(graft__classifier_forward(net, c->n, false, &net->logits));
+  return net->be->iface->softmax_forward(net->be, c->n, net->a->num_classes, net->logits,
+                                         net->probs);
+}
+
+static graft_status forward_resident(graft_net *net, int n) {
+  trunk_plan *t;
+  GRAFT_TRY(trunk_for(net, n, &t));
+  forward_ctx ctx = {net, n};
+  const graft_backend_iface *f = net->be->iface;
+  if (f->replay) return f->replay(net->be, &t->forward, forward_body, &ctx);
+  return forward_body(&ctx);
+}
+
 graft_status graft_net_classify_features(graft_net *net, int n, float *probs_host,
                                          float *logits_host) {
   const graft_backend_iface *f = net->be->iface;
@@ -255,16 +284,21 @@ graft_status graft_net_classify_features(graft_net *net, int n, float *probs_hos
 
 graft_status graft_net_predict(graft_net *net, int n, const float *input_host, float *probs_host,
                                float *logits_host) {
-  GRAFT_TRY(graft_net_trunk(net, n, input_host));
-  return graft_net_classify_features(net, n, probs_host, logits_host);
+  const graft_backend_iface *f = net->be->iface;
+  const size_t bytes = (size_t)n * net->a->num_classes * sizeof(float);
+  GRAFT_TRY(check_batch(net, n));
+  trunk_plan *t; /* planned before the upload, which may overlap the GPU's work */
+  GRAFT_TRY(trunk_for(net, n, &t));
+  GRAFT_TRY(graft_net_set_input(net, n, input_host));
+  GRAFT_TRY(forward_resident(net, n));
+  if (logits_host) GRAFT_TRY(f->download(net->be, logits_host, net->logits, bytes));
+  return f->download(net->be, probs_host, net->probs, bytes);
 }
 
 graft_status graft_net_forward(graft_net *net, int n) {
   const graft_backend_iface *f = net->be->iface;
   GRAFT_TRY(check_batch(net, n));
-  GRAFT_TRY(trunk_resident(net, n));
-  GRAFT_TRY(graft__classifier_forward(net, n, false, &net->logits));
-  GRAFT_TRY(f->softmax_forward(net->be, n, net->a->num_classes, net->logits, net->probs));
+  GRAFT_TRY(forward_resident(net, n));
   return f->synchronize(net->be);
 }
 
@@ -301,6 +335,11 @@ const char *graft_net_describe(graft_net *net, char *buf, size_t cap) {
       memcpy(prev, cur, sizeof prev);
       same = 1;
     }
+  }
+  if (t->forward && f->replay_describe && at < cap) {
+    f->replay_describe(t->forward, cur, sizeof cur);
+    int k = snprintf(buf + at, cap - at, "%swhole forward %s", at ? " | " : "", cur);
+    if (k > 0) at = (size_t)k < cap - at ? at + (size_t)k : cap - 1;
   }
   return buf;
 }

@@ -13,6 +13,7 @@ typedef struct trunk_plan {
   int count;
   graft_plan *plans[GRAFT_MAX_TRUNK + 2];
   graft_act acts[GRAFT_MAX_TRUNK + 3]; /* acts[i] is plans[i]'s input */
+  graft_replay *forward; /* the whole inference forward at this n (iface replay) */
 } trunk_plan;
 
 /* Two slots: the full batch and the last, smaller one of a run. */

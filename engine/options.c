@@ -4,7 +4,7 @@
 
 #include "engine/backend.h"
 
-const char *const graft_precision_names[] = {"fp32", "fp32-strict", NULL};
+const char *const graft_precision_names[] = {"fp32", "fp32-strict", "bf16", NULL};
 const char *const graft_cpu_conv_names[] = {"winograd",          "dnnl-winograd",
                                              "graft-winograd",    "graft-winograd-f2",
                                              "graft-winograd-f4", "direct",
@@ -13,14 +13,16 @@ const char *const graft_cpu_conv_names[] = {"winograd",          "dnnl-winograd"
 const char *const graft_cpu_kernels_names[] = {"auto", "generic", NULL};
 const char *const graft_cudnn_path_names[] = {"auto", "fused", "fallback", "split", "legacy",
                                               NULL};
+const char *const graft_cuda_layout_names[] = {"auto", "nchw", "nhwc", NULL};
 
 /* The enums count up from 0 in the order of their names, in an int. */
-_Static_assert(GRAFT_PRECISION_FP32_STRICT == 1 && GRAFT_CPU_CONV_GEMM == 7 &&
+_Static_assert(GRAFT_PRECISION_BF16 == 2 && GRAFT_CUDA_LAYOUT_NHWC == 2 && GRAFT_CPU_CONV_GEMM == 7 &&
                    GRAFT_CPU_KERNELS_GENERIC == 1 && GRAFT_CUDNN_PATH_LEGACY == 4,
                "one name per value, in order");
 _Static_assert(sizeof(graft_precision) == sizeof(int) && sizeof(graft_cpu_conv) == sizeof(int) &&
                    sizeof(graft_cpu_kernels) == sizeof(int) &&
-                   sizeof(graft_cudnn_path) == sizeof(int),
+                   sizeof(graft_cudnn_path) == sizeof(int) &&
+                   sizeof(graft_cuda_layout) == sizeof(int),
                "each option is stored as an int");
 
 /* The index of s in names, into the enum at out; GRAFT_EINVAL "unknown <what>
@@ -58,7 +60,11 @@ graft_status graft_cpu_kernels_parse(const char *s, graft_cpu_kernels *out) {
 graft_status graft_cudnn_path_parse(const char *s, graft_cudnn_path *out) {
   return parse("cuDNN path", graft_cudnn_path_names, s, out);
 }
+graft_status graft_cuda_layout_parse(const char *s, graft_cuda_layout *out) {
+  return parse("CUDA layout", graft_cuda_layout_names, s, out);
+}
 
 const char *graft_precision_name(graft_precision p) { return name(graft_precision_names, p); }
 const char *graft_cpu_conv_name(graft_cpu_conv c) { return name(graft_cpu_conv_names, c); }
 const char *graft_cudnn_path_name(graft_cudnn_path p) { return name(graft_cudnn_path_names, p); }
+const char *graft_cuda_layout_name(graft_cuda_layout l) { return name(graft_cuda_layout_names, l); }

@@ -1,7 +1,7 @@
 """PyTorch reference for the finetune step-for-step test.
 
     ref_finetune.py --data SHARED_HYMENOPTERA --out DIR --arch alexnet
-                    --trainable classifier|head [--epochs 3 --step-size 2]
+                    --trainable classifier|head [--epochs 3 --step-size 2] [--bf16]
 
 Builds DIR/data (a small ImageFolder of symlinks into the shared set: 8 + 8
 train, 4 + 4 val), exports seeded weights with 2 classes to DIR/model.h5, runs
@@ -9,6 +9,9 @@ the tutorial's loop in PyTorch with augment none, shuffle off, dropout 0 and
 the file's own last layer, and writes DIR/ref.h5: per-epoch metrics
 (epoch, train_loss, train_acc, val_loss, val_acc), the final classifier
 parameters under their state_dict names and the initial ones under initial/.
+--bf16: the model's forward under torch.autocast(dtype=torch.bfloat16) (on
+the CPU), the loss in fp32, as a PyTorch user runs bf16 (graft's
+--precision bf16 is compared with it, bench/device-check.sh).
 """
 import argparse
 import os
@@ -35,6 +38,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--lr", type=float, default=0.001)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--bf16", action="store_true")
     args = ap.parse_args()
 
     torch.set_num_threads(2)
@@ -71,7 +75,9 @@ def main():
             total, correct, n = 0.0, 0, 0
             for x, y in loaders[phase]:
                 with torch.set_grad_enabled(phase == "train"):
-                    out = model(x)
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                        out = model(x)
+                    out = out.float()
                     loss = crit(out, y)
                     if phase == "train":
                         opt.zero_grad()

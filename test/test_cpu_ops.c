@@ -911,6 +911,17 @@ int main(void) {
   F = be->iface;
   printf("backend: %s (convolution path %s)\n", graft_backend_describe(be),
          graft_cpu_conv_name(o.cpu_conv));
+  { /* bf16 is the GPU's: the CPU refuses it, saying so in one line */
+    graft_backend_options b = o;
+    graft_backend *none = NULL;
+    b.precision = GRAFT_PRECISION_BF16;
+    graft_status s = graft_cpu_backend_create(&b, &none);
+    CHECK_MSG(s == GRAFT_EUNSUPPORTED && !none && strstr(graft_detail(), "bf16") &&
+                  !strchr(graft_detail(), '\n'),
+              "bf16 on the CPU: %s: %s", graft_strerror(s), graft_detail());
+    printf("bf16 refused: %s\n", graft_detail());
+    graft_clear_detail();
+  }
 
   for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) test_conv(&conv_cases[i]);
   test_conv_errors();

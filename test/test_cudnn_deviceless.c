@@ -2,19 +2,28 @@
  *
  * cuDNN 9 runs heuristics and finalizes execution plans against a device
  * description (CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR from JSON) with no GPU and
- * no driver. For each conv layer at batch 1, 4, 8 and 64, in fp32 and
- * fp32-strict, on an A100 and an H100 description, this builds the graphs of
+ * no driver. For each conv layer at batch 1, 4, 8 and 64, in fp32,
+ * fp32-strict and bf16, in NCHW and NHWC (channels-last activations, KRSC
+ * filters), on an A100 and an H100 description, this builds the graphs of
  * the convolution ladder (engine/cuda/conv.c) through the backend's own code:
  *   fused graph, heuristics A, then FALLBACK, then the conv-only graph (A,
  *   then FALLBACK only if nothing else planned): the first that plans is what
  *   graft runs (marked '*') and one must; the others are reported, with the
  *   reason when they do not plan;
- * and each max pooling's resample graph (must finalize: the legacy pooling
- * API is the run-time fall-back, but the graph is what runs by default), plus
- * the 256x300 shapes of test_models at batch 2. A variant pack with dummy
- * pointers is finalized for every plan. fp32-strict plans must not use tensor
- * cores. Prints per layer the chosen engine, viable configs / heuristics
- * results, and workspace.
+ * and each max pooling's resample graph: in NCHW it must finalize (the legacy
+ * pooling API is the run-time fall-back, but the graph is what runs by
+ * default); in NHWC cuDNN lists no pre-compiled resample engine and its
+ * runtime-compiled ones cannot be finalized without a driver, so graft runs
+ * NHWC pooling with cudnnPoolingForward (engine/cuda/pool.c) and the row only
+ * says whether a graph planned. Plus the 256x300 shapes of test_models at
+ * batch 2. A variant pack with dummy pointers is finalized for every plan.
+ * fp32-strict plans must not use tensor cores. Prints one line per layer,
+ * precision and layout: per device the chosen engine, viable configs /
+ * heuristics results, and workspace.
+ *
+ * Tuned planning's choice (engine/cuda/cudnn_graph.c) is checked with a
+ * made-up timer: the fastest candidate is kept, a timer that fails keeps
+ * the first plan, no timer times nothing.
  *
  * Devices: $GRAFT_CUDNN_DEVICES (a folder with a100.json, h100.json), default
  * GRAFT_SOURCE_DIR/../shared/docs/cudnn-devices. Skips when absent. The
@@ -31,7 +40,7 @@
 #include "models/arch.h"
 
 static const char *const device_names[] = {"a100", "h100"};
-enum { N_DEV = 2 };
+enum { N_DEV = 2, N_PREC = GRAFT_PRECISION_BF16 + 1 };
 static graft__cudnn_target targets[N_DEV];
 static int plans_ok, plans_failed;
 
@@ -105,6 +114,8 @@ static void cell(char *out, size_t cap, graft_status s, graft__cudnn_plan *p,
 
 /* The ladder's graph rungs in conv.c's order: the first that plans is what
  * graft runs (marked '*'); at least one must. Each is reported. */
+static const char *layout_name(bool nhwc) { return nhwc ? "nhwc" : "nchw"; }
+
 static void conv_row(const char *arch, const graft_layer *l, const graft__conv_shape *sh,
                      graft_precision prec) {
   static const struct {
@@ -116,16 +127,18 @@ static void conv_row(const char *arch, const graft_layer *l, const graft__conv_s
                {false, CUDNN_HEUR_MODE_A, "split/A"},
                {false, CUDNN_HEUR_MODE_FALLBACK, "split/FALLBACK"}};
   char line[1024];
-  int at = snprintf(line, sizeof line, "%-7s %s.%-2d %3d->%-3d %2dx%-2d/%d %3dx%-3d b%-2d %-11s",
-                    arch, l->module, l->index, sh->c, sh->k, sh->r, sh->r, sh->stride, sh->h,
-                    sh->w, sh->n, graft_precision_name(prec));
+  int at = snprintf(line, sizeof line,
+                    "%-7s %s.%-2d %3d->%-3d %2dx%-2d/%d %3dx%-3d b%-2d %-11s %s", arch, l->module,
+                    l->index, sh->c, sh->k, sh->r, sh->r, sh->stride, sh->h, sh->w, sh->n,
+                    graft_precision_name(prec), layout_name(sh->nhwc));
   for (int d = 0; d < N_DEV; d++) {
     bool chosen = false;
     for (size_t k = 0; k < 3; k++) { /* split/FALLBACK only when needed, below */
       graft__cudnn_plan p;
       char what[160], c[64];
-      snprintf(what, sizeof what, "%s %s.%d batch %d %s %s %s", arch, l->module, l->index,
-               sh->n, graft_precision_name(prec), device_names[d], rungs[k].name);
+      snprintf(what, sizeof what, "%s %s.%d batch %d %s %s %s %s", arch, l->module, l->index,
+               sh->n, graft_precision_name(prec), layout_name(sh->nhwc), device_names[d],
+               rungs[k].name);
       graft_status s = graft__conv_graph(&targets[d], sh, rungs[k].fused, rungs[k].mode, prec, &p);
       bool first = s == GRAFT_OK && !chosen;
       chosen = chosen || s == GRAFT_OK;
@@ -136,57 +149,67 @@ static void conv_row(const char *arch, const graft_layer *l, const graft__conv_s
     if (!chosen) {
       graft__cudnn_plan p;
       char what[160], c[64];
-      snprintf(what, sizeof what, "%s %s.%d batch %d %s %s %s", arch, l->module, l->index,
-               sh->n, graft_precision_name(prec), device_names[d], rungs[3].name);
+      snprintf(what, sizeof what, "%s %s.%d batch %d %s %s %s %s", arch, l->module, l->index,
+               sh->n, graft_precision_name(prec), layout_name(sh->nhwc), device_names[d],
+               rungs[3].name);
       graft_status s = graft__conv_graph(&targets[d], sh, false, rungs[3].mode, prec, &p);
       chosen = s == GRAFT_OK;
       cell(c, sizeof c, s, &p, prec, what);
       at += snprintf(line + at, sizeof line - (size_t)at, " split/FALLBACK:%s", c);
     }
     if (!chosen) plans_failed++;
-    CHECK_MSG(chosen, "%s %s.%d batch %d %s %s: no graph rung plans", arch, l->module, l->index,
-              sh->n, graft_precision_name(prec), device_names[d]);
+    CHECK_MSG(chosen, "%s %s.%d batch %d %s %s %s: no graph rung plans", arch, l->module,
+              l->index, sh->n, graft_precision_name(prec), layout_name(sh->nhwc),
+              device_names[d]);
   }
   puts(line);
 }
 
 static void pool_row(const char *arch, const graft_layer *l, int n, int c, int h, int w,
-                     graft_precision prec) {
+                     bool nhwc, graft_precision prec) {
   char line[512];
-  int at = snprintf(line, sizeof line, "%-7s %s.%-2d maxpool %d/%d %3d ch %3dx%-3d b%-2d %-11s",
-                    arch, l->module, l->index, l->u.pool.kernel, l->u.pool.stride, c, h, w, n,
-                    graft_precision_name(prec));
+  int at = snprintf(line, sizeof line,
+                    "%-7s %s.%-2d maxpool %d/%d %3d ch %3dx%-3d b%-2d %-11s %s", arch, l->module,
+                    l->index, l->u.pool.kernel, l->u.pool.stride, c, h, w, n,
+                    graft_precision_name(prec), layout_name(nhwc));
   for (int d = 0; d < N_DEV; d++) {
     graft__cudnn_plan p;
     char what[160], cs[64];
-    snprintf(what, sizeof what, "%s %s.%d maxpool batch %d %s %s", arch, l->module, l->index, n,
-             graft_precision_name(prec), device_names[d]);
+    snprintf(what, sizeof what, "%s %s.%d maxpool batch %d %s %s %s", arch, l->module, l->index,
+             n, graft_precision_name(prec), layout_name(nhwc), device_names[d]);
     graft_status s = graft__maxpool_graph(&targets[d], n, c, h, w, l->u.pool.kernel,
-                                          l->u.pool.stride, prec, &p);
+                                          l->u.pool.stride, nhwc, prec, &p);
     int mode = s == GRAFT_OK ? (int)p.mode : -1;
-    cell(cs, sizeof cs, s, &p, prec, what);
-    if (s != GRAFT_OK) plans_failed++;
-    CHECK_MSG(s == GRAFT_OK, "%s: no resample plan", what);
+    if (s != GRAFT_OK && nhwc) { /* not required: see the top of the file */
+      snprintf(cs, sizeof cs, "%-17s", "none");
+      graft_clear_detail();
+    } else {
+      cell(cs, sizeof cs, s, &p, prec, what);
+    }
+    if (s != GRAFT_OK && !nhwc) plans_failed++;
+    CHECK_MSG(s == GRAFT_OK || nhwc, "%s: no resample plan", what);
     at += snprintf(line + at, sizeof line - (size_t)at, " | %s %s", cs,
-                   mode == CUDNN_HEUR_MODE_A ? "(A)" : mode >= 0 ? "(FALLBACK)" : "");
+                   mode == CUDNN_HEUR_MODE_A    ? "(A)"
+                   : mode >= 0                  ? "(FALLBACK)"
+                                                : "(runs cudnnPoolingForward, NHWC)");
   }
   puts(line);
 }
 
 /* Walk the trunk at h x w, as engine/net.c plans it, visiting each graph. */
-static void walk(const graft_arch *a, int n, int h, int w, graft_precision prec) {
+static void walk(const graft_arch *a, int n, int h, int w, graft_precision prec, bool nhwc) {
   int c = 3;
   for (int i = 0; i < a->n_trunk; i++) {
     const graft_layer *l = &a->trunk[i];
     if (l->kind == GRAFT_LAYER_CONV2D) {
       const graft_conv2d_params *p = &l->u.conv;
-      graft__conv_shape sh = {n, c, h, w, p->out_c, p->kernel, p->stride, p->pad, p->relu};
+      graft__conv_shape sh = {n, c, h, w, p->out_c, p->kernel, p->stride, p->pad, p->relu, nhwc};
       conv_row(a->name, l, &sh, prec);
       h = graft_out_dim(h, p->kernel, p->stride, p->pad);
       w = graft_out_dim(w, p->kernel, p->stride, p->pad);
       c = p->out_c;
     } else if (l->kind == GRAFT_LAYER_MAXPOOL2D) {
-      pool_row(a->name, l, n, c, h, w, prec);
+      pool_row(a->name, l, n, c, h, w, nhwc, prec);
       h = graft_out_dim(h, l->u.pool.kernel, l->u.pool.stride, 0);
       w = graft_out_dim(w, l->u.pool.kernel, l->u.pool.stride, 0);
     }
@@ -207,12 +230,12 @@ static void recorded_devices(void) {
     n++;
     char *json = slurp(path);
     CHECK_MSG(json != NULL, "cannot read %s", path);
-    graft__cudnn_target t = {NULL, NULL, 0};
+    graft__cudnn_target t = {.device = NULL};
     graft_status s = json ? graft__cudnn_device_from_json(json, &t.device) : GRAFT_EIO;
     free(json);
     CHECK_MSG(s == GRAFT_OK, "%s: not a device description: %s", path, graft_detail());
     if (s != GRAFT_OK) continue;
-    graft__conv_shape sh = {1, 64, 224, 224, 64, 3, 1, 1, true};
+    graft__conv_shape sh = {1, 64, 224, 224, 64, 3, 1, 1, true, false};
     graft__cudnn_plan p;
     s = graft__conv_graph(&t, &sh, true, CUDNN_HEUR_MODE_A, GRAFT_PRECISION_FP32, &p);
     if (s != GRAFT_OK)
@@ -266,6 +289,51 @@ static void legacy_pick(void) {
   printf("legacy rung: algorithm choice within the workspace limit checked\n");
 }
 
+/* Tuned planning's choice, with a made-up timer: each candidate is
+ * "faster" than the one before, so the last timed must win; a timer that
+ * fails every time leaves the first; no timer, today's first plan. */
+static int timed;
+static cudnnBackendDescriptor_t first_timed, last_timed;
+static bool fail_timer;
+static graft_status fake_timer(void *ctx, const graft__cudnn_plan *cand, double *ms) {
+  (void)ctx;
+  if (!timed) first_timed = cand->plan;
+  last_timed = cand->plan;
+  *ms = 100.0 - timed++;
+  return fail_timer ? graft__fail(GRAFT_EBACKEND, "made-up failure") : GRAFT_OK;
+}
+
+static void tuned_pick(void) {
+  graft__conv_shape sh = {8, 64, 56, 56, 128, 3, 1, 1, true, false};
+  for (int d = 0; d < N_DEV; d++)
+    for (int fail = 0; fail < 2; fail++) {
+      graft__cudnn_target t = targets[d];
+      t.time = fake_timer;
+      t.tune_top = 4;
+      timed = 0;
+      fail_timer = fail;
+      graft__cudnn_plan p, plain;
+      CHECK_OK(graft__conv_graph(&t, &sh, true, CUDNN_HEUR_MODE_A, GRAFT_PRECISION_FP32, &p));
+      CHECK_OK(graft__conv_graph(&targets[d], &sh, true, CUDNN_HEUR_MODE_A, GRAFT_PRECISION_FP32,
+                                 &plain));
+      CHECK_MSG(timed > 1 && p.tuned == timed && timed <= 4, "%s: %d timed, %d tuned",
+                device_names[d], timed, p.tuned);
+      CHECK_MSG(p.plan == (fail ? first_timed : last_timed), "%s: tuned kept the wrong plan",
+                device_names[d]);
+      CHECK_MSG(plain.tuned == 0, "untuned planning timed something");
+      if (fail) /* nothing timed: the first plan, which is the untuned choice */
+        CHECK_MSG(p.engine == plain.engine, "%s: engine %ld, untuned %ld", device_names[d],
+                  (long)p.engine, (long)plain.engine);
+      printf("tuned planning on %s (%s timer): %d candidates timed, engine %ld kept "
+             "(untuned: %ld)\n",
+             device_names[d], fail ? "failing" : "made-up", timed, (long)p.engine,
+             (long)plain.engine);
+      graft__cudnn_plan_release(&p);
+      graft__cudnn_plan_release(&plain);
+      graft_clear_detail();
+    }
+}
+
 int main(void) {
   legacy_pick();
   recorded_devices();
@@ -291,6 +359,7 @@ int main(void) {
            (long long)(targets[d].workspace_limit >> 20));
     free(json);
   }
+  tuned_pick();
   printf("columns per device: fused/A, fused/FALLBACK, split/A; each "
          "e<engine id><notes> <viable>/<heuristics results> <workspace>; notes: T TF32, F FFT, "
          "W Winograd (4, 6, D: 4x4, 6x6, 13x13 tiles); * = the plan graft runs\n");
@@ -300,10 +369,13 @@ int main(void) {
   for (size_t ai = 0; ai < 2; ai++) {
     graft_arch a;
     CHECK_OK(graft_arch_init(&a, archs[ai], 1000));
-    for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++)
-      for (int prec = 0; prec < 2; prec++) walk(&a, batches[b], 224, 224, (graft_precision)prec);
-    /* test_models' second size, where the adaptive pooling is a real kernel */
-    for (int prec = 0; prec < 2; prec++) walk(&a, 2, 256, 300, (graft_precision)prec);
+    for (int nhwc = 0; nhwc < 2; nhwc++)
+      for (int prec = 0; prec < N_PREC; prec++) {
+        for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++)
+          walk(&a, batches[b], 224, 224, (graft_precision)prec, nhwc);
+        /* test_models' second size, where the adaptive pooling is a real kernel */
+        walk(&a, 2, 256, 300, (graft_precision)prec, nhwc);
+      }
   }
   for (int d = 0; d < N_DEV; d++) cudnnBackendDestroyDescriptor(targets[d].device);
   printf("%d plans finalized, %d required plans failed\n", plans_ok, plans_failed);

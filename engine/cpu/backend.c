@@ -174,6 +174,11 @@ graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_back
     return graft__fail(GRAFT_EINVAL, "CPU convolution path %d", (int)o->cpu_conv);
   if ((unsigned)o->cpu_kernels > GRAFT_CPU_KERNELS_GENERIC)
     return graft__fail(GRAFT_EINVAL, "CPU kernels %d", (int)o->cpu_kernels);
+  if (o->precision == GRAFT_PRECISION_BF16)
+    return graft__fail(GRAFT_EUNSUPPORTED,
+                       "precision bf16 runs on a CUDA GPU only; the CPU computes in fp32");
+  if ((unsigned)o->precision > GRAFT_PRECISION_BF16)
+    return graft__fail(GRAFT_EINVAL, "precision %d", (int)o->precision);
   cpu_backend *be = calloc(1, sizeof *be);
   if (!be) return graft__fail(GRAFT_ENOMEM, "out of memory");
   be->conv_path = o->cpu_conv;

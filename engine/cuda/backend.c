@@ -14,6 +14,9 @@
 
 #include "engine/cuda/cuda.h"
 
+/* cuBLAS's workspace (setup). */
+#define CUBLAS_WS ((size_t)32 << 20)
+
 /* Uploads larger than this skip staging (the classifier's weights, once). */
 #define STAGE_MAX ((size_t)64 << 20)
 
@@ -94,6 +97,10 @@ graft_status graft__cuda_graph_add(cuda_backend *be, const void *key, size_t key
   be->graphs = g;
   *cached = &g->plan;
   return GRAFT_OK;
+}
+
+int graft__cuda_act_layout(const graft_backend *b) {
+  return ((const cuda_backend *)b)->act_layout;
 }
 
 /* ---- memory ---- */
@@ -180,12 +187,15 @@ static void plan_destroy(graft_plan *plan) {
 }
 
 static void plan_describe(graft_plan *plan, char *buf, size_t cap) {
-  char engine[128] = "", trunk[320] = "";
+  char engine[160] = "", trunk[320] = "";
   if (plan->engine >= 0) {
-    char notes[96];
+    char notes[96], tuned[64] = "";
     graft__notes_text(plan->notes, notes, sizeof notes);
-    snprintf(engine, sizeof engine, ", engine %ld%s%s", (long)plan->engine, notes[0] ? ", " : "",
-             notes);
+    if (plan->tuned > 1)
+      snprintf(tuned, sizeof tuned, ", fastest of %d timed (%.3g ms)", plan->tuned,
+               plan->tuned_ms);
+    snprintf(engine, sizeof engine, ", engine %ld%s%s%s", (long)plan->engine,
+             notes[0] ? ", " : "", notes, tuned);
   }
   if (plan->captured) {
     bool captured;
@@ -215,6 +225,9 @@ static const graft_backend_iface cuda_iface = {
     .plan_run = plan_run,
     .plan_destroy = plan_destroy,
     .trunk_run = graft__cuda_trunk_run,
+    .replay = graft__cuda_replay,
+    .replay_release = graft__cuda_replay_release,
+    .replay_describe = graft__cuda_replay_describe,
     .linear_forward = graft__cuda_linear_forward,
     .linear_backward = graft__cuda_linear_backward,
     .relu_backward = graft__cuda_relu_backward,
@@ -245,6 +258,7 @@ static void cuda_destroy(graft_backend *b) {
   if (be->flag_host) cudaFreeHost(be->flag_host);
   if (be->compute_mark) cudaEventDestroy(be->compute_mark);
   if (be->cublas) cublasDestroy(be->cublas);
+  if (be->cublas_ws) cudaFree(be->cublas_ws);
   if (be->cudnn) cudnnDestroy(be->cudnn);
   if (be->copy_stream) cudaStreamDestroy(be->copy_stream);
   if (be->stream) cudaStreamDestroy(be->stream);
@@ -328,6 +342,11 @@ static graft_status setup(cuda_backend *be) {
   /* Plain fp32 GEMMs: DEFAULT_MATH never lowers fp32 to TF32 (PyTorch's
    * default for matmuls, and what both of graft's precisions ask for). */
   CU_TRY(cublas, cublasSetMathMode(be->cublas, CUBLAS_DEFAULT_MATH));
+  /* cuBLAS's workspace our own, so that a captured forward (graph.c) never
+   * needs cuBLAS to allocate one during the capture (32 MiB: NVIDIA's
+   * recommendation for Hopper, more than enough before it). */
+  CU_TRY(cuda, cudaMalloc(&be->cublas_ws, CUBLAS_WS));
+  CU_TRY(cublas, cublasSetWorkspace(be->cublas, be->cublas_ws, CUBLAS_WS));
   return GRAFT_OK;
 }
 
@@ -340,6 +359,10 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   graft_cudnn_path path = o->cudnn_path;
   if ((unsigned)path > GRAFT_CUDNN_PATH_LEGACY)
     return graft__fail(GRAFT_EINVAL, "cuDNN path %d", (int)path);
+  if ((unsigned)o->precision > GRAFT_PRECISION_BF16)
+    return graft__fail(GRAFT_EINVAL, "precision %d", (int)o->precision);
+  if ((unsigned)o->cuda_layout > GRAFT_CUDA_LAYOUT_NHWC)
+    return graft__fail(GRAFT_EINVAL, "CUDA layout %d", (int)o->cuda_layout);
   cuda_backend *be = calloc(1, sizeof *be);
   if (!be) return graft__fail(GRAFT_ENOMEM, "out of memory");
   be->base.iface = &cuda_iface;
@@ -348,6 +371,14 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   be->device = device;
   be->path = path;
   be->eager = o->cuda_eager;
+  be->tune = o->cudnn_tune;
+  /* auto: NHWC in bf16 (where cuDNN's bf16 tensor-core engines are at home),
+   * NCHW in fp32 (its pre-compiled fp32 ConvBiasAct engines take NCHW). Both
+   * plan for every layer deviceless; which is faster no GPU run has said. */
+  bool bf16 = o->precision == GRAFT_PRECISION_BF16;
+  bool nhwc = o->cuda_layout == GRAFT_CUDA_LAYOUT_NHWC ||
+              (o->cuda_layout == GRAFT_CUDA_LAYOUT_AUTO && bf16);
+  be->act_layout = (nhwc ? GRAFT__CUDA_NHWC : 0) | (bf16 ? GRAFT__CUDA_BF16 : 0);
   be->sm = prop.major * 10 + prop.minor;
   be->total_mem = prop.totalGlobalMem;
   snprintf(be->base.name, sizeof be->base.name, "cuda:%d", device);
@@ -363,11 +394,12 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   size_t dnn = cudnnGetVersion();
   snprintf(be->base.description, sizeof be->base.description,
            "%s: %.96s (sm_%d, %zu MiB), driver %d.%d, runtime %d.%d, cuDNN %zu.%zu.%zu "
-           "graphs%s%s, cuBLAS %d.%d",
+           "graphs%s%s, trunk %s %s, cuBLAS %d.%d",
            be->base.name, prop.name, be->sm, be->total_mem >> 20, driver / 1000,
            driver % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, dnn / 10000,
            dnn / 100 % 100, dnn % 100, path ? ", path " : "",
-           path ? graft_cudnn_path_name(path) : "", cublas_v / 10000, cublas_v / 100 % 100);
+           path ? graft_cudnn_path_name(path) : "", nhwc ? "NHWC" : "NCHW",
+           bf16 ? "bf16" : "fp32", cublas_v / 10000, cublas_v / 100 % 100);
   *out = &be->base;
   return GRAFT_OK;
 }

@@ -13,7 +13,9 @@
  *                (docs/CUDNN.md), so mode A is tried first and FALLBACK second.
  *
  * Tensor uids: x=1, w=2, b=3, y=4 (pooling: x=1, y=2); the virtual
- * intermediates 5 and 6 never reach memory. */
+ * intermediates 5 and 6 never reach memory. x, w, b and y are in the trunk's
+ * layout (NCHW, or NHWC strides with KRSC filters) and data type (float, or
+ * bfloat16 in bf16); compute and the intermediates are float always. */
 #include <string.h>
 
 #include "engine/cuda/cuda.h"
@@ -31,10 +33,12 @@ static graft_status create(graft__cudnn_plan *p, cudnnBackendDescriptorType_t ty
   return graft__cudnn_keep(p, *d);
 }
 
+/* dims [a,b,c,d] as NCHW (KCRS); nhwc gives channels-last strides. */
 static graft_status tensor(graft__cudnn_plan *p, int64_t uid, int64_t a, int64_t b, int64_t c,
-                           int64_t d, bool is_virtual, cudnnBackendDescriptor_t *out) {
+                           int64_t d, cudnnDataType_t type, bool nhwc, bool is_virtual,
+                           cudnnBackendDescriptor_t *out) {
   const int64_t dims[4] = {a, b, c, d};
-  GRAFT_TRY(graft__cudnn_tensor(uid, dims, is_virtual, out));
+  GRAFT_TRY(graft__cudnn_tensor(uid, dims, type, nhwc, is_virtual, out));
   return graft__cudnn_keep(p, *out);
 }
 
@@ -61,18 +65,21 @@ static graft_status pointwise(graft__cudnn_plan *p, cudnnPointwiseMode_t mode,
 }
 
 static graft_status conv_ops(graft__cudnn_plan *p, const graft__conv_shape *s, bool fused,
-                             cudnnBackendDescriptor_t *ops, int *n_ops) {
+                             graft_precision prec, cudnnBackendDescriptor_t *ops, int *n_ops) {
   const int64_t oh = graft_out_dim(s->h, s->r, s->stride, s->pad);
   const int64_t ow = graft_out_dim(s->w, s->r, s->stride, s->pad);
+  const cudnnDataType_t io = graft__cudnn_io_type(prec), f32 = CUDNN_DATA_FLOAT;
+  const bool nhwc = s->nhwc;
   cudnnBackendDescriptor_t x, w, b = NULL, y, conv_out, add_out = NULL;
-  GRAFT_TRY(tensor(p, UID_X, s->n, s->c, s->h, s->w, false, &x));
-  GRAFT_TRY(tensor(p, UID_W, s->k, s->c, s->r, s->r, false, &w));
-  GRAFT_TRY(tensor(p, UID_Y, s->n, s->k, oh, ow, false, &y));
+  GRAFT_TRY(tensor(p, UID_X, s->n, s->c, s->h, s->w, io, nhwc, false, &x));
+  GRAFT_TRY(tensor(p, UID_W, s->k, s->c, s->r, s->r, io, nhwc, false, &w));
+  GRAFT_TRY(tensor(p, UID_Y, s->n, s->k, oh, ow, io, nhwc, false, &y));
   conv_out = y;
   if (fused) {
-    GRAFT_TRY(tensor(p, UID_B, 1, s->k, 1, 1, false, &b));
-    GRAFT_TRY(tensor(p, UID_CONV_OUT, s->n, s->k, oh, ow, true, &conv_out));
-    if (s->relu) GRAFT_TRY(tensor(p, UID_ADD_OUT, s->n, s->k, oh, ow, true, &add_out));
+    /* The bias in the data's type (PyTorch's bf16 conv has a bf16 bias). */
+    GRAFT_TRY(tensor(p, UID_B, 1, s->k, 1, 1, io, nhwc, false, &b));
+    GRAFT_TRY(tensor(p, UID_CONV_OUT, s->n, s->k, oh, ow, f32, nhwc, true, &conv_out));
+    if (s->relu) GRAFT_TRY(tensor(p, UID_ADD_OUT, s->n, s->k, oh, ow, f32, nhwc, true, &add_out));
   }
 
   const cudnnDataType_t comp = CUDNN_DATA_FLOAT;
@@ -123,24 +130,27 @@ graft_status graft__conv_graph(const graft__cudnn_target *t, const graft__conv_s
   memset(out, 0, sizeof *out);
   cudnnBackendDescriptor_t ops[3];
   int n_ops = 0;
-  graft_status st = conv_ops(out, s, fused, ops, &n_ops);
+  /* the uids first: a tuned planning runs the candidates */
+  const int64_t fused_uids[] = {UID_X, UID_W, UID_B, UID_Y}, split_uids[] = {UID_X, UID_W, UID_Y};
+  out->n_uids = fused ? 4 : 3;
+  memcpy(out->uids, fused ? fused_uids : split_uids, (size_t)out->n_uids * sizeof(int64_t));
+  graft_status st = conv_ops(out, s, fused, prec, ops, &n_ops);
   if (st == GRAFT_OK) st = graft__cudnn_plan_graph(t, out, ops, n_ops, mode, prec);
   if (st != GRAFT_OK) {
     graft__cudnn_plan_release(out);
     return st;
   }
-  const int64_t fused_uids[] = {UID_X, UID_W, UID_B, UID_Y}, split_uids[] = {UID_X, UID_W, UID_Y};
-  out->n_uids = fused ? 4 : 3;
-  memcpy(out->uids, fused ? fused_uids : split_uids, (size_t)out->n_uids * sizeof(int64_t));
   return GRAFT_OK;
 }
 
 static graft_status pool_ops(graft__cudnn_plan *p, int n, int c, int h, int w, int kernel,
-                             int stride, cudnnBackendDescriptor_t *op) {
+                             int stride, bool nhwc, graft_precision prec,
+                             cudnnBackendDescriptor_t *op) {
   const int64_t oh = graft_out_dim(h, kernel, stride, 0), ow = graft_out_dim(w, kernel, stride, 0);
+  const cudnnDataType_t io = graft__cudnn_io_type(prec);
   cudnnBackendDescriptor_t x, y, rd;
-  GRAFT_TRY(tensor(p, 1, n, c, h, w, false, &x));
-  GRAFT_TRY(tensor(p, 2, n, c, oh, ow, false, &y));
+  GRAFT_TRY(tensor(p, 1, n, c, h, w, io, nhwc, false, &x));
+  GRAFT_TRY(tensor(p, 2, n, c, oh, ow, io, nhwc, false, &y));
   const cudnnResampleMode_t mode = CUDNN_RESAMPLE_MAXPOOL;
   const cudnnDataType_t comp = CUDNN_DATA_FLOAT;
   const cudnnPaddingMode_t pad_mode = CUDNN_NEG_INF_PAD;
@@ -170,21 +180,19 @@ static graft_status pool_ops(graft__cudnn_plan *p, int n, int c, int h, int w, i
 }
 
 graft_status graft__maxpool_graph(const graft__cudnn_target *t, int n, int c, int h, int w,
-                                  int kernel, int stride, graft_precision prec,
+                                  int kernel, int stride, bool nhwc, graft_precision prec,
                                   graft__cudnn_plan *out) {
   static const cudnnBackendHeurMode_t modes[] = {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK};
   graft_status st = GRAFT_OK;
   for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
     memset(out, 0, sizeof *out);
+    out->n_uids = 2;
+    out->uids[0] = 1;
+    out->uids[1] = 2;
     cudnnBackendDescriptor_t op;
-    st = pool_ops(out, n, c, h, w, kernel, stride, &op);
+    st = pool_ops(out, n, c, h, w, kernel, stride, nhwc, prec, &op);
     if (st == GRAFT_OK) st = graft__cudnn_plan_graph(t, out, &op, 1, modes[m], prec);
-    if (st == GRAFT_OK) {
-      out->n_uids = 2;
-      out->uids[0] = 1;
-      out->uids[1] = 2;
-      return GRAFT_OK;
-    }
+    if (st == GRAFT_OK) return GRAFT_OK;
     graft__cudnn_plan_release(out);
     if (st != GRAFT_EUNSUPPORTED) break;
   }

@@ -7,13 +7,19 @@
  *                  graphs in conv_graph.c), down a ladder of fall-backs
  *   max pooling    cuDNN resample graph, else cudnnPoolingForward (pool.c)
  *   adaptive avg   identity copy at the trunk's native size, else our kernel (pool.c)
- *   edges          device-to-device copies: activations stay plain NCHW
+ *   edges          NCHW fp32: device-to-device copies; NHWC or bf16: a layout
+ *                  kernel (pool.c, layout.cu)
  *   classifier     cuBLAS SGEMM (no TF32) + small kernels (linear.c, loss.c, sgd.c,
- *                  kernels.cu)
+ *                  kernels.cu); in bf16 GEMMs on bf16 tensor cores, fp32
+ *                  accumulation, as PyTorch's autocast
  *
- * Activations stay in plain NCHW (graft_act.layout 0) throughout: cuDNN's
- * pre-compiled ConvBiasAct engines take NCHW fp32 directly, and the
- * runtime-fused engines that would want NHWC are not needed (docs/CUDNN.md). */
+ * The trunk's activations are in one layout per backend (graft_act.layout,
+ * GRAFT__CUDA_* bits below), chosen from the precision and layout options:
+ * plain NCHW fp32 by default (cuDNN's pre-compiled ConvBiasAct engines take
+ * it directly); channels-last (NHWC activations, KRSC filters) on request and
+ * in bf16, where the data is bfloat16 with float compute. Every conv layer
+ * of AlexNet and VGG16 plans in each combination deviceless
+ * (test_cudnn_deviceless); none has run on a GPU yet. */
 #ifndef GRAFT_CUDA_H
 #define GRAFT_CUDA_H
 
@@ -22,6 +28,7 @@
 #include <cudnn.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "engine/backend_impl.h"
 #include "engine/cuda/kernels.h"
@@ -50,17 +57,27 @@ graft_status graft__cublas_check(cublasStatus_t e, const char *call, const char 
 
 /* Where graphs are planned: a real GPU (handle) or, deviceless, a finalized
  * CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR made from a device's JSON. */
+typedef struct graft__cudnn_plan graft__cudnn_plan;
 typedef struct graft__cudnn_target {
   cudnnHandle_t handle;
   cudnnBackendDescriptor_t device;
   int64_t workspace_limit; /* prefer configs needing at most this (0: any) */
+  /* Tuned planning (cudnn.benchmark's rule): when time is set and tune_top
+   * > 1, up to tune_top plans (at most GRAFT__CUDNN_TUNE_MAX) of the best
+   * rank are finalized and timed, *ms set by time(time_ctx, candidate, ms),
+   * and the fastest kept. NULL: the first plan that finalizes, as ranked. */
+  graft_status (*time)(void *time_ctx, const graft__cudnn_plan *candidate, double *ms);
+  void *time_ctx;
+  int tune_top;
 } graft__cudnn_target;
+
+#define GRAFT__CUDNN_TUNE_MAX 8
 
 #define GRAFT__CUDNN_KEEP 20
 #define GRAFT__CUDNN_MAX_IO 4
 
 /* One finalized execution plan and what it needs at run time. */
-typedef struct graft__cudnn_plan {
+struct graft__cudnn_plan {
   cudnnBackendDescriptor_t plan;
   cudnnBackendDescriptor_t keep[GRAFT__CUDNN_KEEP]; /* graph pieces, alive as long as the plan */
   int n_keep;
@@ -74,7 +91,9 @@ typedef struct graft__cudnn_plan {
   bool tensor_core;      /* the chosen engine uses tensor cores (TF32) */
   unsigned notes;        /* the chosen engine's GRAFT__NOTE_* */
   cudnnBackendHeurMode_t mode;
-} graft__cudnn_plan;
+  int tuned;             /* candidates timed (0: not tuned, the first plan) */
+  double tuned_ms;       /* the chosen one's time (-1: none could be timed) */
+};
 
 /* What an engine (or a legacy algorithm) does to the numbers, as cuDNN's
  * numerical notes say it; tests pick their tolerance from these. */
@@ -110,9 +129,17 @@ void graft__cudnn_packs_release(graft__cudnn_packs *packs);
 /* A finalized device description from its JSON text (deviceless planning). */
 graft_status graft__cudnn_device_from_json(const char *json, cudnnBackendDescriptor_t *out);
 
-/* A non-virtual (or virtual) fp32 tensor, packed NCHW strides, 16-byte aligned. */
-graft_status graft__cudnn_tensor(int64_t uid, const int64_t dims[4], bool is_virtual,
-                                 cudnnBackendDescriptor_t *out);
+/* A non-virtual (or virtual) tensor of dims [N,C,H,W] (filters [K,C,R,S])
+ * of this data type, packed NCHW strides or, nhwc, packed NHWC (KRSC)
+ * strides, 16-byte aligned. */
+graft_status graft__cudnn_tensor(int64_t uid, const int64_t dims[4], cudnnDataType_t type,
+                                 bool nhwc, bool is_virtual, cudnnBackendDescriptor_t *out);
+
+/* The data type of the trunk's tensors in a precision: bfloat16 in bf16,
+ * float otherwise (compute and virtual intermediates are float always). */
+static inline cudnnDataType_t graft__cudnn_io_type(graft_precision prec) {
+  return prec == GRAFT_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+}
 
 /* Keep a descriptor with the plan (destroyed by graft__cudnn_plan_release). */
 graft_status graft__cudnn_keep(graft__cudnn_plan *p, cudnnBackendDescriptor_t d);
@@ -124,6 +151,9 @@ graft_status graft__cudnn_keep(graft__cudnn_plan *p, cudnnBackendDescriptor_t d)
  * the heuristics' order within ranks: deterministic before not, workspace
  * within the target's limit before not, and in FP32_STRICT direct and GEMM
  * engines before FFT and Winograd ones (whose transforms cost bits).
+ * With a timer on the target (tuned planning), up to tune_top configs of
+ * the first rank that finalizes any are finalized and timed, and the
+ * fastest kept (p->tuned, p->tuned_ms); p's uids must be set before.
  * GRAFT_EUNSUPPORTED with the reason when none does. */
 graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_plan *p,
                                      const cudnnBackendDescriptor_t *ops, int n_ops,
@@ -150,11 +180,13 @@ void graft__cudnn_plan_release(graft__cudnn_plan *p);
 
 /* ---- graphs graft builds (conv_graph.c) ---- */
 
-/* A convolution as the trunk uses it: x [n,c,h,w], w [k,c,r,r], stride, pad. */
+/* A convolution as the trunk uses it: x [n,c,h,w], w [k,c,r,r], stride, pad;
+ * nhwc: x and y channels-last, w KRSC (the data type follows the precision). */
 typedef struct graft__conv_shape {
   int n, c, h, w;
   int k, r, stride, pad;
   bool relu;
+  bool nhwc;
 } graft__conv_shape;
 
 /* fused: conv -> ADD(bias) -> RELU (uids x=1, w=2, b=3, y=4);
@@ -167,10 +199,39 @@ graft_status graft__conv_graph(const graft__cudnn_target *t, const graft__conv_s
  * heuristics mode A then FALLBACK (NCHW pooling has only pre-compiled
  * engines, which FALLBACK lists). */
 graft_status graft__maxpool_graph(const graft__cudnn_target *t, int n, int c, int h, int w,
-                                  int kernel, int stride, graft_precision prec,
+                                  int kernel, int stride, bool nhwc, graft_precision prec,
                                   graft__cudnn_plan *out);
 
 /* ---- the backend ---- */
+
+/* graft_act.layout of the CUDA backend's trunk activations, as bits:
+ * 0 (GRAFT_LAYOUT_NCHW) is plain NCHW float, as everywhere. */
+enum {
+  GRAFT__CUDA_NHWC = 1, /* channels-last [n,h,w,c] */
+  GRAFT__CUDA_BF16 = 2, /* bfloat16 elements */
+};
+static inline size_t graft__cuda_elem_bytes(int layout) {
+  return layout & GRAFT__CUDA_BF16 ? 2 : 4;
+}
+
+/* A float's bfloat16 (its top 16 bits), rounded to nearest even, as
+ * __float2bfloat16_rn rounds; a NaN stays a (quiet) NaN. */
+static inline uint16_t graft__bf16_from_float(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+static inline float graft__bf16_to_float(uint16_t b) {
+  uint32_t u = (uint32_t)b << 16;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* The trunk's layout in this backend (graft__cuda_create decides it). */
+int graft__cuda_act_layout(const graft_backend *be);
 
 typedef struct cuda_cached_graph cuda_cached_graph; /* backend.c: cuDNN plans by key */
 
@@ -193,8 +254,12 @@ typedef struct cuda_backend {
   int next_stage;
   cudnnHandle_t cudnn;
   cublasHandle_t cublas;
+  void *cublas_ws;              /* cuBLAS's workspace, set once */
   graft_cudnn_path path;        /* the rungs of the convolution ladder that may run */
+  int act_layout;               /* the trunk's graft_act.layout (GRAFT__CUDA_* bits) */
   bool eager;                   /* never capture the trunk as a CUDA graph */
+  bool tune;                    /* time the top engine configs of each new graph */
+  bool capturing;               /* a whole forward is being captured (graph.c) */
   void *workspace;              /* one cuDNN workspace, grown to the largest plan */
   size_t workspace_bytes;
   unsigned workspace_gen;       /* bumped when it moves (captured graphs are stale) */
@@ -221,6 +286,8 @@ struct graft_plan {
   const char *path; /* how it runs, for logs and tests: "fused graph (mode A)", ... */
   int64_t engine;   /* cuDNN engine (or legacy algorithm) it runs; -1: none */
   unsigned notes;   /* that engine's GRAFT__NOTE_* */
+  int tuned;        /* engine configs timed to choose it (0: the first plan) */
+  double tuned_ms;  /* its time then */
   cuda_trunk_graph *captured;
 };
 
@@ -253,6 +320,16 @@ graft_status graft__cuda_graph_add(cuda_backend *be, const void *key, size_t key
  * second captures the sequence as a CUDA graph; later ones replay it. */
 graft_status graft__cuda_trunk_run(graft_backend *be, graft_plan *const *plans, int count,
                                    const void *const *xs, void *const *ys);
+
+/* The table's replay and replay_release entries (graph.c): a whole forward
+ * (trunk, classifier, softmax) as one CUDA graph; and how it ran, as
+ * graft__cuda_trunk_state says it for a trunk. */
+graft_status graft__cuda_replay(graft_backend *be, graft_replay **slot,
+                                graft_status (*body)(void *ctx), void *ctx);
+void graft__cuda_replay_release(graft_backend *be, graft_replay *slot);
+void graft__cuda_replay_describe(const graft_replay *slot, char *buf, size_t cap);
+const char *graft__cuda_replay_state(const graft_replay *r, char *buf, size_t cap,
+                                     bool *captured);
 
 /* How the trunk whose first plan is `first` ran: "captured as a CUDA graph,
  * N replay(s)", "eager: capture failed: why", ... into buf; *captured says

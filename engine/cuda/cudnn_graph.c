@@ -44,10 +44,16 @@ graft_status graft__cudnn_device_from_json(const char *json, cudnnBackendDescrip
   return GRAFT_OK;
 }
 
-graft_status graft__cudnn_tensor(int64_t uid, const int64_t dims[4], bool is_virtual,
-                                 cudnnBackendDescriptor_t *out) {
-  const int64_t strides[4] = {dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1};
-  const cudnnDataType_t type = CUDNN_DATA_FLOAT;
+graft_status graft__cudnn_tensor(int64_t uid, const int64_t dims[4], cudnnDataType_t type,
+                                 bool nhwc, bool is_virtual, cudnnBackendDescriptor_t *out) {
+  /* dims are always [N, C, H, W] (filters [K, C, R, S]); the strides say the layout */
+  int64_t strides[4] = {dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1};
+  if (nhwc) {
+    strides[1] = 1;
+    strides[3] = dims[1];
+    strides[2] = dims[3] * dims[1];
+    strides[0] = dims[2] * dims[3] * dims[1];
+  }
   const int64_t align = 16; /* cudaMalloc gives 256; plans check their pointers */
   const bool virt = is_virtual;
   cudnnBackendDescriptor_t d = NULL;
@@ -141,11 +147,13 @@ static graft_status read_cfg(cudnnBackendDescriptor_t cfg, cfg_info *info) {
 }
 
 /* fp32: PyTorch's default, TF32 tensor cores allowed for convolutions.
- * fp32-strict: true fp32 arithmetic: no tensor-core (TF32) engine. Neither
- * ever converts inputs down (fp16/bf16 is never PyTorch's fp32), reduces in
- * lower precision, or takes 13x13 Winograd tiles: an interpolation that wide
- * loses more of fp32's bits than any bound test_cuda_ops could justify
- * (test/transform_error.py measures the 2x2 to 6x6 tiles). */
+ * fp32-strict: true fp32 arithmetic: no tensor-core (TF32) engine. bf16:
+ * bf16 data with fp32 accumulation, tensor cores welcome. None ever converts
+ * inputs down (fp16/bf16 is never PyTorch's fp32; below bf16 is nothing
+ * graft's bf16 promises), reduces in lower precision than fp32, or takes
+ * 13x13 Winograd tiles: an interpolation that wide loses more bits than any
+ * bound test_cuda_ops could justify (test/transform_error.py measures the
+ * 2x2 to 6x6 tiles). */
 static bool allowed(const cfg_info *c, graft_precision prec) {
   if (!c->known || c->down_convert || c->reduced_reduction) return false;
   if (c->notes & GRAFT__NOTE_WINOGRAD_13x13) return false;
@@ -220,6 +228,32 @@ static const char *mode_name(cudnnBackendHeurMode_t m) {
                                                                       : "INSTANT";
 }
 
+/* Time each candidate plan with the target's timer (p's uids name the
+ * tensors); the index of the fastest. A candidate the timer cannot run is
+ * never chosen unless none can be (then the first, which the trial run
+ * after planning will judge). */
+static int pick_fastest(const graft__cudnn_target *t, graft__cudnn_plan *p,
+                        const cudnnBackendDescriptor_t *cand, const int64_t *ws, int n) {
+  int best = 0;
+  double best_ms = -1;
+  cudnnBackendDescriptor_t keep_plan = p->plan;
+  int64_t keep_ws = p->workspace;
+  for (int k = 0; k < n; k++) {
+    double ms = 0;
+    p->plan = cand[k];
+    p->workspace = ws[k];
+    if (t->time(t->time_ctx, p, &ms) != GRAFT_OK) {
+      graft_clear_detail();
+      continue;
+    }
+    if (best_ms < 0 || ms < best_ms) best = k, best_ms = ms;
+  }
+  p->plan = keep_plan;
+  p->workspace = keep_ws;
+  p->tuned_ms = best_ms;
+  return best;
+}
+
 graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_plan *p,
                                      const cudnnBackendDescriptor_t *ops, int n_ops,
                                      cudnnBackendHeurMode_t mode, graft_precision prec) {
@@ -248,20 +282,47 @@ graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_
    * that, configs whose workspace fits the target's limit first (VGG16's
    * fastest fp32 engines at batch 64 ask for 1.5 GB); within that, in
    * fp32-strict, no FFT or Winograd transform unless nothing else finalizes. */
+  /* Tuned (the target has a timer): up to tune_top plans of the first rank
+   * that finalizes any, in the heuristics' order, each timed; the fastest
+   * wins. Otherwise the first that finalizes. */
+  const int want = t->time && t->tune_top > 1 ? (t->tune_top < GRAFT__CUDNN_TUNE_MAX
+                                                     ? t->tune_top
+                                                     : GRAFT__CUDNN_TUNE_MAX)
+                                              : 1;
+  cudnnBackendDescriptor_t cand[GRAFT__CUDNN_TUNE_MAX];
+  int64_t cand_ws[GRAFT__CUDNN_TUNE_MAX];
+  int cand_cfg[GRAFT__CUDNN_TUNE_MAX], n_cand = 0;
   char why[320] = "no engine config was allowed";
   int chosen = -1;
-  for (int pass = 0; s == GRAFT_OK && chosen < 0 && pass < 8; pass++)
-    for (int64_t i = 0; chosen < 0 && i < n; i++) {
+  for (int pass = 0; s == GRAFT_OK && n_cand == 0 && pass < 8; pass++)
+    for (int64_t i = 0; s == GRAFT_OK && n_cand < want && i < n; i++) {
       if (!allowed(&info[i], prec) || rank(&info[i], t, prec) != pass) continue;
       p->tried++;
       cudnnBackendDescriptor_t plan = try_plan(t, cfgs[i], why, sizeof why);
       if (!plan) continue;
       int64_t got = 0;
       s = CU_STEP(cudnn, cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                                  CUDNN_TYPE_INT64, 1, &got, &p->workspace));
-      p->plan = plan;
-      chosen = (int)i;
+                                                  CUDNN_TYPE_INT64, 1, &got, &cand_ws[n_cand]));
+      cand[n_cand] = plan;
+      cand_cfg[n_cand++] = (int)i;
     }
+  if (s == GRAFT_OK && n_cand > 1) {
+    int best = pick_fastest(t, p, cand, cand_ws, n_cand);
+    p->tuned = n_cand;
+    chosen = cand_cfg[best];
+    p->plan = cand[best];
+    p->workspace = cand_ws[best];
+    for (int k = 0; k < n_cand; k++)
+      if (k != best) cudnnBackendDestroyDescriptor(cand[k]);
+  } else if (n_cand > 0) {
+    if (s == GRAFT_OK) {
+      chosen = cand_cfg[0];
+      p->plan = cand[0];
+      p->workspace = cand_ws[0];
+    } else {
+      for (int k = 0; k < n_cand; k++) cudnnBackendDestroyDescriptor(cand[k]);
+    }
+  }
   if (s == GRAFT_OK && chosen < 0)
     s = graft__fail(GRAFT_EUNSUPPORTED,
                     "heuristics mode %s: %d engine config(s), %d allowed in %s, none finalized: %s",

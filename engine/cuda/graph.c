@@ -119,6 +119,9 @@ graft_status graft__cuda_trunk_run(graft_backend *b, graft_plan *const *plans, i
   cuda_backend *be = cuda_of(b);
   if (count < 1 || count > MAX_STEPS)
     return graft__fail(GRAFT_EINVAL, "a trunk of %d plans (1 to %d)", count, MAX_STEPS);
+  /* inside a whole forward being recorded (graft__cuda_replay): the trunk's
+   * ops go into that graph; a capture cannot nest */
+  if (be->capturing) return run_eager(plans, count, xs, ys);
   bool off = be->eager;
   cuda_trunk_graph *g = plans[0]->captured;
   if (!g) {
@@ -147,4 +150,106 @@ graft_status graft__cuda_trunk_run(graft_backend *b, graft_plan *const *plans, i
   CU_TRY(cuda, cudaGraphLaunch(g->exec, be->stream));
   g->replays++;
   return GRAFT_OK;
+}
+
+/* ---- a whole forward as one CUDA graph (the table's replay entry) ----
+ * The same rule as the trunk's, for any sequence the engine hands over
+ * (engine/net.c: trunk, classifier and softmax): the first run eager, the
+ * second captured, later ones replayed; a failed capture stays eager and
+ * says why once. The caller owns the slot and guarantees the same ops on the
+ * same buffers; the workspace is checked here (it may move when a later plan
+ * grows it), and a change starts over. */
+struct graft_replay {
+  void *ws;
+  unsigned ws_gen;
+  int runs, replays;
+  bool failed;
+  char why[256];
+  cudaGraphExec_t exec;
+};
+
+static bool capture_body(cuda_backend *be, graft_replay *r, graft_status (*body)(void *),
+                         void *ctx) {
+  cudaError_t e = cudaStreamBeginCapture(be->stream, cudaStreamCaptureModeThreadLocal);
+  graft_status s = GRAFT_OK;
+  const char *step = "cudaStreamBeginCapture";
+  if (e == cudaSuccess) {
+    be->capturing = true;
+    s = body(ctx);
+    be->capturing = false;
+    if (s != GRAFT_OK) snprintf(r->why, sizeof r->why, "a step failed: %s", graft_detail());
+    cudaGraph_t graph = NULL;
+    e = cudaStreamEndCapture(be->stream, &graph);
+    step = "cudaStreamEndCapture";
+    if (s == GRAFT_OK && e == cudaSuccess && graph) {
+      e = cudaGraphInstantiate(&r->exec, graph, 0);
+      step = "cudaGraphInstantiate";
+    }
+    if (graph) cudaGraphDestroy(graph);
+  }
+  if (s == GRAFT_OK && e == cudaSuccess && r->exec) return true;
+  if (s == GRAFT_OK)
+    snprintf(r->why, sizeof r->why, "%s: %s (%s)", step, cudaGetErrorString(e),
+             cudaGetErrorName(e));
+  (void)cudaGetLastError();
+  graft_clear_detail();
+  if (r->exec) cudaGraphExecDestroy(r->exec);
+  r->exec = NULL;
+  graft__warn("%s: the forward runs eagerly: capturing it as a CUDA graph failed: %s",
+              be->base.name, r->why);
+  return false;
+}
+
+graft_status graft__cuda_replay(graft_backend *b, graft_replay **slot,
+                                graft_status (*body)(void *ctx), void *ctx) {
+  cuda_backend *be = cuda_of(b);
+  if (be->eager || be->capturing) return body(ctx);
+  graft_replay *r = *slot;
+  if (!r) {
+    if (!(r = calloc(1, sizeof *r))) return body(ctx);
+    *slot = r;
+  }
+  if (r->ws != be->workspace || r->ws_gen != be->workspace_gen) {
+    if (r->exec) cudaGraphExecDestroy(r->exec);
+    memset(r, 0, sizeof *r);
+    r->ws = be->workspace;
+    r->ws_gen = be->workspace_gen;
+  }
+  if (!r->exec && !r->failed && r->runs > 0 && !capture_body(be, r, body, ctx)) {
+    r->failed = true;
+    /* the failed capture queued nothing: this run still has to happen */
+  }
+  if (!r->exec) {
+    r->runs++;
+    return body(ctx);
+  }
+  CU_TRY(cuda, cudaGraphLaunch(r->exec, be->stream));
+  r->replays++;
+  return GRAFT_OK;
+}
+
+void graft__cuda_replay_release(graft_backend *b, graft_replay *r) {
+  (void)b;
+  if (!r) return;
+  if (r->exec) cudaGraphExecDestroy(r->exec); /* freed once an in-flight launch ends */
+  free(r);
+}
+
+void graft__cuda_replay_describe(const graft_replay *r, char *buf, size_t cap) {
+  bool captured;
+  graft__cuda_replay_state(r, buf, cap, &captured);
+}
+
+const char *graft__cuda_replay_state(const graft_replay *r, char *buf, size_t cap,
+                                     bool *captured) {
+  *captured = r && r->exec;
+  if (!r)
+    snprintf(buf, cap, "not run");
+  else if (r->exec)
+    snprintf(buf, cap, "captured as a CUDA graph, %d replay(s)", r->replays);
+  else if (r->failed)
+    snprintf(buf, cap, "eager: capture failed: %s", r->why);
+  else
+    snprintf(buf, cap, "eager (%d run(s); captured from the second)", r->runs);
+  return buf;
 }

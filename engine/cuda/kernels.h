@@ -55,6 +55,26 @@ cudaError_t graft__k_column_sums(cudaStream_t stream, int n, int out, const floa
 cudaError_t graft__k_sgd(cudaStream_t stream, size_t count, float lr, float momentum, float wd,
                          int first, float *param, const float *grad, float *buf);
 
+/* ---- the trunk's other layouts (layout.cu): `layout` is graft_act.layout,
+ * GRAFT__CUDA_NHWC and GRAFT__CUDA_BF16 bits (engine/cuda/cuda.h) ---- */
+
+/* y [n,c,hw] in layout = x [n,c,hw] plain NCHW float (the trunk's entry). */
+cudaError_t graft__k_nchw_to_act(cudaStream_t stream, const float *x, void *y, int n, int c,
+                                 size_t hw, int layout);
+/* y [n,c,hw] plain NCHW float = x in layout (the trunk's exit: PyTorch's flatten order). */
+cudaError_t graft__k_act_to_nchw(cudaStream_t stream, const void *x, float *y, int n, int c,
+                                 size_t hw, int layout);
+/* y = act(y + b[k]) in layout; b [k] in the layout's element type. */
+cudaError_t graft__k_bias_act(cudaStream_t stream, void *y, const void *b, int n, int k,
+                              size_t hw, int relu, int layout);
+/* PyTorch's adaptive average pooling in layout, x [n,c,h,w] -> y [n,c,oh,ow]. */
+cudaError_t graft__k_adaptive_avgpool_act(cudaStream_t stream, const void *x, void *y, int n,
+                                          int c, int h, int w, int oh, int ow, int layout);
+/* y[n,out] = bf16(act(y + bf16(b[out]))) as float: a Linear's output under
+ * PyTorch's bf16 autocast. */
+cudaError_t graft__k_bias_act_rows_bf16(cudaStream_t stream, float *y, const float *b, int n,
+                                        int out, int relu);
+
 #ifdef __cplusplus
 }
 #endif

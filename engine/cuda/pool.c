@@ -9,8 +9,17 @@
  *                  the trunk already gives 6x6 (AlexNet) or 7x7 (VGG16), every
  *                  bin is one element and the plan is a copy; other sizes run
  *                  our kernel with PyTorch's bins, summed in the CPU's order.
- *   edges          activations stay plain NCHW, so nchw_to_act and
- *                  act_to_rows are device-to-device copies (flatten is free). */
+ *   edges          in plain NCHW fp32 (the fp32 default) nchw_to_act and
+ *                  act_to_rows are device-to-device copies (flatten is free).
+ *                  In NHWC and/or bf16 (GRAFT__CUDA_*, the backend's layout
+ *                  option) nchw_to_act converts the input with a kernel, and
+ *                  act_to_rows transposes (and widens) the last activation
+ *                  back to NCHW float rows: the classifier's first Linear
+ *                  then sees PyTorch's flatten order with its weights as
+ *                  loaded (they are not permuted).
+ *   NHWC max pool  cuDNN lists no pre-compiled resample engine for NHWC and
+ *                  its runtime-compiled ones are only known on a GPU: the
+ *                  graph is tried, then cudnnPoolingForward in NHWC. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +35,7 @@ typedef struct pool_plan {
 
 typedef struct pool_key {
   int op; /* 2 = max pooling */
-  int precision, n, c, h, w, kernel, stride;
+  int precision, layout, n, c, h, w, kernel, stride;
 } pool_key;
 
 static void destroy(graft_plan *plan) {
@@ -52,19 +61,48 @@ static graft_status copy_plan(cuda_backend *be, const graft_act *in, const graft
   return GRAFT_OK;
 }
 
+static graft_status run_to_act(graft_plan *plan, const void *x, void *y) {
+  const graft_act *o = &plan->out;
+  CU_TRY(cuda, graft__k_nchw_to_act(plan->be->stream, x, y, o->n, o->c, (size_t)o->h * o->w,
+                                    o->layout));
+  return GRAFT_OK;
+}
+
+static graft_status run_to_rows(graft_plan *plan, const void *x, void *y) {
+  const graft_act *in = &plan->in;
+  CU_TRY(cuda, graft__k_act_to_nchw(plan->be->stream, x, y, in->n, in->c,
+                                    (size_t)in->h * in->w, in->layout));
+  return GRAFT_OK;
+}
+
 graft_status graft__cuda_nchw_to_act(graft_backend *b, const graft_act *in, graft_act *out,
                                      graft_plan **plan) {
+  cuda_backend *be = cuda_of(b);
+  if (in->layout != GRAFT_LAYOUT_NCHW)
+    return graft__fail(GRAFT_EUNSUPPORTED, "the trunk's input is plain NCHW");
   *out = *in;
-  return copy_plan(cuda_of(b), in, out, plan);
+  if (be->act_layout == GRAFT_LAYOUT_NCHW) return copy_plan(be, in, out, plan);
+  out->layout = be->act_layout;
+  out->bytes = (size_t)in->n * in->c * in->h * in->w * graft__cuda_elem_bytes(out->layout);
+  GRAFT_TRY(graft__cuda_plan_new(be, sizeof(pool_plan), run_to_act, destroy, in, out, plan));
+  (*plan)->path = "layout kernel (NCHW float in)";
+  return GRAFT_OK;
 }
 
 graft_status graft__cuda_act_to_rows(graft_backend *b, const graft_act *in, graft_act *out,
                                      graft_plan **plan) {
-  if (in->layout != GRAFT_LAYOUT_NCHW)
-    return graft__fail(GRAFT_EUNSUPPORTED, "CUDA activations are plain NCHW");
+  cuda_backend *be = cuda_of(b);
+  if (in->layout != be->act_layout)
+    return graft__fail(GRAFT_EUNSUPPORTED, "activations in layout %d, the trunk's is %d",
+                       in->layout, be->act_layout);
+  const size_t count = (size_t)in->n * in->c * in->h * in->w;
+  *out = (graft_act){in->n, in->c * in->h * in->w, 1, 1, GRAFT_LAYOUT_NCHW,
+                     count * sizeof(float)};
   /* NCHW rows are PyTorch's flatten order already. */
-  *out = (graft_act){in->n, in->c * in->h * in->w, 1, 1, GRAFT_LAYOUT_NCHW, in->bytes};
-  return copy_plan(cuda_of(b), in, out, plan);
+  if (in->layout == GRAFT_LAYOUT_NCHW) return copy_plan(be, in, out, plan);
+  GRAFT_TRY(graft__cuda_plan_new(be, sizeof(pool_plan), run_to_rows, destroy, in, out, plan));
+  (*plan)->path = "layout kernel (NCHW float rows out)";
+  return GRAFT_OK;
 }
 
 /* ---- max pooling ---- */
@@ -82,14 +120,14 @@ static graft_status run_max(graft_plan *plan, const void *x, void *y) {
 
 static graft_status max_graph(cuda_backend *be, pool_plan *p, const graft_pool2d_params *pp,
                               const graft_act *in) {
-  pool_key key = {2, (int)be->base.precision, in->n, in->c, in->h, in->w, pp->kernel,
-                  pp->stride};
+  pool_key key = {2,     (int)be->base.precision, in->layout, in->n, in->c, in->h, in->w,
+                  pp->kernel, pp->stride};
   graft__cudnn_plan *cached = graft__cuda_graph_find(be, &key, sizeof key);
   if (!cached) {
-    graft__cudnn_target t = {be->cudnn, NULL, (int64_t)(be->total_mem / 16)};
+    graft__cudnn_target t = {.handle = be->cudnn, .workspace_limit = (int64_t)(be->total_mem / 16)};
     graft__cudnn_plan g;
     GRAFT_TRY(graft__maxpool_graph(&t, in->n, in->c, in->h, in->w, pp->kernel, pp->stride,
-                                   be->base.precision, &g));
+                                   (in->layout & GRAFT__CUDA_NHWC) != 0, be->base.precision, &g));
     /* New: run it once before it is adopted (see engine/cuda/conv.c). */
     graft_status s = graft__cuda_workspace_reserve(be, (size_t)g.workspace);
     p->graph = &g;
@@ -117,14 +155,16 @@ static graft_status max_legacy(pool_plan *p, const graft_pool2d_params *pp, cons
   CU_TRY(cudnn, cudnnSetPooling2dDescriptor(p->pd, CUDNN_POOLING_MAX, CUDNN_PROPAGATE_NAN,
                                             pp->kernel, pp->kernel, 0, 0, pp->stride,
                                             pp->stride));
-  CU_TRY(cudnn, cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, in->n,
-                                           in->c, in->h, in->w));
+  const cudnnTensorFormat_t fmt = in->layout & GRAFT__CUDA_NHWC ? CUDNN_TENSOR_NHWC
+                                                                : CUDNN_TENSOR_NCHW;
+  const cudnnDataType_t io = in->layout & GRAFT__CUDA_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  CU_TRY(cudnn, cudnnSetTensor4dDescriptor(p->xd, fmt, io, in->n, in->c, in->h, in->w));
   int n, c, h, w;
   CU_TRY(cudnn, cudnnGetPooling2dForwardOutputDim(p->pd, p->xd, &n, &c, &h, &w));
   if (n != out->n || c != out->c || h != out->h || w != out->w)
     return graft__fail(GRAFT_ESHAPE, "cuDNN pools to %dx%dx%dx%d, expected %dx%dx%dx%d", n, c, h,
                        w, out->n, out->c, out->h, out->w);
-  CU_TRY(cudnn, cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
+  CU_TRY(cudnn, cudnnSetTensor4dDescriptor(p->yd, fmt, io, n, c, h, w));
   graft_status s = graft__cuda_trial(&p->head, in->bytes, out->bytes);
   if (s != GRAFT_OK) return graft__context(s, "cudnnPoolingForward failed when run");
   return GRAFT_OK;
@@ -134,12 +174,13 @@ graft_status graft__cuda_maxpool_plan(graft_backend *b, const graft_pool2d_param
                                       const graft_act *in, graft_act *out, graft_plan **plan) {
   cuda_backend *be = cuda_of(b);
   *plan = NULL;
-  if (in->layout != GRAFT_LAYOUT_NCHW)
-    return graft__fail(GRAFT_EUNSUPPORTED, "CUDA pooling takes plain NCHW");
+  if (in->layout != be->act_layout)
+    return graft__fail(GRAFT_EUNSUPPORTED, "CUDA pooling takes the trunk's layout %d, not %d",
+                       be->act_layout, in->layout);
   int oh = graft_out_dim(in->h, pp->kernel, pp->stride, 0);
   int ow = graft_out_dim(in->w, pp->kernel, pp->stride, 0);
-  graft_act o = {in->n, in->c, oh, ow, GRAFT_LAYOUT_NCHW,
-                 (size_t)in->n * in->c * oh * ow * sizeof(float)};
+  graft_act o = {in->n, in->c, oh, ow, in->layout,
+                 (size_t)in->n * in->c * oh * ow * graft__cuda_elem_bytes(in->layout)};
   graft_plan *head;
   GRAFT_TRY(graft__cuda_plan_new(be, sizeof(pool_plan), run_max, destroy, in, &o, &head));
   pool_plan *p = (pool_plan *)head;
@@ -165,8 +206,12 @@ graft_status graft__cuda_maxpool_plan(graft_backend *b, const graft_pool2d_param
 /* ---- adaptive average pooling ---- */
 static graft_status run_avg(graft_plan *plan, const void *x, void *y) {
   const graft_act *in = &plan->in, *out = &plan->out;
-  CU_TRY(cuda, graft__k_adaptive_avgpool(plan->be->stream, x, y, in->n * in->c, in->h, in->w,
-                                         out->h, out->w));
+  if (in->layout == GRAFT_LAYOUT_NCHW)
+    CU_TRY(cuda, graft__k_adaptive_avgpool(plan->be->stream, x, y, in->n * in->c, in->h, in->w,
+                                           out->h, out->w));
+  else
+    CU_TRY(cuda, graft__k_adaptive_avgpool_act(plan->be->stream, x, y, in->n, in->c, in->h,
+                                               in->w, out->h, out->w, in->layout));
   return GRAFT_OK;
 }
 
@@ -174,14 +219,16 @@ graft_status graft__cuda_avgpool_plan(graft_backend *b, const graft_adaptive_avg
                                       const graft_act *in, graft_act *out, graft_plan **plan) {
   cuda_backend *be = cuda_of(b);
   *plan = NULL;
-  if (in->layout != GRAFT_LAYOUT_NCHW)
-    return graft__fail(GRAFT_EUNSUPPORTED, "CUDA pooling takes plain NCHW");
+  if (in->layout != be->act_layout)
+    return graft__fail(GRAFT_EUNSUPPORTED, "CUDA pooling takes the trunk's layout %d, not %d",
+                       be->act_layout, in->layout);
   if (in->h == pp->out_h && in->w == pp->out_w) {
     *out = *in;
     return copy_plan(be, in, out, plan);
   }
-  graft_act o = {in->n, in->c, pp->out_h, pp->out_w, GRAFT_LAYOUT_NCHW,
-                 (size_t)in->n * in->c * pp->out_h * pp->out_w * sizeof(float)};
+  graft_act o = {in->n, in->c, pp->out_h, pp->out_w, in->layout,
+                 (size_t)in->n * in->c * pp->out_h * pp->out_w *
+                     graft__cuda_elem_bytes(in->layout)};
   GRAFT_TRY(graft__cuda_plan_new(be, sizeof(pool_plan), run_avg, destroy, in, &o, plan));
   (*plan)->path = "adaptive average pooling kernel";
   *out = o;
