@@ -22,7 +22,7 @@
 #define MAX_TENSORS 10000
 #define MAX_KEY 64
 
-enum { G_ORDERED_DICT, G_REBUILD_TENSOR, G_REBUILD_PARAM, G_STORAGE0 };
+enum { G_ORDERED_DICT, G_REBUILD_TENSOR, G_REBUILD_TENSOR_V1, G_REBUILD_PARAM, G_STORAGE0 };
 
 /* The storage types: element size, graft's type when it reads it. */
 static const struct {
@@ -41,6 +41,8 @@ static const struct {
 static void globals(graft_pk_global *g) {
   g[G_ORDERED_DICT] = (graft_pk_global){"collections", "OrderedDict", GRAFT_PK_G_DICT};
   g[G_REBUILD_TENSOR] = (graft_pk_global){"torch._utils", "_rebuild_tensor_v2", GRAFT_PK_G_CALL};
+  /* torch 0.3's files, before _rebuild_tensor_v2: (storage, offset, size, stride) */
+  g[G_REBUILD_TENSOR_V1] = (graft_pk_global){"torch._utils", "_rebuild_tensor", GRAFT_PK_G_CALL};
   g[G_REBUILD_PARAM] = (graft_pk_global){"torch._utils", "_rebuild_parameter", GRAFT_PK_G_CALL};
   for (int i = 0; i < N_STORAGE_TYPES; i++)
     g[G_STORAGE0 + i] = (graft_pk_global){"torch", storage_types[i].name, GRAFT_PK_G_VALUE};
@@ -164,7 +166,8 @@ static graft_status int_tuple(const graft_pickle *p, graft_pk_ref v, int64_t *ou
   return GRAFT_OK;
 }
 
-/* _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata]). */
+/* _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata]),
+ * or the older _rebuild_tensor(storage, offset, size, stride). */
 static graft_status read_tensor(pth *f, graft_pk_ref v, graft_tensor_ref *t) {
   const graft_pickle *p = f->p;
   if (graft_pk_type_of(p, v) == GRAFT_PK_CALL &&
@@ -173,11 +176,12 @@ static graft_status read_tensor(pth *f, graft_pk_ref v, graft_tensor_ref *t) {
     if (graft_pk_count(p, a) < 1) return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": an empty parameter", t->name);
     v = graft_pk_at(p, a, 0);
   }
-  if (graft_pk_type_of(p, v) != GRAFT_PK_CALL || graft_pk_global_index(p, v) != G_REBUILD_TENSOR)
+  int g = graft_pk_type_of(p, v) == GRAFT_PK_CALL ? graft_pk_global_index(p, v) : -1;
+  if (g != G_REBUILD_TENSOR && g != G_REBUILD_TENSOR_V1)
     return graft__fail(GRAFT_EFORMAT, "entry \"%s\": not a tensor", t->name);
   graft_pk_ref a = graft_pk_args(p, v);
   int na = graft_pk_count(p, a);
-  if (na != 6 && na != 7) return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": %d arguments", t->name, na);
+  if (g == G_REBUILD_TENSOR ? na != 6 && na != 7 : na != 4) return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": %d arguments", t->name, na);
   graft_pk_ref id = graft_pk_at(p, a, 0), off = graft_pk_at(p, a, 1);
   if (graft_pk_type_of(p, id) != GRAFT_PK_PERSID)
     return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": no storage", t->name);

@@ -142,9 +142,9 @@ static graft_status arch_of(const graft_tensor_ref *t, int n, const graft_json *
 }
 
 /* Every parameter present, shaped and of a float type, before any is read. */
-static graft_status check_all(const graft_tensor_ref *t, int n, const graft_model *m) {
-  for (int i = 0; i < m->arch.n_params; i++) {
-    const graft_param *p = &m->arch.params[i];
+static graft_status check_all(const graft_tensor_ref *t, int n, const graft_arch *a) {
+  for (int i = 0; i < a->n_params; i++) {
+    const graft_param *p = &a->params[i];
     const graft_tensor_ref *r = find(t, n, p->name);
     if (!r) return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": missing", p->name);
     bool same = r->rank == p->rank;
@@ -154,7 +154,7 @@ static graft_status check_all(const graft_tensor_ref *t, int n, const graft_mode
       shape_text(r->dims, r->rank, got, sizeof got);
       shape_text(p->dims, p->rank, want, sizeof want);
       return graft__fail(GRAFT_ESHAPE, "tensor \"%s\": shape %s, %s expects %s", p->name, got,
-                         m->arch.name, want);
+                         a->name, want);
     }
     if (r->dtype == GRAFT_DT_OTHER)
       return graft__fail(GRAFT_EUNSUPPORTED, "tensor \"%s\": type %s is not supported (float32, "
@@ -182,9 +182,11 @@ static graft_status to_model(const graft_tensor_ref *t, int n, const graft_json 
   char arch[32];
   int k = 0;
   graft_model *m = NULL;
+  graft_arch a; /* the tensors checked against its table before anything is allocated */
   graft_status s = arch_of(t, n, j, meta, arch, sizeof arch, &k);
+  if (s == GRAFT_OK) s = graft_arch_init(&a, arch, k);
+  if (s == GRAFT_OK) s = check_all(t, n, &a);
   if (s == GRAFT_OK) s = graft_model_create(arch, k, &m);
-  if (s == GRAFT_OK) s = check_all(t, n, m);
   if (s == GRAFT_OK) s = meta_int(j, meta, "resize", 1, 1 << 20, &m->pre.resize);
   if (s == GRAFT_OK) s = meta_int(j, meta, "crop", 1, 1 << 20, &m->pre.crop);
   if (s == GRAFT_OK) s = meta_floats3(j, meta, "mean", m->pre.mean);

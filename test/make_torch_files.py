@@ -11,8 +11,10 @@ files that graft must refuse without running anything.
 import io
 import json
 import os
+import pickle
 import struct
 import sys
+import types
 import zipfile
 
 import numpy as np
@@ -53,6 +55,30 @@ def rounded(model, dtype):
     return {k: v.to(dtype) for k, v in model.state_dict().items()}
 
 
+class OldPickler(pickle.Pickler):
+    """Tensors as torch 0.3 pickled them: _rebuild_tensor(storage, offset, size, stride)."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, torch.Tensor):
+            return (torch._utils._rebuild_tensor,
+                    (obj.storage(), obj.storage_offset(), tuple(obj.size()), obj.stride()))
+        return NotImplemented
+
+
+OLD_PICKLE = types.SimpleNamespace(Pickler=OldPickler, dump=pickle.dump, load=pickle.load,
+                                   Unpickler=pickle.Unpickler, __name__="pickle")
+
+
+def shared_storage(sd):
+    """The same tensors as views at offsets into one storage."""
+    flat = torch.cat([v.flatten() for v in sd.values()])
+    out, at = {}, 0
+    for k, v in sd.items():
+        out[k] = flat[at:at + v.numel()].view(v.shape)
+        at += v.numel()
+    return out
+
+
 def alexnet(seed, k):
     torch.manual_seed(seed)
     return torchvision.models.alexnet(weights=None, num_classes=k).eval()
@@ -68,6 +94,9 @@ def good(d, phase):
         torch.save(sd, j("zip.pth"))
         torch.save(sd, j("legacy.pth"), _use_new_zipfile_serialization=False)
         torch.save({"state_dict": sd, "epoch": 3}, j("wrapped_zip.pth"))
+        torch.save(shared_storage(sd), j("offsets_zip.pth"))
+        torch.save(sd, j("old_legacy.pth"), pickle_module=OLD_PICKLE,
+                   _use_new_zipfile_serialization=False)
         extra = dict(sd)
         extra["extra.weight"] = torch.zeros(2)
         torch.save({"model": extra, "epoch": 3}, j("wrapped_extra_legacy.pth"),

@@ -1,6 +1,8 @@
 # .pth (torch.save's zip and legacy formats) and safetensors files through
 # classify: made now by PyTorch from seeded torchvision models
-# (make_torch_files.py), each must load to exactly the parameters of the
+# (make_torch_files.py: zip and legacy, bare and wrapped, tensors at offsets
+# into one storage, torch 0.3's _rebuild_tensor, fp16 and bf16 storages,
+# safetensors with and without metadata, one VGG16), each must load to exactly the parameters of the
 # graft-weights export of the same model and classify the same; damaged,
 # unsupported and hostile files (pickles that call os.system or eval) are
 # refused with exit 2 and one line, and their payload never runs.
@@ -44,7 +46,8 @@ phase() {
 
 if phase f32; then
   same_as "$T/p/ref.h5" "$T/p/zip.pth" "$T/p/legacy.pth" "$T/p/wrapped_zip.pth" \
-    "$T/p/wrapped_extra_legacy.pth" "$T/p/meta.safetensors"
+    "$T/p/wrapped_extra_legacy.pth" "$T/p/offsets_zip.pth" "$T/p/old_legacy.pth" \
+    "$T/p/meta.safetensors"
   "$C" -w "$T/p/wrapped_extra_legacy.pth" "$IMG" 2>&1 >/dev/null |
     grep -q 'unexpected tensor "extra.weight" ignored' &&
     ok "an extra tensor: a warning" || fail "no warning for an extra tensor"
