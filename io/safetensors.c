@@ -76,7 +76,7 @@ static graft_status read_entry(const graft_json *j, graft_json_ref e, graft_tens
       return graft__fail(GRAFT_EFORMAT, "tensor \"%.64s\": shape larger than the file", n);
     count *= (uint64_t)v;
   }
-  int64_t b, en;
+  int64_t b = -1, en = -1;
   if (!graft_json_int(j, graft_json_at(j, off, 0), &b) ||
       !graft_json_int(j, graft_json_at(j, off, 1), &en) || b < 0 || en < b ||
       (uint64_t)en > data_len)

@@ -195,17 +195,19 @@ static graft_status read_tensor(pth *f, graft_pk_ref v, graft_tensor_ref *t) {
   GRAFT_TRY(int_tuple(p, graft_pk_at(p, a, 2), t->dims, &t->rank, t->name, "size"));
   GRAFT_TRY(int_tuple(p, graft_pk_at(p, a, 3), stride, &ns, t->name, "stride"));
   if (ns != t->rank) return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": size and stride differ in rank", t->name);
-  uint64_t count = 1;
+  size_t es = storage_types[s->type].size;
+  uint64_t count = 1, room = s->bytes / es, first = (uint64_t)graft_pk_int(p, off);
+  bool fits = true;
   for (int i = t->rank - 1; i >= 0; i--) {
     if (t->dims[i] != 1 && (uint64_t)stride[i] != count)
       return graft__fail(GRAFT_EUNSUPPORTED, "tensor \"%s\": not contiguous (strides not supported)",
                          t->name);
-    count *= (uint64_t)t->dims[i]; /* each dim <= 2^40, rank <= 8: checked below */
-    if (count > s->bytes) break;
+    if (t->dims[i] && count > room / (uint64_t)t->dims[i]) fits = false;
+    if (fits) count *= (uint64_t)t->dims[i];
   }
-  size_t es = storage_types[s->type].size;
-  uint64_t first = (uint64_t)graft_pk_int(p, off);
-  if (count > s->bytes || first > s->bytes || (first + count) * es > s->bytes)
+  for (int i = 0; i < t->rank; i++)
+    if (t->dims[i] == 0) fits = true, count = 0; /* nothing to read */
+  if (!fits || first > room || count > room - first)
     return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": runs past the end of its storage", t->name);
   t->dtype = storage_types[s->type].dtype;
   t->type_name = storage_types[s->type].name;
