@@ -31,8 +31,8 @@ typedef struct vm {
   const uint8_t *buf, *at, *end;
   const graft_pk_global *allowed;
   int n_allowed;
-  int *stack, sp;
-  int *marks, mp;
+  int *stack, sp, cap_stack;
+  int *marks, mp, cap_marks;
   int *memo, memo_cap, memo_len;
 } vm;
 
@@ -71,8 +71,19 @@ static graft_status add_item(vm *m, int container, int item) {
   return GRAFT_OK;
 }
 
+/* Room for one more entry in a stack that grows up to GRAFT_PICKLE_MAX_STACK. */
+static graft_status room(vm *m, int **v, int n, int *cap, const char *what) {
+  if (n >= GRAFT_PICKLE_MAX_STACK) return bad(m, what);
+  if (n < *cap) return GRAFT_OK;
+  int c = *cap ? 2 * *cap : 64;
+  int *nv = realloc(*v, (size_t)c * sizeof *nv);
+  if (!nv) return nomem();
+  *v = nv, *cap = c;
+  return GRAFT_OK;
+}
+
 static graft_status push(vm *m, int v) {
-  if (m->sp >= GRAFT_PICKLE_MAX_STACK) return bad(m, "stack too deep");
+  GRAFT_TRY(room(m, &m->stack, m->sp, &m->cap_stack, "stack too deep"));
   m->stack[m->sp++] = v;
   return GRAFT_OK;
 }
@@ -328,7 +339,7 @@ static graft_status step(vm *m, bool *stop) {
     case 0x95: return take(m, 8, &p); /* FRAME: a hint only */
     case '.': *stop = true; return GRAFT_OK;
     case '(':
-      if (m->mp >= GRAFT_PICKLE_MAX_STACK) return bad(m, "too many marks");
+      GRAFT_TRY(room(m, &m->marks, m->mp, &m->cap_marks, "too many marks"));
       m->marks[m->mp++] = m->sp;
       return GRAFT_OK;
     case '}': return push_new(m, GRAFT_PK_DICT, NULL);
@@ -410,9 +421,7 @@ graft_status graft_pickle_load(const uint8_t *buf, size_t n, const graft_pk_glob
   m.buf = m.at = buf, m.end = buf + n;
   m.allowed = allowed, m.n_allowed = n_allowed;
   m.p = calloc(1, sizeof *m.p);
-  m.stack = malloc(GRAFT_PICKLE_MAX_STACK * sizeof *m.stack);
-  m.marks = malloc(GRAFT_PICKLE_MAX_STACK * sizeof *m.marks);
-  graft_status s = m.p && m.stack && m.marks ? GRAFT_OK : nomem();
+  graft_status s = m.p ? GRAFT_OK : nomem();
   bool stop = false;
   while (s == GRAFT_OK && !stop) s = step(&m, &stop);
   if (s == GRAFT_OK && (m.sp != 1 || m.mp != 0)) s = bad(&m, "STOP with more than one object");
