@@ -108,7 +108,7 @@ static void unit_pickle(void) {
   CHECK(unpickle(call, sizeof call - 1) == GRAFT_EUNSUPPORTED &&
         strstr(graft_detail(), "refuses to call torch.FloatStorage"));
   const char *bad[] = {"\x80\x02", "\x80\x02h\x05.", "\x80\x02X\xff\xff\xff\x7f", "\x80\x02(.",
-                       "\x80\x02" "0.", "\x80\x02i.", "\x80\x09N."};
+                       "\x80\x02\x30.", "\x80\x02i.", "\x80\x09N."};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
     CHECK_MSG(unpickle(bad[i], strlen(bad[i])) == GRAFT_EFORMAT, "bad pickle %zu: %s", i, graft_detail());
 }
