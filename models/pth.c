@@ -269,7 +269,7 @@ static graft_status zip_top(const graft_zip *z, char *top, size_t cap) {
     const char *name = graft_zip_name(z, i, &len);
     if (len <= 9 || memcmp(name + len - 9, "/data.pkl", 9) != 0) continue;
     size_t tl = len - 9;
-    if (memchr(name, '/', tl) || tl >= cap) continue;
+    if (memchr(name, '/', tl) || memchr(name, '\0', tl) || tl >= cap) continue;
     memcpy(top, name, tl);
     top[tl] = '\0';
     return GRAFT_OK;
@@ -347,7 +347,7 @@ graft_status graft__pth_tensors(const uint8_t *buf, size_t n, bool zip, graft_te
     if (s == GRAFT_OK) {
       char name[GRAFT_ZIP_MAX_NAME + 16];
       snprintf(name, sizeof name, "%s/data.pkl", top);
-      graft_zip_find(z, name, &pkl, &pkl_len);
+      if (!graft_zip_find(z, name, &pkl, &pkl_len)) s = bad("a zip without data.pkl");
     }
   } else {
     s = legacy_preamble(buf, n, &at);
