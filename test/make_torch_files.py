@@ -95,6 +95,7 @@ def good(d, phase):
         torch.save(sd, j("legacy.pth"), _use_new_zipfile_serialization=False)
         torch.save({"state_dict": sd, "epoch": 3}, j("wrapped_zip.pth"))
         torch.save(shared_storage(sd), j("offsets_zip.pth"))
+        torch.save(dict(m.named_parameters()), j("parameters_zip.pth"))  # _rebuild_parameter
         torch.save(sd, j("old_legacy.pth"), pickle_module=OLD_PICKLE,
                    _use_new_zipfile_serialization=False)
         extra = dict(sd)

@@ -1,11 +1,12 @@
 # .pth (torch.save's zip and legacy formats) and safetensors files through
 # classify: made now by PyTorch from seeded torchvision models
 # (make_torch_files.py: zip and legacy, bare and wrapped, tensors at offsets
-# into one storage, torch 0.3's _rebuild_tensor, fp16 and bf16 storages,
-# safetensors with and without metadata, one VGG16), each must load to exactly the parameters of the
-# graft-weights export of the same model and classify the same; damaged,
-# unsupported and hostile files (pickles that call os.system or eval) are
-# refused with exit 2 and one line, and their payload never runs.
+# into one storage, nn.Parameters, torch 0.3's _rebuild_tensor, fp16 and
+# bf16 storages, safetensors with and without metadata, one VGG16), each must
+# load to exactly the parameters of the graft-weights export of the same
+# model and classify the same; damaged, unsupported and hostile files
+# (pickles that call os.system or eval) are refused with exit 2 and one
+# line, and their payload never runs.
 # GRAFT_TEST_VGG16=0 leaves out the one VGG16 case (0.8 GB of files).
 . "$(dirname "$0")/lib.sh"
 need_python
@@ -47,6 +48,7 @@ phase() {
 if phase f32; then
   same_as "$T/p/ref.h5" "$T/p/zip.pth" "$T/p/legacy.pth" "$T/p/wrapped_zip.pth" \
     "$T/p/wrapped_extra_legacy.pth" "$T/p/offsets_zip.pth" "$T/p/old_legacy.pth" \
+    "$T/p/parameters_zip.pth" \
     "$T/p/meta.safetensors"
   "$C" -w "$T/p/wrapped_extra_legacy.pth" "$IMG" 2>&1 >/dev/null |
     grep -q 'unexpected tensor "extra.weight" ignored' &&
