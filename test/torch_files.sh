@@ -6,7 +6,8 @@
 # load to exactly the parameters of the graft-weights export of the same
 # model and classify the same; damaged, unsupported and hostile files
 # (pickles that call os.system or eval) are refused with exit 2 and one
-# line, and their payload never runs.
+# line, and their payload never runs. With the shared images, finetune runs
+# one epoch from a .pth too.
 # GRAFT_TEST_VGG16=0 leaves out the one VGG16 case (0.8 GB of files).
 . "$(dirname "$0")/lib.sh"
 need_python
@@ -55,6 +56,22 @@ if phase f32; then
     ok "an extra tensor: a warning" || fail "no warning for an extra tensor"
   "$C" -w "$T/p/meta.safetensors" --json "$IMG" | grep -q '"label": "[a-z]*"' &&
     ok "safetensors metadata: class names" || fail "safetensors metadata: no class names"
+  # finetune takes them too: one epoch on a few shared images, a new head.
+  if [ -d "$HYM" ] &&
+     "$PY" "$GRAFT_SOURCE_DIR/test/small_set.py" --data "$HYM" --out "$T/ft" --train 8 --val 4 \
+       > /dev/null; then
+    cp "$T/p/legacy.pth" "$T/ft/model.pth"
+    if "$GRAFT_BIN/finetune" --init "$T/ft/c.h5" --arch alexnet --weights model.pth --data data \
+         --epochs 1 --new-head 1 --seed 1 > /dev/null && "$GRAFT_BIN/finetune" -q "$T/ft/c.h5" \
+         > /dev/null && [ -s "$T/ft/runs/c/best.h5" ]; then
+      ok "finetune from a .pth: one epoch, best.h5 written"
+    else
+      fail "finetune from a .pth"
+    fi
+    rm -rf "$T/ft"
+  else
+    ok "finetune from a .pth: not checked, no shared data at $HYM"
+  fi
 fi
 for p in f16 bf16; do
   phase $p && same_as "$T/p/ref.h5" "$T/p/zip.pth" "$T/p/legacy.pth" "$T/p/plain.safetensors"
