@@ -23,7 +23,18 @@ typedef struct entry {
 struct graft_zip {
   entry *e;
   int n;
+  entry **by_name; /* sorted by name: lookups stay fast with 100000 entries */
 };
+
+static int cmp_names(const char *a, size_t al, const char *b, size_t bl) {
+  int c = memcmp(a, b, al < bl ? al : bl);
+  return c ? c : (al > bl) - (al < bl);
+}
+
+static int cmp_entry(const void *x, const void *y) {
+  const entry *a = *(entry *const *)x, *b = *(entry *const *)y;
+  return cmp_names(a->name, a->name_len, b->name, b->name_len);
+}
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t le32(const uint8_t *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
@@ -158,11 +169,20 @@ graft_status graft_zip_open(const uint8_t *b, size_t n, graft_zip **out) {
   graft_status s = GRAFT_OK;
   for (uint64_t i = 0; i < count && s == GRAFT_OK; i++) s = read_entry(b, n, &at, end, &e[i]);
   if (s == GRAFT_OK && at != end) s = corrupt("the central directory holds more than its entries");
+  if (s == GRAFT_OK && !(z->by_name = malloc((count ? (size_t)count : 1) * sizeof *z->by_name)))
+    s = graft__fail(GRAFT_ENOMEM, "zip: out of memory");
   if (s != GRAFT_OK) {
     graft_zip_close(z);
     return s;
   }
   z->n = (int)count;
+  for (int i = 0; i < z->n; i++) z->by_name[i] = &e[i];
+  qsort(z->by_name, (size_t)z->n, sizeof *z->by_name, cmp_entry);
+  for (int i = 1; i < z->n; i++)
+    if (cmp_entry(&z->by_name[i - 1], &z->by_name[i]) == 0) {
+      graft_zip_close(z);
+      return corrupt("two entries of one name");
+    }
   *out = z;
   return GRAFT_OK;
 }
@@ -170,6 +190,7 @@ graft_status graft_zip_open(const uint8_t *b, size_t n, graft_zip **out) {
 void graft_zip_close(graft_zip *z) {
   if (!z) return;
   free(z->e);
+  free(z->by_name);
   free(z);
 }
 
@@ -182,11 +203,18 @@ const char *graft_zip_name(const graft_zip *z, int i, size_t *len) {
 
 bool graft_zip_find(const graft_zip *z, const char *name, const uint8_t **data, size_t *size) {
   size_t len = strlen(name);
-  for (int i = 0; i < z->n; i++)
-    if (z->e[i].name_len == len && memcmp(z->e[i].name, name, len) == 0) {
-      *data = z->e[i].data;
-      *size = z->e[i].size;
-      return true;
-    }
-  return false;
+  int lo = 0, hi = z->n;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    const entry *e = z->by_name[mid];
+    if (cmp_names(e->name, e->name_len, name, len) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == z->n || cmp_names(z->by_name[lo]->name, z->by_name[lo]->name_len, name, len) != 0)
+    return false;
+  *data = z->by_name[lo]->data;
+  *size = z->by_name[lo]->size;
+  return true;
 }

@@ -3,7 +3,7 @@
  * compressed entry is refused, which also rules out zip bombs; every
  * entry's offsets and sizes are checked against the buffer, its local
  * header against the central one, and its bytes against its CRC-32, when
- * the archive is opened. */
+ * the archive is opened; two entries of one name are refused. */
 #ifndef GRAFT_ZIP_H
 #define GRAFT_ZIP_H
 

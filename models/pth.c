@@ -57,11 +57,29 @@ typedef struct storage {
   size_t bytes;
 } storage;
 
+#define HASH_SLOTS 32768 /* a power of two over 2 * MAX_TENSORS */
+
 typedef struct pth {
   const graft_pickle *p;
   storage *s;
   int n;
+  int *slot; /* HASH_SLOTS indices into s, -1 when empty: a hostile pickle
+                names storages millions of times */
 } pth;
+
+static uint32_t hash(const char *k) {
+  uint32_t h = 2166136261u;
+  for (; *k; k++) h = (h ^ (uint8_t)*k) * 16777619u;
+  return h;
+}
+
+/* The slot of key: its storage's, or the empty one where it would go. */
+static int *slot_of(const pth *f, const char *key) {
+  for (uint32_t i = hash(key);; i++) {
+    int *x = &f->slot[i & (HASH_SLOTS - 1)];
+    if (*x < 0 || strcmp(f->s[*x].key, key) == 0) return x;
+  }
+}
 
 static graft_status bad(const char *what) { return graft__fail(GRAFT_EFORMAT, "pth: %s", what); }
 
@@ -107,14 +125,16 @@ static graft_status read_persid(const graft_pickle *p, graft_pk_ref id, storage 
 static graft_status collect_storages(pth *f) {
   const graft_pickle *p = f->p;
   int cap = 0;
+  f->slot = malloc(HASH_SLOTS * sizeof *f->slot);
+  if (!f->slot) return graft__fail(GRAFT_ENOMEM, "pth: out of memory");
+  for (int i = 0; i < HASH_SLOTS; i++) f->slot[i] = -1;
   for (int v = 0; v < graft_pickle_nodes(p); v++) {
     if (graft_pk_type_of(p, v) != GRAFT_PK_PERSID) continue;
     storage st = {0};
     GRAFT_TRY(read_persid(p, v, &st));
-    int i = 0;
-    while (i < f->n && strcmp(f->s[i].key, st.key) != 0) i++;
-    if (i < f->n) {
-      if (f->s[i].type != st.type || f->s[i].numel != st.numel)
+    int *x = slot_of(f, st.key);
+    if (*x >= 0) {
+      if (f->s[*x].type != st.type || f->s[*x].numel != st.numel)
         return bad("one storage key with two types or sizes");
       continue;
     }
@@ -125,15 +145,15 @@ static graft_status collect_storages(pth *f) {
       if (!s) return graft__fail(GRAFT_ENOMEM, "pth: out of memory");
       f->s = s;
     }
+    *x = f->n;
     f->s[f->n++] = st;
   }
   return GRAFT_OK;
 }
 
 static storage *find_storage(pth *f, const char *key) {
-  for (int i = 0; i < f->n; i++)
-    if (strcmp(f->s[i].key, key) == 0) return &f->s[i];
-  return NULL;
+  int *x = slot_of(f, key);
+  return *x < 0 ? NULL : &f->s[*x];
 }
 
 /* The state dict: the root, or its "state_dict" or "model" entry. */
@@ -358,6 +378,7 @@ graft_status graft__pth_tensors(const uint8_t *buf, size_t n, bool zip, graft_te
   if (s == GRAFT_OK) s = zip ? zip_storages(&f, z, top) : legacy_storages(&f, buf, n, at + used);
   if (s == GRAFT_OK) s = tensors_of(&f, t, count);
   free(f.s);
+  free(f.slot);
   graft_pickle_free(p);
   graft_zip_close(z);
   return s;
