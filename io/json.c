@@ -53,7 +53,8 @@ static void skip_ws(parser *ps) {
 
 static graft_status new_node(parser *ps, graft_json_type t, int *at) {
   graft_json *j = ps->j;
-  if (j->n_nodes >= INT32_MAX || !grow((void **)&j->nodes, &j->cap_nodes, j->n_nodes + 1, sizeof(node)))
+  if (j->n_nodes >= GRAFT_JSON_MAX_VALUES) return bad(ps, "too many values");
+  if (!grow((void **)&j->nodes, &j->cap_nodes, j->n_nodes + 1, sizeof(node)))
     return graft__fail(GRAFT_ENOMEM, "JSON: out of memory");
   memset(&j->nodes[j->n_nodes], 0, sizeof(node));
   j->nodes[j->n_nodes].type = t;

@@ -4,8 +4,8 @@
  * RFC 8259 only: no comments, no trailing commas, no NaN, no bare control
  * characters in strings, a single value and nothing but whitespace after
  * it. Nesting, values and string lengths are bounded by the caller's input
- * and by GRAFT_JSON_MAX_DEPTH; the parse allocates nothing but its node
- * array and the decoded strings. */
+ * and by GRAFT_JSON_MAX_DEPTH and GRAFT_JSON_MAX_VALUES; the parse
+ * allocates nothing but its node array and the decoded strings. */
 #ifndef GRAFT_JSON_H
 #define GRAFT_JSON_H
 
@@ -16,6 +16,7 @@
 #include "engine/base/status.h"
 
 #define GRAFT_JSON_MAX_DEPTH 32
+#define GRAFT_JSON_MAX_VALUES (1 << 20) /* 16 MiB of "[0,0,...]" is 8M values */
 
 typedef enum graft_json_type {
   GRAFT_JSON_NULL,

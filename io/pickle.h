@@ -19,8 +19,8 @@
 
 #include "engine/base/status.h"
 
-#define GRAFT_PICKLE_MAX_NODES (1 << 22)
-#define GRAFT_PICKLE_MAX_ITEMS (1 << 24)
+#define GRAFT_PICKLE_MAX_NODES (1 << 20)
+#define GRAFT_PICKLE_MAX_ITEMS (1 << 22)
 #define GRAFT_PICKLE_MAX_STACK (1 << 16)
 #define GRAFT_PICKLE_MAX_MEMO (1 << 20)
 #define GRAFT_PICKLE_MAX_NAME 256 /* a global's module or name */
