@@ -73,8 +73,10 @@ static int hex4(const char *s) {
   int v = 0;
   for (int i = 0; i < 4; i++) {
     char c = s[i];
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-            : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
     if (d < 0) return -1;
     v = v * 16 + d;
   }
@@ -219,10 +221,16 @@ static graft_status container(parser *ps, int depth, bool object, int *at) {
       int k = -1, v;
       skip_ws(ps);
       if (object) {
-        if (ps->p >= ps->end || *ps->p != '"') { s = bad(ps, "expected a key"); break; }
+        if (ps->p >= ps->end || *ps->p != '"') {
+          s = bad(ps, "expected a key");
+          break;
+        }
         if ((s = string(ps, &k)) != GRAFT_OK) break;
         skip_ws(ps);
-        if (ps->p >= ps->end || *ps->p != ':') { s = bad(ps, "expected ':'"); break; }
+        if (ps->p >= ps->end || *ps->p != ':') {
+          s = bad(ps, "expected ':'");
+          break;
+        }
         ps->p++;
       }
       if ((s = value(ps, depth + 1, &v)) != GRAFT_OK) break;
@@ -233,8 +241,14 @@ static graft_status container(parser *ps, int depth, bool object, int *at) {
       if (object) list[n++] = k;
       list[n++] = v;
       skip_ws(ps);
-      if (ps->p < ps->end && *ps->p == ',') { ps->p++; continue; }
-      if (ps->p < ps->end && *ps->p == close) { ps->p++; break; }
+      if (ps->p < ps->end && *ps->p == ',') {
+        ps->p++;
+        continue;
+      }
+      if (ps->p < ps->end && *ps->p == close) {
+        ps->p++;
+        break;
+      }
       s = bad(ps, object ? "expected ',' or '}'" : "expected ',' or ']'");
       break;
     }
@@ -256,13 +270,20 @@ static graft_status value(parser *ps, int depth, int *at) {
   skip_ws(ps);
   if (ps->p >= ps->end) return bad(ps, "unexpected end");
   switch (*ps->p) {
-    case '{': return container(ps, depth, true, at);
-    case '[': return container(ps, depth, false, at);
-    case '"': return string(ps, at);
-    case 't': return literal(ps, "true", GRAFT_JSON_BOOL, true, at);
-    case 'f': return literal(ps, "false", GRAFT_JSON_BOOL, false, at);
-    case 'n': return literal(ps, "null", GRAFT_JSON_NULL, false, at);
-    default: return number(ps, at);
+    case '{':
+      return container(ps, depth, true, at);
+    case '[':
+      return container(ps, depth, false, at);
+    case '"':
+      return string(ps, at);
+    case 't':
+      return literal(ps, "true", GRAFT_JSON_BOOL, true, at);
+    case 'f':
+      return literal(ps, "false", GRAFT_JSON_BOOL, false, at);
+    case 'n':
+      return literal(ps, "null", GRAFT_JSON_NULL, false, at);
+    default:
+      return number(ps, at);
   }
 }
 

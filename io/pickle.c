@@ -9,8 +9,8 @@
 
 typedef struct pnode {
   graft_pk_type type;
-  int a;   /* GLOBAL, CALL: global index; PERSID: the id */
-  int b;   /* CALL: arguments */
+  int a; /* GLOBAL, CALL: global index; PERSID: the id */
+  int b; /* CALL: arguments */
   int64_t i;
   double f;
   const uint8_t *s;
@@ -168,7 +168,8 @@ static graft_status lstring(vm *m, int width, graft_pk_type t) {
 
 static void printable(const uint8_t *s, size_t n, char *out, size_t cap) {
   size_t k = 0;
-  for (size_t i = 0; i < n && k + 4 < cap; i++) out[k++] = (s[i] < 0x20 || s[i] >= 0x7f) ? '?' : (char)s[i];
+  for (size_t i = 0; i < n && k + 4 < cap; i++)
+    out[k++] = (s[i] < 0x20 || s[i] >= 0x7f) ? '?' : (char)s[i];
   if (n >= cap - 4) out[k++] = '.', out[k++] = '.', out[k++] = '.';
   out[k] = '\0';
 }
@@ -205,7 +206,8 @@ static graft_status stack_global(vm *m) {
   GRAFT_TRY(pop(m, &name));
   GRAFT_TRY(pop(m, &mod));
   const pnode *a = &m->p->nodes[mod], *b = &m->p->nodes[name];
-  if (a->type != GRAFT_PK_STR || b->type != GRAFT_PK_STR) return bad(m, "STACK_GLOBAL of non-strings");
+  if (a->type != GRAFT_PK_STR || b->type != GRAFT_PK_STR)
+    return bad(m, "STACK_GLOBAL of non-strings");
   if (a->len > GRAFT_PICKLE_MAX_NAME || b->len > GRAFT_PICKLE_MAX_NAME)
     return bad(m, "global name too long");
   return global(m, a->s, a->len, b->s, b->len);
@@ -247,7 +249,8 @@ static graft_status add_many(vm *m, graft_pk_type want) {
   int floor = m->mp ? m->marks[m->mp - 1] : 0;
   if (base <= floor) return bad(m, "stack underflow");
   int c = m->stack[base - 1];
-  if (m->p->nodes[c].type != want) return bad(m, want == GRAFT_PK_DICT ? "SETITEMS on a non-dict" : "APPENDS on a non-list");
+  if (m->p->nodes[c].type != want)
+    return bad(m, want == GRAFT_PK_DICT ? "SETITEMS on a non-dict" : "APPENDS on a non-list");
   return fill(m, c, base, want == GRAFT_PK_DICT);
 }
 
@@ -352,7 +355,8 @@ static graft_status step(vm *m, bool *stop) {
     case 0x86: return tuple_n(m, 2);
     case 0x87: return tuple_n(m, 3);
     case 'N': return push_new(m, GRAFT_PK_NONE, NULL);
-    case 0x88: case 0x89:
+    case 0x88:
+    case 0x89:
       GRAFT_TRY(push_new(m, GRAFT_PK_BOOL, &v));
       m->p->nodes[v].i = op == 0x88;
       return GRAFT_OK;
@@ -456,8 +460,9 @@ bool graft_pk_str_is(const graft_pickle *p, graft_pk_ref v, const char *s) {
 
 int graft_pk_count(const graft_pickle *p, graft_pk_ref v) {
   const pnode *x = &p->nodes[v];
-  return x->type == GRAFT_PK_DICT ? x->n / 2
-         : x->type == GRAFT_PK_TUPLE || x->type == GRAFT_PK_LIST ? x->n : 0;
+  return x->type == GRAFT_PK_DICT                                ? x->n / 2
+         : x->type == GRAFT_PK_TUPLE || x->type == GRAFT_PK_LIST ? x->n
+                                                                 : 0;
 }
 
 graft_pk_ref graft_pk_at(const graft_pickle *p, graft_pk_ref v, int i) {

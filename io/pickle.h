@@ -65,8 +65,8 @@ graft_pk_ref graft_pickle_root(const graft_pickle *p);
 /* Every node is a ref from 0 to this count - 1. */
 int graft_pickle_nodes(const graft_pickle *p);
 graft_pk_type graft_pk_type_of(const graft_pickle *p, graft_pk_ref v);
-int64_t graft_pk_int(const graft_pickle *p, graft_pk_ref v);           /* INT, BOOL */
-double graft_pk_float(const graft_pickle *p, graft_pk_ref v);          /* FLOAT */
+int64_t graft_pk_int(const graft_pickle *p, graft_pk_ref v);  /* INT, BOOL */
+double graft_pk_float(const graft_pickle *p, graft_pk_ref v); /* FLOAT */
 /* STR, BYTES, BIGINT: the bytes (not NUL-terminated) and their length. */
 const uint8_t *graft_pk_bytes(const graft_pickle *p, graft_pk_ref v, size_t *len);
 /* Whether v is a STR equal to s. */

@@ -9,9 +9,7 @@ static uint64_t le64(const uint8_t *p) {
   return v;
 }
 
-bool graft_safetensors_detect(const uint8_t *buf, size_t n) {
-  return n >= 9 && buf[8] == '{';
-}
+bool graft_safetensors_detect(const uint8_t *buf, size_t n) { return n >= 9 && buf[8] == '{'; }
 
 typedef struct range {
   uint64_t begin, end;
@@ -33,14 +31,14 @@ static graft_status check_metadata(const graft_json *j, graft_json_ref m) {
     return graft__fail(GRAFT_EFORMAT, "safetensors header: __metadata__ is not an object");
   for (int i = 0; i < graft_json_count(j, m); i++)
     if (graft_json_type_of(j, graft_json_at(j, m, i)) != GRAFT_JSON_STRING)
-      return graft__fail(GRAFT_EFORMAT,
-                         "safetensors header: __metadata__ entry %d is not a string", i);
+      return graft__fail(GRAFT_EFORMAT, "safetensors header: __metadata__ entry %d is not a string",
+                         i);
   return GRAFT_OK;
 }
 
 /* One tensor's entry: {"dtype": ..., "shape": [...], "data_offsets": [b, e]}. */
-static graft_status read_entry(const graft_json *j, graft_json_ref e, graft_tensor_ref *t,
-                               range *r, uint64_t data_len) {
+static graft_status read_entry(const graft_json *j, graft_json_ref e, graft_tensor_ref *t, range *r,
+                               uint64_t data_len) {
   const char *n = t->name;
   if (graft_json_type_of(j, e) != GRAFT_JSON_OBJECT || graft_json_count(j, e) != 3)
     return graft__fail(GRAFT_EFORMAT,
@@ -84,8 +82,7 @@ static graft_status read_entry(const graft_json *j, graft_json_ref e, graft_tens
                        "tensor \"%.64s\": data_offsets [%lld, %lld] outside the %llu bytes of data",
                        n, (long long)b, (long long)en, (unsigned long long)data_len);
   if ((uint64_t)(en - b) != count * graft_dtype_size(t->dtype))
-    return graft__fail(GRAFT_EFORMAT,
-                       "tensor \"%.64s\": %llu bytes for %llu elements of %s", n,
+    return graft__fail(GRAFT_EFORMAT, "tensor \"%.64s\": %llu bytes for %llu elements of %s", n,
                        (unsigned long long)(en - b), (unsigned long long)count, d);
   t->count = (size_t)count;
   r->begin = (uint64_t)b;
@@ -115,8 +112,8 @@ static graft_status check_tiling(range *r, int n, const graft_tensor_ref *t, uin
 }
 
 static graft_status read_header(const uint8_t *buf, size_t n, const graft_json *j,
-                                graft_tensor_ref *t, range *r, int *count,
-                                graft_json_ref *meta_obj, uint64_t hlen) {
+                                graft_tensor_ref *t, range *r, int *count, graft_json_ref *meta_obj,
+                                uint64_t hlen) {
   uint64_t data_len = n - 8 - hlen;
   const uint8_t *data = buf + 8 + hlen;
   int k = 0;
@@ -159,8 +156,7 @@ graft_status graft_safetensors_parse(const uint8_t *buf, size_t n, graft_tensor_
   if (n < 8) return graft__fail(GRAFT_EFORMAT, "safetensors: shorter than its header length");
   uint64_t hlen = le64(buf);
   if (hlen > GRAFT_SAFETENSORS_MAX_HEADER)
-    return graft__fail(GRAFT_ELIMIT,
-                       "safetensors: a header of %llu bytes (the limit is %u)",
+    return graft__fail(GRAFT_ELIMIT, "safetensors: a header of %llu bytes (the limit is %u)",
                        (unsigned long long)hlen, GRAFT_SAFETENSORS_MAX_HEADER);
   if (hlen > n - 8)
     return graft__fail(GRAFT_EFORMAT, "safetensors: a header of %llu bytes in a file of %zu",

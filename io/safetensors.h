@@ -24,7 +24,7 @@ bool graft_safetensors_detect(const uint8_t *buf, size_t n);
 /* Parse buf (n bytes; it must outlive the references). *t (malloc'd, *count
  * entries) point into buf; *meta is the parsed header and *meta_obj its
  * __metadata__ object or -1 (graft_json_free(*meta) when done). */
-graft_status graft_safetensors_parse(const uint8_t *buf, size_t n, graft_tensor_ref **t,
-                                     int *count, graft_json **meta, graft_json_ref *meta_obj);
+graft_status graft_safetensors_parse(const uint8_t *buf, size_t n, graft_tensor_ref **t, int *count,
+                                     graft_json **meta, graft_json_ref *meta_obj);
 
 #endif

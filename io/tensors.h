@@ -19,8 +19,8 @@ typedef struct graft_tensor_ref {
   graft_dtype dtype;
   int rank;
   int64_t dims[GRAFT_TENSOR_MAX_RANK];
-  size_t count;       /* elements: the product of dims */
-  const uint8_t *data; /* count elements of dtype, contiguous, little-endian, any alignment */
+  size_t count;          /* elements: the product of dims */
+  const uint8_t *data;   /* count elements of dtype, contiguous, little-endian, any alignment */
   const char *type_name; /* the file's name of the type, for messages */
 } graft_tensor_ref;
 

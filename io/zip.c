@@ -116,8 +116,7 @@ static uint32_t crc_of(const uint8_t *p, size_t n) {
 
 /* One central directory entry at *at: checked, its data located. */
 static graft_status read_entry(const uint8_t *b, size_t n, size_t *at, size_t end, entry *e) {
-  if (end - *at < 46 || le32(b + *at) != SIG_CENTRAL)
-    return corrupt("a damaged central directory");
+  if (end - *at < 46 || le32(b + *at) != SIG_CENTRAL) return corrupt("a damaged central directory");
   const uint8_t *c = b + *at;
   uint16_t flags = le16(c + 8), method = le16(c + 10), nlen = le16(c + 28), xlen = le16(c + 30),
            clen = le16(c + 32);
@@ -126,11 +125,13 @@ static graft_status read_entry(const uint8_t *b, size_t n, size_t *at, size_t en
   if ((size_t)46 + nlen + xlen + clen > end - *at) return corrupt("a damaged central directory");
   e->name = (const char *)c + 46;
   e->name_len = nlen;
-  if (nlen == 0 || nlen > GRAFT_ZIP_MAX_NAME) return corrupt("an entry name that is empty or too long");
+  if (nlen == 0 || nlen > GRAFT_ZIP_MAX_NAME)
+    return corrupt("an entry name that is empty or too long");
   GRAFT_TRY(zip64_extra(c + 46 + nlen, xlen, &usize, &csize, &lho));
   *at += (size_t)46 + nlen + xlen + clen;
-  if (flags & 1) return graft__fail(GRAFT_EUNSUPPORTED, "zip: entry \"%.*s\" is encrypted",
-                                    (int)(nlen > 64 ? 64 : nlen), e->name);
+  if (flags & 1)
+    return graft__fail(GRAFT_EUNSUPPORTED, "zip: entry \"%.*s\" is encrypted",
+                       (int)(nlen > 64 ? 64 : nlen), e->name);
   if (method != 0)
     return graft__fail(GRAFT_EUNSUPPORTED,
                        "zip: entry \"%.*s\" is compressed (method %u); only stored entries are "

@@ -30,11 +30,11 @@ static const struct {
   size_t size;
   graft_dtype dtype;
 } storage_types[] = {
-    {"FloatStorage", 4, GRAFT_DT_F32},  {"HalfStorage", 2, GRAFT_DT_F16},
+    {"FloatStorage", 4, GRAFT_DT_F32},     {"HalfStorage", 2, GRAFT_DT_F16},
     {"BFloat16Storage", 2, GRAFT_DT_BF16}, {"DoubleStorage", 8, GRAFT_DT_OTHER},
-    {"LongStorage", 8, GRAFT_DT_OTHER}, {"IntStorage", 4, GRAFT_DT_OTHER},
-    {"ShortStorage", 2, GRAFT_DT_OTHER}, {"CharStorage", 1, GRAFT_DT_OTHER},
-    {"ByteStorage", 1, GRAFT_DT_OTHER}, {"BoolStorage", 1, GRAFT_DT_OTHER},
+    {"LongStorage", 8, GRAFT_DT_OTHER},    {"IntStorage", 4, GRAFT_DT_OTHER},
+    {"ShortStorage", 2, GRAFT_DT_OTHER},   {"CharStorage", 1, GRAFT_DT_OTHER},
+    {"ByteStorage", 1, GRAFT_DT_OTHER},    {"BoolStorage", 1, GRAFT_DT_OTHER},
 };
 #define N_STORAGE_TYPES ((int)(sizeof storage_types / sizeof storage_types[0]))
 
@@ -107,12 +107,12 @@ static graft_status read_persid(const graft_pickle *p, graft_pk_ref id, storage 
       !graft_pk_str_is(p, graft_pk_at(p, t, 0), "storage"))
     return bad("a persistent id that is not a storage");
   graft_pk_ref type = graft_pk_at(p, t, 1), numel = graft_pk_at(p, t, 4);
-  if (graft_pk_type_of(p, type) != GRAFT_PK_GLOBAL ||
-      graft_pk_global_index(p, type) < G_STORAGE0)
+  if (graft_pk_type_of(p, type) != GRAFT_PK_GLOBAL || graft_pk_global_index(p, type) < G_STORAGE0)
     return bad("a storage of no storage type");
   if (!key_ok(p, graft_pk_at(p, t, 2), st->key, sizeof st->key))
     return bad("a storage key that is not a short string");
-  if (!is_int(p, numel) || graft_pk_int(p, numel) < 0) return bad("a storage size that is not a size");
+  if (!is_int(p, numel) || graft_pk_int(p, numel) < 0)
+    return bad("a storage size that is not a size");
   if (n == 6 && graft_pk_type_of(p, graft_pk_at(p, t, 5)) != GRAFT_PK_NONE)
     return graft__fail(GRAFT_EUNSUPPORTED, "pth: storage %s is a view of another (not supported)",
                        st->key);
@@ -193,7 +193,8 @@ static graft_status read_tensor(pth *f, graft_pk_ref v, graft_tensor_ref *t) {
   if (graft_pk_type_of(p, v) == GRAFT_PK_CALL &&
       graft_pk_global_index(p, v) == G_REBUILD_PARAM) { /* a Parameter around a tensor */
     graft_pk_ref a = graft_pk_args(p, v);
-    if (graft_pk_count(p, a) < 1) return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": an empty parameter", t->name);
+    if (graft_pk_count(p, a) < 1)
+      return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": an empty parameter", t->name);
     v = graft_pk_at(p, a, 0);
   }
   int g = graft_pk_type_of(p, v) == GRAFT_PK_CALL ? graft_pk_global_index(p, v) : -1;
@@ -201,7 +202,8 @@ static graft_status read_tensor(pth *f, graft_pk_ref v, graft_tensor_ref *t) {
     return graft__fail(GRAFT_EFORMAT, "entry \"%s\": not a tensor", t->name);
   graft_pk_ref a = graft_pk_args(p, v);
   int na = graft_pk_count(p, a);
-  if (g == G_REBUILD_TENSOR ? na != 6 && na != 7 : na != 4) return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": %d arguments", t->name, na);
+  if (g == G_REBUILD_TENSOR ? na != 6 && na != 7 : na != 4)
+    return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": %d arguments", t->name, na);
   graft_pk_ref id = graft_pk_at(p, a, 0), off = graft_pk_at(p, a, 1);
   if (graft_pk_type_of(p, id) != GRAFT_PK_PERSID)
     return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": no storage", t->name);
@@ -214,14 +216,15 @@ static graft_status read_tensor(pth *f, graft_pk_ref v, graft_tensor_ref *t) {
   int ns;
   GRAFT_TRY(int_tuple(p, graft_pk_at(p, a, 2), t->dims, &t->rank, t->name, "size"));
   GRAFT_TRY(int_tuple(p, graft_pk_at(p, a, 3), stride, &ns, t->name, "stride"));
-  if (ns != t->rank) return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": size and stride differ in rank", t->name);
+  if (ns != t->rank)
+    return graft__fail(GRAFT_EFORMAT, "tensor \"%s\": size and stride differ in rank", t->name);
   size_t es = storage_types[s->type].size;
   uint64_t count = 1, room = s->bytes / es, first = (uint64_t)graft_pk_int(p, off);
   bool fits = true;
   for (int i = t->rank - 1; i >= 0; i--) {
     if (t->dims[i] != 1 && (uint64_t)stride[i] != count)
-      return graft__fail(GRAFT_EUNSUPPORTED, "tensor \"%s\": not contiguous (strides not supported)",
-                         t->name);
+      return graft__fail(GRAFT_EUNSUPPORTED,
+                         "tensor \"%s\": not contiguous (strides not supported)", t->name);
     if (t->dims[i] && count > room / (uint64_t)t->dims[i]) fits = false;
     if (fits) count *= (uint64_t)t->dims[i];
   }
@@ -258,20 +261,28 @@ static graft_status legacy_storages(pth *f, const uint8_t *buf, size_t n, size_t
   GRAFT_TRY(graft_pickle_load(buf + at, n - at, none, 0, &keys, &used));
   at += used;
   graft_pk_ref l = graft_pickle_root(keys);
-  graft_status s = graft_pk_type_of(keys, l) == GRAFT_PK_LIST ? GRAFT_OK : bad("no storage key list");
+  graft_status s =
+      graft_pk_type_of(keys, l) == GRAFT_PK_LIST ? GRAFT_OK : bad("no storage key list");
   for (int i = 0; s == GRAFT_OK && i < graft_pk_count(keys, l); i++) {
     char key[MAX_KEY];
-    storage *st = key_ok(keys, graft_pk_at(keys, l, i), key, sizeof key) ? find_storage(f, key) : NULL;
+    storage *st =
+        key_ok(keys, graft_pk_at(keys, l, i), key, sizeof key) ? find_storage(f, key) : NULL;
     if (!st || st->data) {
       s = bad("a storage key list that does not match the pickle");
       break;
     }
     size_t es = storage_types[st->type].size;
-    if (n - at < 8) { s = bad("truncated storage data"); break; }
+    if (n - at < 8) {
+      s = bad("truncated storage data");
+      break;
+    }
     uint64_t count = 0;
     for (int b = 7; b >= 0; b--) count = count << 8 | buf[at + (size_t)b];
     at += 8;
-    if (count != st->numel || count > (n - at) / es) { s = bad("truncated or mis-sized storage data"); break; }
+    if (count != st->numel || count > (n - at) / es) {
+      s = bad("truncated or mis-sized storage data");
+      break;
+    }
     st->data = buf + at;
     st->bytes = (size_t)count * es;
     at += st->bytes;
@@ -308,7 +319,7 @@ static graft_status legacy_preamble(const uint8_t *buf, size_t n, size_t *at) {
     *at += used;
     graft_pk_ref r = graft_pickle_root(p);
     size_t len = 0;
-    bool ok = k == 0   ? graft_pk_type_of(p, r) == GRAFT_PK_BIGINT &&
+    bool ok = k == 0 ? graft_pk_type_of(p, r) == GRAFT_PK_BIGINT &&
                            !memcmp(graft_pk_bytes(p, r, &len), magic, 10) && len == 10
               : k == 1 ? graft_pk_type_of(p, r) == GRAFT_PK_INT && graft_pk_int(p, r) == 1001
                        : graft_pk_type_of(p, r) == GRAFT_PK_DICT;

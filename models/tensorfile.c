@@ -50,8 +50,8 @@ static const char *meta_str(const graft_json *j, graft_json_ref m, const char *k
   return v < 0 ? NULL : graft_json_string(j, v, NULL);
 }
 
-static graft_status meta_int(const graft_json *j, graft_json_ref m, const char *key, int lo,
-                             int hi, int *out) {
+static graft_status meta_int(const graft_json *j, graft_json_ref m, const char *key, int lo, int hi,
+                             int *out) {
   const char *s = meta_str(j, m, key);
   if (!s) return GRAFT_OK;
   char *end;
@@ -97,7 +97,8 @@ static graft_status meta_class_names(const graft_json *j, graft_json_ref m, graf
   for (int i = 0; st == GRAFT_OK && i < k; i++) {
     graft_json_ref v = graft_json_at(a, 0, i);
     names[i] = (char *)graft_json_string(a, v, NULL);
-    if (!names[i]) st = graft__fail(GRAFT_EFORMAT, "metadata \"class_names\": name %d is not a string", i);
+    if (!names[i])
+      st = graft__fail(GRAFT_EFORMAT, "metadata \"class_names\": name %d is not a string", i);
   }
   if (st == GRAFT_OK) st = graft__check_class_names(names, k);
   if (st == GRAFT_OK) st = graft_model_set_class_names(mod, names, k);
@@ -107,28 +108,35 @@ static graft_status meta_class_names(const graft_json *j, graft_json_ref m, graf
 }
 
 /* The architecture and number of classes: metadata, else the shapes. */
-static graft_status arch_of(const graft_tensor_ref *t, int n, const graft_json *j,
-                            graft_json_ref m, char *arch, size_t cap, int *classes) {
+static graft_status arch_of(const graft_tensor_ref *t, int n, const graft_json *j, graft_json_ref m,
+                            char *arch, size_t cap, int *classes) {
   const char *a = meta_str(j, m, "arch");
   char safe[64];
   if (a && graft_arch_find(a) < 0)
-    return graft__fail(GRAFT_EUNSUPPORTED, "metadata \"arch\": unknown architecture \"%s\" (expected %s)",
+    return graft__fail(GRAFT_EUNSUPPORTED,
+                       "metadata \"arch\": unknown architecture \"%s\" (expected %s)",
                        graft__printable(a, safe, sizeof safe), graft_arch_names());
-  const graft_tensor_ref *f0 = find(t, n, "features.0.weight"), *c6 = find(t, n, "classifier.6.weight");
+  const graft_tensor_ref *f0 = find(t, n, "features.0.weight"),
+                         *c6 = find(t, n, "classifier.6.weight");
   if (!a) {
     if (!f0 || f0->rank != 4)
-      return graft__fail(GRAFT_EFORMAT, "tensor \"features.0.weight\": %s (the architecture "
-                         "cannot be told)", f0 ? "not 4-dimensional" : "missing");
+      return graft__fail(GRAFT_EFORMAT,
+                         "tensor \"features.0.weight\": %s (the architecture "
+                         "cannot be told)",
+                         f0 ? "not 4-dimensional" : "missing");
     a = f0->dims[2] == 11 ? "alexnet" : f0->dims[2] == 3 ? "vgg16" : NULL;
     if (!a)
-      return graft__fail(GRAFT_EUNSUPPORTED, "tensor \"features.0.weight\": a %lldx%lld kernel "
+      return graft__fail(GRAFT_EUNSUPPORTED,
+                         "tensor \"features.0.weight\": a %lldx%lld kernel "
                          "is neither AlexNet's (11x11) nor VGG16's (3x3)",
                          (long long)f0->dims[2], (long long)f0->dims[3]);
   }
   snprintf(arch, cap, "%s", a);
   if (!c6 || c6->rank != 2)
-    return graft__fail(GRAFT_EFORMAT, "tensor \"classifier.6.weight\": %s (the number of "
-                       "classes cannot be told)", c6 ? "not 2-dimensional" : "missing");
+    return graft__fail(GRAFT_EFORMAT,
+                       "tensor \"classifier.6.weight\": %s (the number of "
+                       "classes cannot be told)",
+                       c6 ? "not 2-dimensional" : "missing");
   if (c6->dims[0] < 1 || c6->dims[0] > MAX_CLASSES)
     return graft__fail(GRAFT_ERANGE, "tensor \"classifier.6.weight\": %lld classes (1 to %d)",
                        (long long)c6->dims[0], MAX_CLASSES);
@@ -136,8 +144,10 @@ static graft_status arch_of(const graft_tensor_ref *t, int n, const graft_json *
   int said = *classes;
   GRAFT_TRY(meta_int(j, m, "num_classes", 1, MAX_CLASSES, &said));
   if (said != *classes)
-    return graft__fail(GRAFT_ESHAPE, "metadata \"num_classes\": %d, but classifier.6.weight has "
-                       "%d rows", said, *classes);
+    return graft__fail(GRAFT_ESHAPE,
+                       "metadata \"num_classes\": %d, but classifier.6.weight has "
+                       "%d rows",
+                       said, *classes);
   return GRAFT_OK;
 }
 
@@ -157,8 +167,10 @@ static graft_status check_all(const graft_tensor_ref *t, int n, const graft_arch
                          a->name, want);
     }
     if (r->dtype == GRAFT_DT_OTHER)
-      return graft__fail(GRAFT_EUNSUPPORTED, "tensor \"%s\": type %s is not supported (float32, "
-                         "float16, bfloat16)", p->name, r->type_name);
+      return graft__fail(GRAFT_EUNSUPPORTED,
+                         "tensor \"%s\": type %s is not supported (float32, "
+                         "float16, bfloat16)",
+                         p->name, r->type_name);
   }
   return GRAFT_OK;
 }
@@ -203,7 +215,8 @@ static graft_status to_model(const graft_tensor_ref *t, int n, const graft_json 
   char safe[128];
   for (int i = 0; i < n; i++)
     if (!graft_arch_find_param(&m->arch, t[i].name))
-      graft__warn("unexpected tensor \"%s\" ignored", graft__printable(t[i].name, safe, sizeof safe));
+      graft__warn("unexpected tensor \"%s\" ignored",
+                  graft__printable(t[i].name, safe, sizeof safe));
   *out = m;
   return GRAFT_OK;
 }

@@ -16,8 +16,8 @@
 #include "models/model.h"
 
 typedef enum graft_tensorfile_kind {
-  GRAFT_TF_NONE, /* not one of these: HDF5 or unknown */
-  GRAFT_TF_ZIP,  /* torch.save, zip format (PyTorch >= 1.6) */
+  GRAFT_TF_NONE,   /* not one of these: HDF5 or unknown */
+  GRAFT_TF_ZIP,    /* torch.save, zip format (PyTorch >= 1.6) */
   GRAFT_TF_LEGACY, /* torch.save, legacy format: a sequence of pickles */
   GRAFT_TF_SAFETENSORS
 } graft_tensorfile_kind;

@@ -51,11 +51,12 @@ static bool json_ok(const char *text) {
 }
 
 static void unit_json(void) {
-  const char *good[] = {"{}", "[]", "{\"a\": [1, -2.5e3, true, false, null]}", "\"\\u00e9\\ud83d\\ude00\"",
-                        " 0 "};
-  const char *bad[] = {"", "{", "[1,]", "{\"a\":1,}", "01", "NaN", "\"\\ud800\"", "\"a\nb\"",
-                       "{\"a\" 1}", "[] []", "\"\\u0000\"", "1.", "-", "tru"};
-  for (size_t i = 0; i < sizeof good / sizeof *good; i++) CHECK_MSG(json_ok(good[i]), "%s", good[i]);
+  const char *good[] = {"{}", "[]", "{\"a\": [1, -2.5e3, true, false, null]}",
+                        "\"\\u00e9\\ud83d\\ude00\"", " 0 "};
+  const char *bad[] = {"",         "{",         "[1,]",  "{\"a\":1,}",  "01", "NaN", "\"\\ud800\"",
+                       "\"a\nb\"", "{\"a\" 1}", "[] []", "\"\\u0000\"", "1.", "-",   "tru"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+    CHECK_MSG(json_ok(good[i]), "%s", good[i]);
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK_MSG(!json_ok(bad[i]), "%s", bad[i]);
   char deep[200];
   memset(deep, '[', 100);
@@ -94,23 +95,37 @@ static graft_status unpickle(const char *bytes, size_t n) {
 
 static void unit_pickle(void) {
   /* {'a': [1, 2.0]} at protocol 2, and an OrderedDict() */
-  const char ok1[] = "\x80\x02}q\x00X\x01\x00\x00\x00" "aq\x01]q\x02(K\x01G@\x00\x00\x00\x00\x00\x00\x00" "es.";
+  const char ok1[] =
+      "\x80\x02}q\x00X\x01\x00\x00\x00"
+      "aq\x01]q\x02(K\x01G@\x00\x00\x00\x00\x00\x00\x00"
+      "es.";
   CHECK_OK(unpickle(ok1, sizeof ok1 - 1));
-  const char ok2[] = "\x80\x02" "ccollections\nOrderedDict\nq\x00)Rq\x01.";
+  const char ok2[] =
+      "\x80\x02"
+      "ccollections\nOrderedDict\nq\x00)Rq\x01.";
   CHECK_OK(unpickle(ok2, sizeof ok2 - 1));
-  const char evil[] = "\x80\x02" "cos\nsystem\nX\x02\x00\x00\x00lsR.";
+  const char evil[] =
+      "\x80\x02"
+      "cos\nsystem\nX\x02\x00\x00\x00lsR.";
   CHECK(unpickle(evil, sizeof evil - 1) == GRAFT_EUNSUPPORTED &&
         strcmp(graft_detail(), "refuses global os.system") == 0);
-  const char evil4[] = "\x80\x04\x8c\x08" "builtins\x8c\x04" "eval\x93.";
+  const char evil4[] =
+      "\x80\x04\x8c\x08"
+      "builtins\x8c\x04"
+      "eval\x93.";
   CHECK(unpickle(evil4, sizeof evil4 - 1) == GRAFT_EUNSUPPORTED &&
         strcmp(graft_detail(), "refuses global builtins.eval") == 0);
-  const char call[] = "\x80\x02" "ctorch\nFloatStorage\n)R.";
+  const char call[] =
+      "\x80\x02"
+      "ctorch\nFloatStorage\n)R.";
   CHECK(unpickle(call, sizeof call - 1) == GRAFT_EUNSUPPORTED &&
         strstr(graft_detail(), "refuses to call torch.FloatStorage"));
-  const char *bad[] = {"\x80\x02", "\x80\x02h\x05.", "\x80\x02X\xff\xff\xff\x7f", "\x80\x02(.",
-                       "\x80\x02\x30.", "\x80\x02i.", "\x80\x09N."};
+  const char *bad[] = {"\x80\x02",   "\x80\x02h\x05.", "\x80\x02X\xff\xff\xff\x7f",
+                       "\x80\x02(.", "\x80\x02\x30.",  "\x80\x02i.",
+                       "\x80\x09N."};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    CHECK_MSG(unpickle(bad[i], strlen(bad[i])) == GRAFT_EFORMAT, "bad pickle %zu: %s", i, graft_detail());
+    CHECK_MSG(unpickle(bad[i], strlen(bad[i])) == GRAFT_EFORMAT, "bad pickle %zu: %s", i,
+              graft_detail());
 }
 
 static void unit_containers(void) {
@@ -121,10 +136,15 @@ static void unit_containers(void) {
   int n;
   graft_json *j;
   graft_json_ref m;
-  const char st[] = "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
-  CHECK(graft_safetensors_parse((const uint8_t *)st, sizeof st - 1, &t, &n, &j, &m) == GRAFT_EFORMAT);
-  char ok[128] = "\x38\x00\x00\x00\x00\x00\x00\x00{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}"
-                 "  \x00\x3c\x00\xc0";
+  const char st[] =
+      "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,"
+      "4]}}";
+  CHECK(graft_safetensors_parse((const uint8_t *)st, sizeof st - 1, &t, &n, &j, &m) ==
+        GRAFT_EFORMAT);
+  char ok[128] =
+      "\x38\x00\x00\x00\x00\x00\x00\x00{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,"
+      "4]}}"
+      "  \x00\x3c\x00\xc0";
   CHECK_OK(graft_safetensors_parse((const uint8_t *)ok, 8 + 56 + 4, &t, &n, &j, &m));
   CHECK(n == 1 && t[0].dtype == GRAFT_DT_F16 && t[0].count == 2 && m == -1);
   free(t);

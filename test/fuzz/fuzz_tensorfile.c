@@ -44,10 +44,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 static void pickles(const uint8_t *d, size_t n) {
-  static const graft_pk_global allowed[] = {
-      {"collections", "OrderedDict", GRAFT_PK_G_DICT},
-      {"torch._utils", "_rebuild_tensor_v2", GRAFT_PK_G_CALL},
-      {"torch", "FloatStorage", GRAFT_PK_G_VALUE}};
+  static const graft_pk_global allowed[] = {{"collections", "OrderedDict", GRAFT_PK_G_DICT},
+                                            {"torch._utils", "_rebuild_tensor_v2", GRAFT_PK_G_CALL},
+                                            {"torch", "FloatStorage", GRAFT_PK_G_VALUE}};
   size_t at = 0;
   for (int i = 0; i < 8 && at < n; i++) { /* a sequence, as in legacy files */
     graft_pickle *p;
