@@ -51,9 +51,9 @@ static const char usage[] =
     "  --data DIR         ImageFolder root with train/ and val/ for finetune-epoch\n"
     "  --augment A        tutorial | none (default tutorial)\n"
     "  --seed N           random weights and inputs (default 0)\n"
-    "  --weights FILE     infer, classify, finetune-epoch: this weights file (graft-weights\n"
-    "                     or Keras, of --arch) instead of random weights; a file without\n"
-    "                     a classifier (a Keras trunk) gets a random one\n"
+    "  --weights FILE     infer, classify, finetune-epoch: this weights file (graft-weights,\n"
+    "                     Keras, .pth or safetensors, of --arch) instead of random weights;\n"
+    "                     a file without a classifier (a Keras trunk) gets a random one\n"
     "  --save-output FILE infer, classify: write the reference run's logits (and infer's input,\n"
     "                     classify's image paths) to FILE, HDF5, for other engines to check theirs\n"
     "  --json             one JSON object on stdout\n";

@@ -6,6 +6,7 @@
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(JPEG REQUIRED)
 find_package(PNG REQUIRED)
+find_package(ZLIB REQUIRED)
 find_package(OpenMP REQUIRED COMPONENTS C)
 find_package(Threads REQUIRED)
 find_package(dnnl CONFIG REQUIRED)

@@ -27,8 +27,10 @@ void graft_model_free(graft_model *m);
 /* Replace the class names (count must equal num_classes; copied). */
 graft_status graft_model_set_class_names(graft_model *m, char *const *names, int count);
 
-/* Load a weights file: the graft-weights contract (README), or a Keras VGG16
- * weights file (models/keras.c), told apart by their content. Every dataset
+/* Load a weights file: the graft-weights contract (README), a Keras VGG16
+ * weights file (models/keras.c), or a PyTorch .pth or safetensors file
+ * (models/tensorfile.h, read in this process without HDF5), told apart by
+ * their content. Every dataset
  * is checked before it is read; a missing dataset is an error, an unexpected
  * one (graft-weights) a warning through graft__warn. Details name the
  * dataset, and for Keras files the layer. The file is parsed in a child

@@ -7,16 +7,22 @@
  * dataset's metadata, and only then reads the data (checking it is finite),
  * so a bad file fails fast and is never half-read into the model. Details
  * name the attribute or dataset, never the path: the apps prefix that. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/base/log.h"
 #include "io/h5.h"
 #include "io/isolate.h"
 #include "models/keras.h"
 #include "models/model.h"
+#include "models/tensorfile.h"
 
 #define MAX_CLASSES 100000
 #define MIN_SIDE 32
@@ -59,7 +65,7 @@ static bool side_ok(const graft_arch *a, int side) {
 }
 
 /* What load accepts and save writes: sizes, finite means, positive stds. */
-static graft_status check_preproc(const graft_preproc *p, const graft_arch *a) {
+graft_status graft__check_preproc(const graft_preproc *p, const graft_arch *a) {
   if (p->resize < MIN_SIDE || p->resize > MAX_SIDE)
     return graft__fail(GRAFT_ERANGE, "attribute \"resize\": %d is out of range (%d to %d)",
                        p->resize, MIN_SIDE, MAX_SIDE);
@@ -83,7 +89,7 @@ static graft_status check_preproc(const graft_preproc *p, const graft_arch *a) {
 }
 
 /* Class names end up in one-line and CSV/JSON output: no control characters. */
-static graft_status check_class_names(char *const *names, int count) {
+graft_status graft__check_class_names(char *const *names, int count) {
   for (int i = 0; i < count; i++)
     for (const unsigned char *c = (const unsigned char *)names[i]; *c; c++)
       if (*c < 0x20 || *c == 0x7f)
@@ -151,7 +157,7 @@ static graft_status read_options(graft_h5 *f, graft_model *m) {
   GRAFT_TRY(read_side(f, "crop", &m->pre.crop));
   if (graft_h5_has_attr(f, "mean")) GRAFT_TRY(graft_h5_attr_floats(f, "mean", m->pre.mean, 3));
   if (graft_h5_has_attr(f, "std")) GRAFT_TRY(graft_h5_attr_floats(f, "std", m->pre.std, 3));
-  GRAFT_TRY(check_preproc(&m->pre, &m->arch));
+  GRAFT_TRY(graft__check_preproc(&m->pre, &m->arch));
   if (!graft_h5_has_attr(f, "class_names")) return GRAFT_OK;
   char **names;
   int count;
@@ -162,7 +168,7 @@ static graft_status read_options(graft_h5 *f, graft_model *m) {
                     "attribute \"class_names\": %d names for %d classes (num_classes)", count,
                     m->arch.num_classes);
   else
-    s = check_class_names(names, count);
+    s = graft__check_class_names(names, count);
   if (s != GRAFT_OK) {
     graft_strv_free(names, count);
     return s;
@@ -270,8 +276,35 @@ static graft_status load_child(void *path, void **result) {
   return GRAFT_OK;
 }
 
+/* A .pth or safetensors file (models/tensorfile.h), read in this process
+ * from a read-only mapping; false when the file is not one of them (nor
+ * readable: the HDF5 path then says why). */
+static bool load_tensorfile(const char *path, graft_model **out, graft_status *s) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  uint8_t head[16];
+  ssize_t got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? pread(fd, head, sizeof head, 0) : -1;
+  if (got <= 0 || graft__tensorfile_kind(head, (size_t)got) == GRAFT_TF_NONE) {
+    close(fd);
+    return false;
+  }
+  void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int err = errno;
+  close(fd);
+  if (map == MAP_FAILED) {
+    *s = graft__fail(GRAFT_EIO, "cannot map the file: %s", strerror(err));
+    return true;
+  }
+  *s = graft__tensorfile_load(map, (size_t)st.st_size, out);
+  munmap(map, (size_t)st.st_size);
+  return true;
+}
+
 graft_status graft_model_load(const char *path, graft_model **out) {
   *out = NULL;
+  graft_status ts;
+  if (load_tensorfile(path, out, &ts)) return ts;
   graft_isolated *job;
   GRAFT_TRY(graft_isolate(path, load_child, (void *)path, &job));
   const graft_model *pub = graft_isolated_result(job);
@@ -308,8 +341,8 @@ static graft_status check_finite(const graft_model *m) {
 }
 
 graft_status graft_model_save(const char *path, const graft_model *m) {
-  GRAFT_TRY(check_preproc(&m->pre, &m->arch));
-  if (m->class_names) GRAFT_TRY(check_class_names(m->class_names, m->arch.num_classes));
+  GRAFT_TRY(graft__check_preproc(&m->pre, &m->arch));
+  if (m->class_names) GRAFT_TRY(graft__check_class_names(m->class_names, m->arch.num_classes));
   GRAFT_TRY(check_finite(m));
   graft_h5w *w;
   GRAFT_TRY(graft_h5w_create(path, &w));

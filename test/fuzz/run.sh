@@ -3,7 +3,8 @@
 #
 #   run.sh NAME SECONDS [LIBFUZZER FLAGS...]
 #
-# NAME: image, weights, config or checkpoint (the harness build/bin/fuzz_NAME).
+# NAME: image, weights, config, checkpoint, pickle, zip or safetensors (the
+# harness build/bin/fuzz_NAME).
 # Its seed corpus is made now (test/fuzz/fuzz_seeds.c; the h5py-layout and
 # Keras-layout seeds of test/make_bad_weights.py when a python with h5py is found; for images a
 # few of the shared tutorial images when present), into a fresh folder; the
@@ -23,7 +24,22 @@ mkdir -p "$T/corpus"
 rm -rf "$T/seeds" "$T"/crash-* "$T"/leak-* "$T"/timeout-* "$T"/oom-* "$T/work"
 mkdir -p "$T/seeds" "$T/work"
 kind=$name
-"$GRAFT_BIN/fuzz_seeds" "$kind" "$T/seeds" >/dev/null || { echo "FAIL: cannot make the seeds"; exit 1; }
+case $name in
+  pickle | zip | safetensors)
+    # Small files made by PyTorch when there is one; a few bytes otherwise.
+    if [ -n "$PY" ]; then
+      "$PY" "$GRAFT_SOURCE_DIR/test/make_torch_files.py" fuzzseed "$name" "$T/seeds/torch.$name" ||
+        { echo "FAIL: cannot make the seeds"; exit 1; }
+    fi
+    case $name in
+      pickle) printf '\x80\x02}q\x00.' > "$T/seeds/dict.pkl" ;;
+      zip) printf 'PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0' > "$T/seeds/empty.zip" ;;
+      safetensors)
+        h='{"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}  '
+        { printf '\x38\0\0\0\0\0\0\0'; printf '%s' "$h"; printf '\0\x3c\0\xc0'; } > "$T/seeds/tiny.st" ;;
+    esac ;;
+  *) "$GRAFT_BIN/fuzz_seeds" "$kind" "$T/seeds" >/dev/null || { echo "FAIL: cannot make the seeds"; exit 1; } ;;
+esac
 if [ -n "$PY" ]; then
   case $name in
     weights)
