@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 
 packages=(
   build-essential cmake pkg-config
-  libhdf5-dev libjpeg62-turbo-dev libpng-dev
+  libhdf5-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers libopenblas-dev libcairo2-dev
   libopenmpi-dev openmpi-bin
   python3 python3-numpy python3-h5py python3-pil python3-torch python3-torchvision
