@@ -254,29 +254,12 @@ static int pick_fastest(const graft__cudnn_target *t, graft__cudnn_plan *p,
   return best;
 }
 
-graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_plan *p,
-                                     const cudnnBackendDescriptor_t *ops, int n_ops,
-                                     cudnnBackendHeurMode_t mode, graft_precision prec) {
-  cudnnBackendDescriptor_t graph = NULL, heur = NULL, *cfgs = NULL;
-  int64_t n = 0;
-  p->mode = mode;
-  CU_TRY(cudnn, cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
-  GRAFT_TRY(graft__cudnn_keep(p, graph));
-  GRAFT_TRY(SET(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops));
-  if (t->handle)
-    GRAFT_TRY(SET(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &t->handle));
-  CU_TRY(cudnn, cudnnBackendFinalize(graph));
-
-  graft_status s = run_heuristics(t, graph, mode, &heur, &cfgs, &n);
-  cfg_info *info = s == GRAFT_OK && n ? calloc((size_t)n, sizeof *info) : NULL;
-  if (s == GRAFT_OK && n && !info) s = graft__fail(GRAFT_ENOMEM, "out of memory");
-  p->candidates = (int)n;
-  p->viable = 0;
-  for (int64_t i = 0; s == GRAFT_OK && i < n; i++) {
-    /* A config whose notes cannot be read is not used: strict could not be kept. */
-    info[i].known = read_cfg(cfgs[i], &info[i]) == GRAFT_OK;
-    if (allowed(&info[i], prec)) p->viable++;
-  }
+/* Finalize the allowed configs in rank order and choose one: *chosen_out is
+ * its index in cfgs (-1, with the status saying why none finalized). */
+static graft_status choose_plan(const graft__cudnn_target *t, graft__cudnn_plan *p,
+                                cudnnBackendDescriptor_t *cfgs, const cfg_info *info, int64_t n,
+                                cudnnBackendHeurMode_t mode, graft_precision prec,
+                                int *chosen_out) {
   /* Deterministic configs first (bench and tests compare reruns bit for
    * bit), a non-deterministic one only when nothing else finalizes; within
    * that, configs whose workspace fits the target's limit first (VGG16's
@@ -294,6 +277,7 @@ graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_
   int cand_cfg[GRAFT__CUDNN_TUNE_MAX], n_cand = 0;
   char why[320] = "no engine config was allowed";
   int chosen = -1;
+  graft_status s = GRAFT_OK;
   for (int pass = 0; s == GRAFT_OK && n_cand == 0 && pass < 8; pass++)
     for (int64_t i = 0; s == GRAFT_OK && n_cand < want && i < n; i++) {
       if (!allowed(&info[i], prec) || rank(&info[i], t, prec) != pass) continue;
@@ -327,6 +311,35 @@ graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_
     s = graft__fail(GRAFT_EUNSUPPORTED,
                     "heuristics mode %s: %d engine config(s), %d allowed in %s, none finalized: %s",
                     mode_name(mode), p->candidates, p->viable, graft_precision_name(prec), why);
+  *chosen_out = chosen;
+  return s;
+}
+
+graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_plan *p,
+                                     const cudnnBackendDescriptor_t *ops, int n_ops,
+                                     cudnnBackendHeurMode_t mode, graft_precision prec) {
+  cudnnBackendDescriptor_t graph = NULL, heur = NULL, *cfgs = NULL;
+  int64_t n = 0;
+  p->mode = mode;
+  CU_TRY(cudnn, cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
+  GRAFT_TRY(graft__cudnn_keep(p, graph));
+  GRAFT_TRY(SET(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops));
+  if (t->handle)
+    GRAFT_TRY(SET(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &t->handle));
+  CU_TRY(cudnn, cudnnBackendFinalize(graph));
+
+  graft_status s = run_heuristics(t, graph, mode, &heur, &cfgs, &n);
+  cfg_info *info = s == GRAFT_OK && n ? calloc((size_t)n, sizeof *info) : NULL;
+  if (s == GRAFT_OK && n && !info) s = graft__fail(GRAFT_ENOMEM, "out of memory");
+  p->candidates = (int)n;
+  p->viable = 0;
+  for (int64_t i = 0; s == GRAFT_OK && i < n; i++) {
+    /* A config whose notes cannot be read is not used: strict could not be kept. */
+    info[i].known = read_cfg(cfgs[i], &info[i]) == GRAFT_OK;
+    if (allowed(&info[i], prec)) p->viable++;
+  }
+  int chosen = -1;
+  if (s == GRAFT_OK) s = choose_plan(t, p, cfgs, info, n, mode, prec, &chosen);
   if (chosen >= 0) {
     p->engine = info[chosen].engine;
     p->tensor_core = info[chosen].tensor_core;
