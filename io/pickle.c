@@ -328,6 +328,40 @@ static graft_status binfloat(vm *m) {
   return GRAFT_OK;
 }
 
+/* PROTO: the protocols a state_dict is written in. */
+static graft_status proto(vm *m) {
+  const uint8_t *p = NULL;
+  GRAFT_TRY(take(m, 1, &p));
+  if (*p < 2 || *p > 5) return bad(m, "unsupported protocol");
+  return GRAFT_OK;
+}
+
+/* NEWTRUE, NEWFALSE. */
+static graft_status push_bool(vm *m, bool value) {
+  int v = 0;
+  GRAFT_TRY(push_new(m, GRAFT_PK_BOOL, &v));
+  m->p->nodes[v].i = value;
+  return GRAFT_OK;
+}
+
+/* GLOBAL: module and name as text lines. */
+static graft_status text_global(vm *m) {
+  const uint8_t *mod = NULL, *name = NULL;
+  size_t ml = 0, nl = 0;
+  GRAFT_TRY(text_line(m, &mod, &ml));
+  GRAFT_TRY(text_line(m, &name, &nl));
+  return global(m, mod, ml, name, nl);
+}
+
+/* BINPERSID: the persistent id on the stack (a storage's tuple). */
+static graft_status binpersid(vm *m) {
+  int id = 0, v = 0;
+  GRAFT_TRY(pop(m, &id));
+  GRAFT_TRY(push_new(m, GRAFT_PK_PERSID, &v));
+  m->p->nodes[v].a = id;
+  return GRAFT_OK;
+}
+
 /* One opcode; *stop when it was STOP. */
 static graft_status step(vm *m, bool *stop) {
   const uint8_t *p = NULL;
@@ -335,10 +369,7 @@ static graft_status step(vm *m, bool *stop) {
   uint8_t op = *p;
   int v = 0;
   switch (op) {
-    case 0x80: /* PROTO */
-      GRAFT_TRY(take(m, 1, &p));
-      if (*p < 2 || *p > 5) return bad(m, "unsupported protocol");
-      return GRAFT_OK;
+    case 0x80: return proto(m);
     case 0x95: return take(m, 8, &p); /* FRAME: a hint only */
     case '.': *stop = true; return GRAFT_OK;
     case '(':
@@ -355,11 +386,8 @@ static graft_status step(vm *m, bool *stop) {
     case 0x86: return tuple_n(m, 2);
     case 0x87: return tuple_n(m, 3);
     case 'N': return push_new(m, GRAFT_PK_NONE, NULL);
-    case 0x88:
-    case 0x89:
-      GRAFT_TRY(push_new(m, GRAFT_PK_BOOL, &v));
-      m->p->nodes[v].i = op == 0x88;
-      return GRAFT_OK;
+    case 0x88: return push_bool(m, true);
+    case 0x89: return push_bool(m, false);
     case 'J': return number(m, 4, true);
     case 'K': return number(m, 1, false);
     case 'M': return number(m, 2, false);
@@ -378,23 +406,11 @@ static graft_status step(vm *m, bool *stop) {
     case 0x94: return memo_put(m, (uint64_t)m->memo_len);
     case 'h': GRAFT_TRY(take(m, 1, &p)); return memo_get(m, *p);
     case 'j': GRAFT_TRY(take(m, 4, &p)); return memo_get(m, le(p, 4));
-    case 'c': {
-      const uint8_t *mod = NULL, *name = NULL;
-      size_t ml = 0, nl = 0;
-      GRAFT_TRY(text_line(m, &mod, &ml));
-      GRAFT_TRY(text_line(m, &name, &nl));
-      return global(m, mod, ml, name, nl);
-    }
+    case 'c': return text_global(m);
     case 0x93: return stack_global(m);
     case 'R': return reduce(m);
     case 'b': GRAFT_TRY(pop(m, &v)); return top(m, &v); /* BUILD: the state is dropped */
-    case 'Q': {
-      int id = 0;
-      GRAFT_TRY(pop(m, &id));
-      GRAFT_TRY(push_new(m, GRAFT_PK_PERSID, &v));
-      m->p->nodes[v].a = id;
-      return GRAFT_OK;
-    }
+    case 'Q': return binpersid(m);
     case 's': return set_item(m);
     case 'u': return add_many(m, GRAFT_PK_DICT);
     case 'a': return append(m);
