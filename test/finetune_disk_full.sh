@@ -93,8 +93,8 @@ saved=$(cd "$DISK/run" && md5sum best.h5 last.h5)
 fill_to 102400 # room for the folder's probe, not for predictions.png (about 0.8 MB)
 "$FT" -q "$T/head3.h5" > /dev/null 2> "$T/pred.err"
 rc=$?
-err=$(grep -vE "all 3 epochs are done|^finetune: no usable CUDA GPU \(.*\); running on the CPU$" \
-  "$T/pred.err")
+err=$(grep -vE "resuming from .*after epoch 3$|all 3 epochs are done" "$T/pred.err" |
+  grep -vE "^finetune: no usable CUDA GPU \(.*\); running on the CPU$")
 [ "$rc" -eq 1 ] && [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] &&
   printf '%s' "$err" | grep -qE "run/predictions.png: not saved: .*$nospace" &&
   ok "predictions.png, disk full: $err" ||
