@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,31 +152,9 @@ static cairo_status_t png_write(void *closure, const unsigned char *data, unsign
   return CAIRO_STATUS_SUCCESS;
 }
 
-graft_status graft_plot_curves(const char *path, const graft_epoch_metrics *h, int n,
-                               const char *title) {
-  cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-  if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS) {
-    cairo_surface_destroy(surf);
-    return graft__fail(GRAFT_ENOMEM, "cairo_image_surface_create failed");
-  }
-  cairo_t *cr = cairo_create(surf);
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
-  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_source_rgb(cr, 0, 0, 0);
-  cairo_set_font_size(cr, 13);
-  cairo_move_to(cr, LEFT, 22);
-  cairo_show_text(cr, title);
-  const series loss[] = {
-      {"train", 0.12, 0.47, 0.71, offsetof(graft_epoch_metrics, train_loss)},
-      {"val", 1.0, 0.5, 0.05, offsetof(graft_epoch_metrics, val_loss)}};
-  const series acc[] = {
-      {"train", 0.12, 0.47, 0.71, offsetof(graft_epoch_metrics, train_acc)},
-      {"val", 1.0, 0.5, 0.05, offsetof(graft_epoch_metrics, val_acc)}};
-  panel(cr, LEFT, TOP, "loss", "cross-entropy per image", h, n, loss, 2, false);
-  panel(cr, LEFT + PANEL_W + GAP, TOP, "accuracy", "accuracy", h, n, acc, 2, true);
-  cairo_status_t cs = cairo_status(cr);
-  cairo_destroy(cr);
+/* The surface as a PNG at path, through a temporary beside it renamed over
+ * it; cs: the drawing's status (a failed drawing writes nothing). */
+static graft_status save_png(cairo_surface_t *surf, cairo_status_t cs, const char *path) {
   graft_status s = GRAFT_OK;
   char *tmp = graft_temp_path_for(path);
   if (!tmp) s = graft__fail(GRAFT_ENOMEM, "out of memory");
@@ -197,8 +176,144 @@ graft_status graft_plot_curves(const char *path, const graft_epoch_metrics *h, i
       }
     }
   }
-  cairo_surface_destroy(surf);
   if (s == GRAFT_OK) s = graft_commit_file(tmp, path);
   free(tmp);
+  return s;
+}
+
+/* A white canvas with the sans-serif face, or NULL (out of memory). */
+static cairo_surface_t *canvas(int w, int h, cairo_t **cr) {
+  cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+  if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS) {
+    cairo_surface_destroy(surf);
+    return NULL;
+  }
+  *cr = cairo_create(surf);
+  cairo_set_source_rgb(*cr, 1, 1, 1);
+  cairo_paint(*cr);
+  cairo_select_font_face(*cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  return surf;
+}
+
+graft_status graft_plot_curves(const char *path, const graft_epoch_metrics *h, int n,
+                               const char *title) {
+  cairo_t *cr;
+  cairo_surface_t *surf = canvas(W, H, &cr);
+  if (!surf) return graft__fail(GRAFT_ENOMEM, "cairo_image_surface_create failed");
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 13);
+  cairo_move_to(cr, LEFT, 22);
+  cairo_show_text(cr, title);
+  const series loss[] = {
+      {"train", 0.12, 0.47, 0.71, offsetof(graft_epoch_metrics, train_loss)},
+      {"val", 1.0, 0.5, 0.05, offsetof(graft_epoch_metrics, val_loss)}};
+  const series acc[] = {
+      {"train", 0.12, 0.47, 0.71, offsetof(graft_epoch_metrics, train_acc)},
+      {"val", 1.0, 0.5, 0.05, offsetof(graft_epoch_metrics, val_acc)}};
+  panel(cr, LEFT, TOP, "loss", "cross-entropy per image", h, n, loss, 2, false);
+  panel(cr, LEFT + PANEL_W + GAP, TOP, "accuracy", "accuracy", h, n, acc, 2, true);
+  cairo_status_t cs = cairo_status(cr);
+  cairo_destroy(cr);
+  graft_status s = save_png(surf, cs, path);
+  cairo_surface_destroy(surf);
+  return s;
+}
+
+/* ---- predictions.png ---- */
+
+enum { TILE = 224, PAD = 12, CELL_W = TILE + 2 * PAD, LABELS_H = 46, CELL_H = TILE + LABELS_H + PAD,
+       COLS = 4, HEAD = 44 };
+
+/* text shortened to fit width, with an ellipsis ("..." in the toy font's
+ * glyphs); never cuts a UTF-8 sequence. */
+static void show_fitted(cairo_t *cr, const char *text, double width) {
+  cairo_text_extents_t e;
+  cairo_text_extents(cr, text, &e);
+  if (e.x_advance <= width) {
+    cairo_show_text(cr, text);
+    return;
+  }
+  size_t len = strlen(text);
+  char *buf = malloc(len + 4);
+  if (!buf) return;
+  memcpy(buf, text, len + 1);
+  while (len > 0) {
+    do len--;
+    while (len > 0 && ((unsigned char)buf[len] & 0xC0) == 0x80);
+    memcpy(buf + len, "...", 4);
+    cairo_text_extents(cr, buf, &e);
+    if (e.x_advance <= width) break;
+  }
+  cairo_show_text(cr, buf);
+  free(buf);
+}
+
+/* img scaled to fit a TILE square centred at (x, y)-(x + TILE, y + TILE),
+ * framed in (r, g, b). */
+static void draw_image(cairo_t *cr, const graft_image *img, double x, double y, double r,
+                       double g, double b) {
+  int stride = cairo_format_stride_for_width(CAIRO_FORMAT_RGB24, img->w);
+  unsigned char *data = malloc((size_t)stride * (size_t)img->h);
+  if (!data) return;
+  for (int j = 0; j < img->h; j++) {
+    uint32_t *row = (uint32_t *)(data + (size_t)j * (size_t)stride);
+    const uint8_t *p = img->px + (size_t)j * (size_t)img->w * 3;
+    for (int i = 0; i < img->w; i++, p += 3)
+      row[i] = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+  }
+  cairo_surface_t *pic =
+      cairo_image_surface_create_for_data(data, CAIRO_FORMAT_RGB24, img->w, img->h, stride);
+  double scale = (double)TILE / (img->w > img->h ? img->w : img->h);
+  double w = img->w * scale, h = img->h * scale;
+  double x0 = x + (TILE - w) / 2, y0 = y + (TILE - h) / 2;
+  cairo_save(cr);
+  cairo_translate(cr, x0, y0);
+  cairo_scale(cr, scale, scale);
+  cairo_set_source_surface(cr, pic, 0, 0);
+  cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_GOOD);
+  cairo_paint(cr);
+  cairo_restore(cr);
+  cairo_surface_destroy(pic);
+  free(data);
+  cairo_set_source_rgb(cr, r, g, b);
+  cairo_set_line_width(cr, 4);
+  cairo_rectangle(cr, x0 - 2, y0 - 2, w + 4, h + 4);
+  cairo_stroke(cr);
+}
+
+graft_status graft_plot_predictions(const char *path, const graft_prediction *p, int n,
+                                    const char *title) {
+  int cols = n < COLS ? (n > 0 ? n : 1) : COLS, rows = (n + cols - 1) / cols;
+  int w = cols * CELL_W + 2 * PAD, h = HEAD + (rows > 0 ? rows : 1) * CELL_H;
+  if (w < 560) w = 560; /* room for the title */
+  cairo_t *cr;
+  cairo_surface_t *surf = canvas(w, h, &cr);
+  if (!surf) return graft__fail(GRAFT_ENOMEM, "cairo_image_surface_create failed");
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 15);
+  cairo_move_to(cr, PAD + PAD, 28);
+  show_fitted(cr, title, w - 4 * PAD);
+  for (int i = 0; i < n; i++) {
+    double x = PAD + (i % cols) * CELL_W + PAD, y = HEAD + (i / cols) * CELL_H;
+    bool right = p[i].right;
+    double r = right ? 0.10 : 0.80, g = right ? 0.55 : 0.10, b = right ? 0.20 : 0.10;
+    draw_image(cr, &p[i].img, x, y, r, g, b);
+    char line[512];
+    cairo_set_font_size(cr, 14);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
+    cairo_set_source_rgb(cr, r, g, b);
+    snprintf(line, sizeof line, "predicted: %s", p[i].predicted);
+    cairo_move_to(cr, x, y + TILE + 22);
+    show_fitted(cr, line, TILE);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+    snprintf(line, sizeof line, "true: %s", p[i].truth);
+    cairo_move_to(cr, x, y + TILE + 41);
+    show_fitted(cr, line, TILE);
+  }
+  cairo_status_t cs = cairo_status(cr);
+  cairo_destroy(cr);
+  graft_status s = save_png(surf, cs, path);
+  cairo_surface_destroy(surf);
   return s;
 }

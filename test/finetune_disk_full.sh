@@ -1,10 +1,10 @@
-# Disk full during a run, and a feature cache larger than the free disk, on
-# size-limited tmpfs mounts (needs root; skipped,
-# saying so, where mount is not permitted): each time one line naming the
-# file and "No space left on device", exit 1 (2 when the folder is full
-# before training starts), no temporary file left, and what was saved
-# before whole and usable: best.h5 classifies, last.h5 resumes once there is
-# room again.
+# Disk full during a run (best.h5, last.h5, curves.png, predictions.png),
+# and a feature cache larger than the free disk, on size-limited tmpfs
+# mounts (needs root; skipped, saying so, where mount is not permitted):
+# each time one line naming the file and "No space left on device", exit 1
+# (2 when the folder is full before training starts), no temporary file
+# left, and what was saved before whole and usable: best.h5 classifies,
+# last.h5 resumes once there is room again.
 . "$(dirname "$0")/lib.sh"
 need_python
 need_data
@@ -86,6 +86,22 @@ rc=$?
 [ "$(grep -c . "$DISK/run/metrics.csv")" -eq 4 ] && ok "metrics.csv has the three epochs" ||
   fail "metrics.csv: $(cat "$DISK/run/metrics.csv")"
 no_temps "after the resumed run"
+
+# predictions.png does not fit: the finished run, run again, draws it from
+# best.h5 and stops with the same one line; the saved files stay as they were.
+saved=$(cd "$DISK/run" && md5sum best.h5 last.h5)
+fill_to 102400 # room for the folder's probe, not for predictions.png (about 0.8 MB)
+"$FT" -q "$T/head3.h5" > /dev/null 2> "$T/pred.err"
+rc=$?
+err=$(grep -vE "resuming from .*after epoch 3$|all 3 epochs are done" "$T/pred.err" |
+  grep -vE "^finetune: no usable CUDA GPU \(.*\); running on the CPU$")
+[ "$rc" -eq 1 ] && [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] &&
+  printf '%s' "$err" | grep -qE "run/predictions.png: not saved: .*$nospace" &&
+  ok "predictions.png, disk full: $err" ||
+  fail "predictions.png, disk full: exit $rc: $(cat "$T/pred.err")"
+intact "predictions.png full"
+no_temps "predictions.png"
+rm -f "$DISK/filler"
 
 # A feature cache larger than the free disk (its rows all on disk, as when
 # they exceed the memory budget): refused before any trunk pass, naming the

@@ -29,12 +29,18 @@ echo "$show" | grep -qE '^lr += 0.001  \(default\)$' && echo "$show" | grep -qE 
 "$FT" -q "$T/cache_off.h5" > "$T/cache_off.out" || fail "cache off run"
 cat "$T/cache_on.out"
 same_run "cache on vs off" "$T/runs/cache_on" "$T/runs/cache_off"
-for f in best.h5 last.h5 metrics.csv curves.png; do
+for f in best.h5 last.h5 metrics.csv curves.png predictions.png; do
   [ -s "$T/runs/cache_on/$f" ] && ok "$f written" || fail "$f missing"
 done
 leftovers=$(find "$T/runs" -name '*.tmp.*' -o -name '.graft-*' | wc -l)
 [ "$leftovers" -eq 0 ] && ok "no temporary files left" || fail "$leftovers temporary files left"
 grep -c "^epoch:  " "$T/cache_on.out" | grep -qx 3 && ok "three epoch blocks" || fail "epoch blocks"
+# predictions.png: best.h5's verdicts on the 8 validation images, as classify gives them.
+"$GRAFT_BIN/classify" -w "$T/runs/cache_on/best.h5" --json "$T/data/val/"*/* > "$T/val.json" &&
+  out=$("$PY" "$GRAFT_SOURCE_DIR/test/check_predictions.py" "$T/runs/cache_on/predictions.png" \
+    "$T/data/val" "$T/val.json" 2>&1) && ok "predictions.png: $out" || fail "predictions.png: $out"
+cmp -s "$T/runs/cache_on/predictions.png" "$T/runs/cache_off/predictions.png" &&
+  ok "predictions.png: cache on and off alike" || fail "predictions.png: cache on and off differ"
 
 # Interrupt in the middle of epoch 3 (after batch 2), then run again to resume.
 GRAFT_STOP_AT=3:2 "$FT" -q "$T/resumed.h5" > "$T/resumed1.out" 2> "$T/resumed1.err"
@@ -46,8 +52,15 @@ grep -q "stopped at epoch 3, batch 2" "$T/resumed1.err" && ok "says where it sto
 grep -q "resuming from .*last.h5: epoch 3, batch 2" "$T/resumed2.err" && ok "says it resumes" ||
   fail "no resume message: $(cat "$T/resumed2.err")"
 same_run "interrupted and resumed vs uninterrupted" "$T/runs/cache_on" "$T/runs/resumed"
+cmp -s "$T/runs/cache_on/predictions.png" "$T/runs/resumed/predictions.png" &&
+  ok "predictions.png of the resumed run alike" || fail "predictions.png of the resumed run differs"
+rm "$T/runs/resumed/predictions.png"
 "$FT" -q "$T/resumed.h5" 2> "$T/resumed3.err" && grep -q "all 3 epochs are done" "$T/resumed3.err" &&
   ok "a finished run says so" || fail "rerun of a finished run: $(cat "$T/resumed3.err")"
+# (and draws predictions.png again, from best.h5 read back)
+cmp -s "$T/runs/cache_on/predictions.png" "$T/runs/resumed/predictions.png" &&
+  ok "a finished run draws predictions.png from best.h5" ||
+  fail "predictions.png of a finished run: $(cat "$T/resumed3.err")"
 
 # Killed (SIGKILL, nothing saved at the time) in epoch 3 of a run that saves
 # every epoch: last.h5 holds a finished epoch, any file being written then is
@@ -60,15 +73,20 @@ rc=$?
   "$T/runs/crashed/last.h5" && ok "last.h5 after the kill holds epoch 1 or 2" ||
   fail "no usable last.h5 after the kill"
 # (and one such file for sure, of a process that cannot exist, plus a file of the user's)
-touch "$T/runs/crashed/last.h5.tmp.999999999.1" "$T/runs/crashed/notes.tmp.999999999.1"
+touch "$T/runs/crashed/last.h5.tmp.999999999.1" "$T/runs/crashed/notes.tmp.999999999.1" \
+  "$T/runs/crashed/predictions.png.tmp.999999999.2"
 "$FT" -q "$T/crashed.h5" > /dev/null 2> "$T/crashed2.err" || fail "run after the kill"
 grep -q "last.h5.tmp.999999999.1: removed, a partial file" "$T/crashed2.err" &&
+  grep -q "predictions.png.tmp.999999999.2: removed, a partial file" "$T/crashed2.err" &&
   [ -e "$T/runs/crashed/notes.tmp.999999999.1" ] && ok "stale temporaries removed, others kept" ||
   fail "stale temporaries: $(cat "$T/crashed2.err")"
 rm -f "$T/runs/crashed/notes.tmp.999999999.1"
 grep -q "resuming from .*last.h5 after epoch" "$T/crashed2.err" && ok "resumes after the kill" ||
   fail "no resume message after the kill: $(cat "$T/crashed2.err")"
 same_run "killed and resumed vs uninterrupted" "$T/runs/cache_on" "$T/runs/crashed"
+cmp -s "$T/runs/cache_on/predictions.png" "$T/runs/crashed/predictions.png" &&
+  ok "predictions.png of the killed and resumed run alike" ||
+  fail "predictions.png of the killed and resumed run differs"
 leftovers=$(find "$T/runs/crashed" -name '*.tmp.*' | wc -l)
 [ "$leftovers" -eq 0 ] && ok "no temporary files left after the kill and resume" ||
   fail "$leftovers temporary files left after the kill and resume"

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "apps/finetune/predict.h"
 #include "apps/finetune/run_impl.h"
 #include "engine/devices.h"
 #include "io/report.h"
@@ -237,6 +238,7 @@ static graft_status train_loop(run *r) {
     }
   }
   GRAFT_TRY(graft__ft_flush(r));
+  if (ck->best_epoch > 0) GRAFT_TRY(graft__ft_predictions(r, ck->best_epoch > first));
   if (ck->best_epoch > 0)
     graft__ft_say(
         r, "best validation accuracy %.6f at epoch %d (%s); skipped files: %d train, %d val",

@@ -44,8 +44,8 @@
 static void remove_stale_temps(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) return;
-  static const char *const names[] = {"best.h5",    "last.h5", "metrics.csv",
-                                      "curves.png", PROBE};
+  static const char *const names[] = {"best.h5",    "last.h5",         "metrics.csv",
+                                      "curves.png", "predictions.png", PROBE};
   struct dirent *e;
   while ((e = readdir(d))) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
