@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "apps/common.h"
 #include "comm/batches.h"
 #include "engine/net.h"
 #include "io/batch.h"
+#include "io/listing.h"
 
 enum { TAG_RECORDS = 1, MAX_TOPK = 64 };
 
@@ -258,4 +260,88 @@ int app_classify(graft_comm *comm, app_classifier *c, char *const *paths, size_t
     if (f >= 0) f += g;
   }
   return f;
+}
+
+/* Rank 0's inputs: argv[first, argc) in order (paths, the images of
+ * folders, stdin's lines for -), those it cannot read said and counted in
+ * *failed. GRAFT_ENOMEM when out of memory. */
+static graft_status read_inputs(int argc, char **argv, int first, graft_strlist *paths,
+                                int *failed) {
+  graft_status s = GRAFT_OK;
+  for (int i = first; i < argc && s == GRAFT_OK; i++) {
+    const char *a = argv[i];
+    struct stat st;
+    if (strcmp(a, "-") == 0) {
+      char line[4096];
+      while (fgets(line, sizeof line, stdin) && s == GRAFT_OK) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] && graft_strlist_push(paths, line) != 0) s = GRAFT_ENOMEM;
+      }
+    } else if (stat(a, &st) == 0 && S_ISDIR(st.st_mode)) {
+      int found = 0;
+      s = graft_list_images(a, GRAFT_IMAGES_ANY, false, paths, &found);
+      if (s != GRAFT_OK && s != GRAFT_ENOMEM) {
+        app_error(a, "cannot read directory: %s", graft_detail());
+        (*failed)++;
+        s = GRAFT_OK;
+      } else if (s == GRAFT_OK && found == 0) {
+        app_error(a, "no images in this directory");
+        (*failed)++;
+      }
+    } else if (graft_strlist_push(paths, a) != 0) {
+      s = GRAFT_ENOMEM;
+    }
+  }
+  return s;
+}
+
+/* Rank 0's list (and its status and count of failures) to the other ranks,
+ * NUL-separated after its size, rank 0's failure as a size of all ones.
+ * The failures so far, or -1 (said). */
+static int share_list(graft_comm *comm, graft_status s, int failed, graft_strlist *paths) {
+  uint64_t size = 0;
+  char *blob = NULL;
+  for (size_t i = 0; graft_comm_rank(comm) == 0 && s == GRAFT_OK && i < paths->n; i++)
+    size += strlen(paths->v[i]) + 1;
+  uint64_t head[2] = {s == GRAFT_OK ? size : UINT64_MAX, (uint64_t)failed};
+  if (graft_comm_bcast(comm, head, sizeof head) != GRAFT_OK) goto comm_failed;
+  if (head[0] == UINT64_MAX) s = GRAFT_ENOMEM;
+  size = head[0];
+  failed = (int)head[1];
+  if (s == GRAFT_OK && !(blob = malloc(size ? size : 1))) s = GRAFT_ENOMEM;
+  if (graft_comm_agree(comm, s) != GRAFT_OK) {
+    free(blob);
+    app_error(NULL, "out of memory for the list of images");
+    return -1;
+  }
+  if (graft_comm_rank(comm) == 0)
+    for (size_t i = 0, at = 0; i < paths->n; at += strlen(paths->v[i++]) + 1)
+      memcpy(blob + at, paths->v[i], strlen(paths->v[i]) + 1);
+  if (graft_comm_bcast(comm, blob, size) != GRAFT_OK) goto comm_failed;
+  if (graft_comm_rank(comm) != 0)
+    for (uint64_t at = 0; at < size && s == GRAFT_OK; at += strlen(blob + at) + 1)
+      if (graft_strlist_push(paths, blob + at) != 0) s = GRAFT_ENOMEM;
+  free(blob);
+  if (graft_comm_agree(comm, s) != GRAFT_OK) {
+    app_error(NULL, "out of memory");
+    return -1;
+  }
+  return failed;
+comm_failed:
+  free(blob);
+  app_status_error("MPI", GRAFT_EIO);
+  return -1;
+}
+
+int app_classify_inputs(graft_comm *comm, int argc, char **argv, int first,
+                        graft_strlist *paths) {
+  int failed = 0;
+  graft_status s = GRAFT_OK;
+  if (graft_comm_rank(comm) == 0) s = read_inputs(argc, argv, first, paths, &failed);
+  if (graft_comm_size(comm) > 1) return share_list(comm, s, failed, paths);
+  if (s != GRAFT_OK) {
+    app_error(NULL, "out of memory");
+    return -1;
+  }
+  return failed;
 }

@@ -16,6 +16,7 @@
 #include "comm/comm.h"
 #include "engine/backend.h"
 #include "io/image.h"
+#include "io/strlist.h"
 #include "models/model.h"
 
 typedef struct app_classifier_options {
@@ -33,6 +34,12 @@ typedef struct app_classifier app_classifier;
  * classes and their probabilities, or its failure and the error's text. */
 typedef void (*app_result_fn)(void *user, size_t item, graft_status status, const char *error,
                               const int32_t *top, const float *p);
+
+/* The inputs in order into paths: argv[first, argc) as paths, the images of
+ * folders (sorted, not recursive), stdin's lines for "-". Rank 0 reads them
+ * (only it has stdin) and says what it cannot read; every rank gets the
+ * list. The inputs that failed so far, or -1 (said). */
+int app_classify_inputs(graft_comm *comm, int argc, char **argv, int first, graft_strlist *paths);
 
 /* Before the job agrees on its set-up: the net itself is made by the first
  * app_classify (for its batch) and kept for the later ones. */

@@ -1,18 +1,16 @@
 /* classify: top-k classes of images with a graft-weights or Keras model: the
- * flags, the usage, the inputs and the output; the batches themselves, and
- * their sharing over an MPI job's ranks, are apps/batches.c. */
+ * flags, the usage and the output; the inputs, the batches themselves and
+ * their sharing over an MPI job's ranks are apps/batches.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "apps/batches.h"
 #include "apps/common.h"
 #include "engine/backend.h"
 #include "io/image.h"
-#include "io/listing.h"
 #include "io/strlist.h"
 #include "models/model.h"
 
@@ -107,78 +105,6 @@ static char **read_labels(const char *path, int k) {
     return NULL;
   }
   return v;
-}
-
-/* The inputs in order: paths, the images of folders, stdin's lines. Rank 0
- * reads them (only it has stdin) and reports what it cannot read; every
- * rank gets the list. The failures so far, or -1 (said). */
-static int gather_inputs(graft_comm *comm, int argc, char **argv, int first,
-                         graft_strlist *paths) {
-  int failed = 0;
-  char *blob = NULL;
-  uint64_t size = 0;
-  graft_status s = GRAFT_OK;
-  if (graft_comm_rank(comm) == 0) {
-    for (int i = first; i < argc && s == GRAFT_OK; i++) {
-      const char *a = argv[i];
-      struct stat st;
-      if (strcmp(a, "-") == 0) {
-        char line[4096];
-        while (fgets(line, sizeof line, stdin) && s == GRAFT_OK) {
-          line[strcspn(line, "\r\n")] = '\0';
-          if (line[0] && graft_strlist_push(paths, line) != 0) s = GRAFT_ENOMEM;
-        }
-      } else if (stat(a, &st) == 0 && S_ISDIR(st.st_mode)) {
-        int found = 0;
-        s = graft_list_images(a, GRAFT_IMAGES_ANY, false, paths, &found);
-        if (s != GRAFT_OK && s != GRAFT_ENOMEM) {
-          app_error(a, "cannot read directory: %s", graft_detail());
-          failed++;
-          s = GRAFT_OK;
-        } else if (s == GRAFT_OK && found == 0) {
-          app_error(a, "no images in this directory");
-          failed++;
-        }
-      } else if (graft_strlist_push(paths, a) != 0) {
-        s = GRAFT_ENOMEM;
-      }
-    }
-    for (size_t i = 0; s == GRAFT_OK && i < paths->n; i++) size += strlen(paths->v[i]) + 1;
-  }
-  if (graft_comm_size(comm) > 1) {
-    /* The list, NUL-separated, to the other ranks (after its size, and
-     * rank 0's failure as a size of all ones). */
-    uint64_t head[2] = {s == GRAFT_OK ? size : UINT64_MAX, (uint64_t)failed};
-    if (graft_comm_bcast(comm, head, sizeof head) != GRAFT_OK) goto comm_failed;
-    if (head[0] == UINT64_MAX) s = GRAFT_ENOMEM;
-    size = head[0];
-    failed = (int)head[1];
-    if (s == GRAFT_OK && !(blob = malloc(size ? size : 1))) s = GRAFT_ENOMEM;
-    if (graft_comm_agree(comm, s) != GRAFT_OK) {
-      free(blob);
-      app_error(NULL, "out of memory for the list of images");
-      return -1;
-    }
-    if (graft_comm_rank(comm) == 0)
-      for (size_t i = 0, at = 0; i < paths->n; at += strlen(paths->v[i++]) + 1)
-        memcpy(blob + at, paths->v[i], strlen(paths->v[i]) + 1);
-    if (graft_comm_bcast(comm, blob, size) != GRAFT_OK) goto comm_failed;
-    if (graft_comm_rank(comm) != 0)
-      for (uint64_t at = 0; at < size && s == GRAFT_OK; at += strlen(blob + at) + 1)
-        if (graft_strlist_push(paths, blob + at) != 0) s = GRAFT_ENOMEM;
-    free(blob);
-    blob = NULL;
-    s = graft_comm_agree(comm, s);
-  }
-  if (s != GRAFT_OK) {
-    app_error(NULL, "out of memory");
-    return -1;
-  }
-  return failed;
-comm_failed:
-  free(blob);
-  app_status_error("MPI", GRAFT_EIO);
-  return -1;
 }
 
 /* The flags into o (optind after them): -1 to go on, else the exit status. */
@@ -323,7 +249,7 @@ static int classify(graft_comm *comm, int argc, char **argv) {
   opened x = {0};
   graft_strlist paths = {0};
   if (open_all(comm, &o, &x)) {
-    int failed = gather_inputs(comm, argc, argv, optind, &paths);
+    int failed = app_classify_inputs(comm, argc, argv, optind, &paths);
     printer pr = {&o, x.labels ? x.labels : x.m->class_names, paths.v};
     int f = failed < 0 ? -1 : app_classify(comm, x.cl, paths.v, paths.n, NULL, on_result, &pr);
     if (f >= 0) rc = failed + f ? APP_FAILED : APP_OK;
