@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "apps/batches.h"
 #include "apps/bench.h"
 #include "apps/common.h"
 #include "engine/backend.h"
@@ -220,6 +221,51 @@ static graft_status bench_infer(const opts *o, graft_backend *be, result *r) {
 }
 
 /* ---- classify ---- */
+/* Each image's best class from app_classify; the first image that failed. */
+typedef struct best_of {
+  int *top;
+  char *const *paths;
+  graft_status s;
+} best_of;
+
+static void keep_best(void *user, size_t item, graft_status status, const char *error,
+                      const int32_t *top, const float *p) {
+  best_of *b = user;
+  (void)p;
+  if (status == GRAFT_OK)
+    b->top[item] = top[0];
+  else if (b->s == GRAFT_OK)
+    b->s = graft__fail(status, "%s: %s", b->paths[item], error);
+}
+
+/* The classify program's path, apps/batches.c: decode + preprocess a batch
+ * on all cores, then forward, batch after batch; the reference run first,
+ * untimed, keeping the logits when they are to be saved. */
+static graft_status classify_runs(const opts *o, app_classifier *cl, char *const *paths, int n,
+                                  int k, int *ref, result *r) {
+  float *logits = o->save_output ? malloc((size_t)n * k * sizeof *logits) : NULL;
+  best_of b = {malloc((size_t)n * sizeof *b.top), paths, GRAFT_OK};
+  graft_status s = b.top && (!o->save_output || logits) ? GRAFT_OK
+                                                        : graft__fail(GRAFT_ENOMEM, "out of memory");
+  for (int it = -(int)o->warmup - 1; s == GRAFT_OK && it < r->n; it++) {
+    const bool reference = it == -(int)o->warmup - 1;
+    double t = graft_now();
+    if (app_classify(NULL, cl, paths, (size_t)n, reference ? logits : NULL, keep_best, &b) < 0)
+      s = GRAFT_EIO; /* said, the detail kept */
+    if (s == GRAFT_OK) s = b.s;
+    if (it >= 0) r->times[it] = graft_now() - t;
+    if (reference) memcpy(ref, b.top, (size_t)n * sizeof *ref);
+    if (s == GRAFT_OK && reference && logits) s = save_output(o, logits, n, k, NULL, paths);
+  }
+  if (s == GRAFT_OK) {
+    r->images = n;
+    r->validated = memcmp(ref, b.top, (size_t)n * sizeof *ref) == 0;
+  }
+  free(logits);
+  free(b.top);
+  return s;
+}
+
 static graft_status bench_classify(const opts *o, graft_backend *be, result *r) {
   if (!o->images) return graft__fail(GRAFT_EINVAL, "classify needs --images DIR");
   /* The first --count JPEG and PNG files under the folder, in name order. */
@@ -227,64 +273,22 @@ static graft_status bench_classify(const opts *o, graft_backend *be, result *r) 
   int n = 0;
   if (graft_list_images(o->images, GRAFT_IMAGES_DECODABLE, true, &files, &n) != GRAFT_OK) n = 0;
   if (n > o->count) n = (int)o->count;
-  char **paths = files.v;
   graft_model *m = NULL;
-  graft_net *net = NULL;
-  int b = (int)o->batch, k = (int)o->num_classes;
-  float *input = NULL, *probs = NULL, *logits = NULL;
-  int *top = NULL, *ref = NULL;
-  graft_file_result *res = NULL;
+  app_classifier *cl = NULL;
+  int *ref = NULL;
   graft_status s = n ? GRAFT_OK : graft__fail(GRAFT_ENOENT, "no JPEG or PNG files in %s", o->images);
-  if (s == GRAFT_OK) s = bench_model(o, k, &m);
+  if (s == GRAFT_OK) s = bench_model(o, (int)o->num_classes, &m);
+  if (s == GRAFT_OK && !(ref = malloc((size_t)n * sizeof *ref)))
+    s = graft__fail(GRAFT_ENOMEM, "out of memory");
   if (s == GRAFT_OK) {
-    k = m->arch.num_classes;
-    input = malloc((size_t)b * 3 * m->pre.crop * m->pre.crop * sizeof *input);
-    probs = malloc((size_t)b * k * sizeof *probs);
-    top = malloc((size_t)n * sizeof *top);
-    ref = malloc((size_t)n * sizeof *ref);
-    res = malloc((size_t)b * sizeof *res);
-    logits = o->save_output ? malloc((size_t)n * k * sizeof *logits) : NULL;
-    if (!input || !probs || !top || !ref || !res || (o->save_output && !logits))
-      s = graft__fail(GRAFT_ENOMEM, "out of memory");
+    app_classifier_options co = {m, be, (int)o->batch, 1, {0, 0, 1}, o->weights};
+    s = app_classifier_create(&co, &cl);
   }
-  if (s == GRAFT_OK) s = graft_net_create(be, &m->arch, m->params, b, m->pre.crop, m->pre.crop, &net);
-  graft_decode_opts dec = {0, 0, 1};
-  /* The classify app's path: decode + preprocess a batch on all cores, then forward. */
-  for (int it = -(int)o->warmup - 1; s == GRAFT_OK && it < r->n; it++) {
-    double t = graft_now();
-    for (int start = 0; s == GRAFT_OK && start < n; start += b) {
-      int cnt = n - start < b ? n - start : b;
-      graft_preprocess_files(paths + start, cnt, &m->pre, &dec, input, res);
-      for (int i = 0; i < cnt; i++)
-        if (res[i].status != GRAFT_OK)
-          s = graft__fail(res[i].status, "%s: %s", paths[start + i], res[i].error);
-      /* The reference run keeps the logits when they are to be saved. */
-      float *keep = it == -(int)o->warmup - 1 && logits ? logits + (size_t)start * k : NULL;
-      if (s == GRAFT_OK) s = graft_net_predict(net, cnt, input, probs, keep);
-      for (int i = 0; s == GRAFT_OK && i < cnt; i++) {
-        int best = 0;
-        for (int c = 1; c < k; c++)
-          if (probs[(size_t)i * k + c] > probs[(size_t)i * k + best]) best = c;
-        top[start + i] = best;
-      }
-    }
-    if (it >= 0) r->times[it] = graft_now() - t;
-    if (it == -(int)o->warmup - 1) memcpy(ref, top, (size_t)n * sizeof *ref); /* reference run */
-    if (s == GRAFT_OK && it == -(int)o->warmup - 1 && logits) s = save_output(o, logits, n, k, NULL, paths);
-  }
-  if (s == GRAFT_OK) {
-    r->images = n;
-    r->validated = memcmp(ref, top, (size_t)n * sizeof *ref) == 0;
-  }
-  graft_net_destroy(net);
+  if (s == GRAFT_OK) s = classify_runs(o, cl, files.v, n, m->arch.num_classes, ref, r);
+  app_classifier_free(cl);
   graft_model_free(m);
   graft_strlist_clear(&files);
-  free(input);
-  free(probs);
-  free(logits);
-  free(top);
   free(ref);
-  free(res);
   return s;
 }
 
@@ -334,6 +338,45 @@ static int devices(const opts *o) {
   printf("%s: %s\n", dev, graft_backend_describe(be));
   graft_backend_destroy(be);
   return APP_OK;
+}
+
+/* The workload o->workload on its backend, timed and reported; the exit status. */
+static int run_workload(opts *o) {
+  bool finetune = strncmp(o->workload, "finetune", 8) == 0;
+  if (o->batch < 0) o->batch = finetune ? 4 : 1;
+  if (o->iterations < 0) o->iterations = strcmp(o->workload, "finetune-epoch") == 0 ? 3 : 10;
+
+  graft_backend *be = NULL;
+  if (!app_backend_options(o->device, o->threads, o->precision, &o->backend) ||
+      !app_cache_memory_mb(&o->cache_memory_mb) || !app_backend_create(&o->backend, &be))
+    return APP_USAGE;
+  graft_status s = GRAFT_OK;
+  result r = {calloc((size_t)o->iterations, sizeof(double)), (int)o->iterations, 0, 0, false, -1, ""};
+  if (!r.times) s = graft__fail(GRAFT_ENOMEM, "out of memory");
+  else if (strcmp(o->workload, "infer") == 0) s = bench_infer(o, be, &r);
+  else if (strcmp(o->workload, "classify") == 0) s = bench_classify(o, be, &r);
+  else if (strcmp(o->workload, "finetune-step") == 0) s = bench_step(o, be, &r);
+  else if (strcmp(o->workload, "finetune-eval") == 0) s = bench_eval(o, be, &r);
+  else if (strcmp(o->workload, "finetune-epoch") == 0) {
+    s = bench_epoch(o, &r);
+    r.images = bench_count_images(o->data);
+  } else {
+    app_error(NULL, "unknown workload \"%s\" (see --help)", o->workload);
+    graft_backend_destroy(be);
+    free(r.times);
+    return APP_USAGE;
+  }
+  int rc = APP_OK;
+  if (s != GRAFT_OK) {
+    app_status_error(o->workload, s);
+    rc = APP_FAILED;
+  } else {
+    report(o, be, &r);
+    if (!r.validated) rc = APP_FAILED;
+  }
+  graft_backend_destroy(be);
+  free(r.times);
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -390,39 +433,5 @@ int main(int argc, char **argv) {
   }
   o.workload = argv[optind];
   if (strcmp(o.workload, "devices") == 0) return devices(&o);
-  bool finetune = strncmp(o.workload, "finetune", 8) == 0;
-  if (o.batch < 0) o.batch = finetune ? 4 : 1;
-  if (o.iterations < 0) o.iterations = strcmp(o.workload, "finetune-epoch") == 0 ? 3 : 10;
-
-  graft_backend *be = NULL;
-  if (!app_backend_options(o.device, o.threads, o.precision, &o.backend) ||
-      !app_cache_memory_mb(&o.cache_memory_mb) || !app_backend_create(&o.backend, &be))
-    return APP_USAGE;
-  graft_status s = GRAFT_OK;
-  result r = {calloc((size_t)o.iterations, sizeof(double)), (int)o.iterations, 0, 0, false, -1, ""};
-  if (!r.times) s = graft__fail(GRAFT_ENOMEM, "out of memory");
-  else if (strcmp(o.workload, "infer") == 0) s = bench_infer(&o, be, &r);
-  else if (strcmp(o.workload, "classify") == 0) s = bench_classify(&o, be, &r);
-  else if (strcmp(o.workload, "finetune-step") == 0) s = bench_step(&o, be, &r);
-  else if (strcmp(o.workload, "finetune-eval") == 0) s = bench_eval(&o, be, &r);
-  else if (strcmp(o.workload, "finetune-epoch") == 0) {
-    s = bench_epoch(&o, &r);
-    r.images = bench_count_images(o.data);
-  } else {
-    app_error(NULL, "unknown workload \"%s\" (see --help)", o.workload);
-    graft_backend_destroy(be);
-    free(r.times);
-    return APP_USAGE;
-  }
-  int rc = APP_OK;
-  if (s != GRAFT_OK) {
-    app_status_error(o.workload, s);
-    rc = APP_FAILED;
-  } else {
-    report(&o, be, &r);
-    if (!r.validated) rc = APP_FAILED;
-  }
-  graft_backend_destroy(be);
-  free(r.times);
-  return rc;
+  return run_workload(&o);
 }

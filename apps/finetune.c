@@ -160,10 +160,10 @@ static bool load_config(graft_comm *comm, const char *path, graft_config *c) {
   return ok;
 }
 
-static int finetune(graft_comm *comm, int argc, char **argv) {
-  const bool speaker = graft_comm_rank(comm) == 0;
-  bool restart = false, quiet = false;
-  const char *config = NULL;
+/* The command line: --init and --show done here; -1 to go on with *config
+ * (and *restart, *quiet), else the exit status. */
+static int parse_args(bool speaker, int argc, char **argv, const char **config, bool *restart,
+                      bool *quiet) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -194,26 +194,28 @@ static int finetune(graft_comm *comm, int argc, char **argv) {
       graft_config_print(&c, stdout);
       return APP_OK;
     } else if (strcmp(a, "--restart") == 0) {
-      restart = true;
+      *restart = true;
     } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-      quiet = true;
+      *quiet = true;
     } else if (a[0] == '-' && a[1] != '\0') {
       app_error(NULL, "unknown option %s (see --help)", a);
       return APP_USAGE;
-    } else if (config) {
-      app_error(NULL, "one config at a time (got %s and %s)", config, a);
+    } else if (*config) {
+      app_error(NULL, "one config at a time (got %s and %s)", *config, a);
       return APP_USAGE;
     } else {
-      config = a;
+      *config = a;
     }
   }
-  if (!config) {
+  if (!*config) {
     app_error(NULL, "no config given (see --help)");
     return APP_USAGE;
   }
-  graft_config c;
-  if (!load_config(comm, config, &c)) return APP_USAGE;
+  return -1;
+}
 
+/* SIGINT and SIGTERM stop after the current batch; a second one at once. */
+static void catch_signals(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
@@ -221,17 +223,34 @@ static int finetune(graft_comm *comm, int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+}
 
-  ui u = {speaker && !quiet && isatty(STDERR_FILENO), false, false, 0, 0, 0, 0, (int)c.batch_size};
+/* GRAFT_STOP_AT and GRAFT_CRASH_AT (for tests) into u; false after saying
+ * what is wrong. */
+static bool test_points(ui *u) {
   const char *stop_at = getenv("GRAFT_STOP_AT"), *crash_at = getenv("GRAFT_CRASH_AT");
-  if (stop_at && sscanf(stop_at, "%d:%d", &u.stop_epoch, &u.stop_batch) != 2) {
+  if (stop_at && sscanf(stop_at, "%d:%d", &u->stop_epoch, &u->stop_batch) != 2) {
     app_error(NULL, "GRAFT_STOP_AT: expected EPOCH:BATCH, got \"%s\"", stop_at);
-    return APP_USAGE;
+    return false;
   }
-  if (crash_at && sscanf(crash_at, "%d:%d", &u.crash_epoch, &u.crash_batch) != 2) {
+  if (crash_at && sscanf(crash_at, "%d:%d", &u->crash_epoch, &u->crash_batch) != 2) {
     app_error(NULL, "GRAFT_CRASH_AT: expected EPOCH:BATCH, got \"%s\"", crash_at);
-    return APP_USAGE;
+    return false;
   }
+  return true;
+}
+
+static int finetune(graft_comm *comm, int argc, char **argv) {
+  const bool speaker = graft_comm_rank(comm) == 0;
+  bool restart = false, quiet = false;
+  const char *config = NULL;
+  int rc = parse_args(speaker, argc, argv, &config, &restart, &quiet);
+  if (rc >= 0) return rc;
+  graft_config c;
+  if (!load_config(comm, config, &c)) return APP_USAGE;
+  catch_signals();
+  ui u = {speaker && !quiet && isatty(STDERR_FILENO), false, false, 0, 0, 0, 0, (int)c.batch_size};
+  if (!test_points(&u)) return APP_USAGE;
   graft_finetune_options fo = {.restart = restart, .comm = comm};
   if (!app_backend_options(c.device, app_threads(c.threads), NULL, &fo.backend) ||
       !app_cache_memory_mb(&fo.cache_memory_mb))

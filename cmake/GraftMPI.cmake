@@ -32,12 +32,13 @@ else()
   message(STATUS "MPI: off (GRAFT_MPI=OFF)")
 endif()
 
-# graft_comm_library(NAME SOURCE_DIR): the library, MPI or single-process.
+# graft_comm_library(NAME SOURCE_DIR): the library, MPI or single-process,
+# with what is written over either (batches.c).
 function(graft_comm_library name dir)
   if(GRAFT_HAVE_MPI)
-    graft_library(${name} ${dir}/mpi.c)
+    graft_library(${name} ${dir}/mpi.c ${dir}/batches.c)
     target_link_libraries(${name} PRIVATE MPI::MPI_C)
   else()
-    graft_library(${name} ${dir}/single.c)
+    graft_library(${name} ${dir}/single.c ${dir}/batches.c)
   endif()
 endfunction()

@@ -62,10 +62,10 @@ static int pass_order(run *r, const split_state *ss, bool shuffle, int epoch) {
 static graft_status batch_features(run *r, split_state *ss, int step, int *batch, int n,
                                    int *kept) {
   pass_buffers *b = &r->buf;
-  share *w = &r->share;
   const size_t dim = (size_t)r->dim;
+  trunk_result job;
   int out = 0, at = 0, good = 0; /* at: this batch's place in its job */
-  bool job = false;
+  bool have = false;
   for (int j = 0; j < n; j++) {
     int sample = batch[j];
     if (ss->cache) { /* filled for this pass: a row, or an image that failed */
@@ -74,16 +74,14 @@ static graft_status batch_features(run *r, split_state *ss, int step, int *batch
       batch[out++] = sample;
       continue;
     }
-    if (!job) {
-      if (w->next >= w->n_jobs || w->jobs[w->next].step != step)
-        return graft__fail(GRAFT_EIO, "trunk jobs out of step (step %d)", step);
-      GRAFT_TRY(graft__ft_share_take(r, ss, w->next));
-      job = true;
+    if (!have) {
+      GRAFT_TRY(graft__ft_share_next(r, ss, step, &job, &have));
+      if (!have) return graft__fail(GRAFT_EIO, "trunk jobs out of step (step %d)", step);
     }
-    if (at >= w->got.count || w->samples[w->jobs[w->next - 1].first + at] != sample)
+    if (at >= job.count || job.samples[at] != sample)
       return graft__fail(GRAFT_EIO, "trunk job out of step (sample %d)", sample);
-    if (w->got.status[at++] != GRAFT_OK) continue;
-    memcpy(b->rows + (size_t)out * dim, w->got.rows + (size_t)good++ * dim, dim * sizeof(float));
+    if (job.status[at++] != GRAFT_OK) continue;
+    memcpy(b->rows + (size_t)out * dim, job.rows + (size_t)good++ * dim, dim * sizeof(float));
     batch[out++] = sample;
   }
   *kept = out;
@@ -95,23 +93,23 @@ static graft_status batch_features(run *r, split_state *ss, int step, int *batch
  * work of all the ranks at once, with nothing of the classifier between. A
  * stop (training only) leaves the rest. */
 static graft_status fill_cache(run *r, split_state *ss, bool train, int epoch) {
-  share *w = &r->share;
   const size_t dim = (size_t)r->dim;
+  const int total = graft__ft_share_images(r);
+  trunk_result job;
+  bool have;
   int done = 0;
-  while (w->next < w->n_jobs) {
-    const trunk_job *job = &w->jobs[w->next];
-    GRAFT_TRY(graft__ft_share_take(r, ss, w->next));
-    for (int i = 0, good = 0; i < job->count; i++)
-      if (w->got.status[i] == GRAFT_OK)
-        GRAFT_TRY(graft_feature_cache_put(ss->cache, w->samples[job->first + i],
-                                          w->got.rows + (size_t)good++ * dim));
-    done += job->count;
+  for (;;) {
+    GRAFT_TRY(graft__ft_share_next(r, ss, -1, &job, &have));
+    if (!have) return GRAFT_OK;
+    for (int i = 0, good = 0; i < job.count; i++)
+      if (job.status[i] == GRAFT_OK)
+        GRAFT_TRY(graft_feature_cache_put(ss->cache, job.samples[i],
+                                          job.rows + (size_t)good++ * dim));
+    done += job.count;
     if (r->hooks && r->hooks->progress)
-      r->hooks->progress(r->hooks->user, "cache", epoch + 1, (int)r->cfg->epochs, done,
-                         w->n_samples, 0);
+      r->hooks->progress(r->hooks->user, "cache", epoch + 1, (int)r->cfg->epochs, done, total, 0);
     if (train && graft__ft_stop_requested(r)) return GRAFT_EINTR;
   }
-  return GRAFT_OK;
 }
 
 /* A NaN or infinite loss: say where, and what most likely caused it. The

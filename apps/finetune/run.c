@@ -37,7 +37,7 @@ static graft_status open_net(run *r) {
     return graft__fail(s, "batch_size %d does not fit: %s; lower batch_size", r->batch, why);
   }
   GRAFT_TRY(s);
-  if (r->share.rank != 0) return GRAFT_OK;
+  if (r->rank != 0) return GRAFT_OK;
   GRAFT_TRY(graft_net_train_init(r->net, c->trainable, (float)c->dropout));
   r->train_count = graft_net_train_count(r->net);
   r->train_offset = graft_net_train_offset(r->net);
@@ -56,7 +56,7 @@ static graft_status open_splits(run *r) {
   bool cache_train =
       c->cache_features == GRAFT_CACHE_ON || (c->cache_features == GRAFT_CACHE_AUTO && !augment);
   bool cache_val = c->cache_features != GRAFT_CACHE_OFF;
-  if (r->share.rank != 0) cache_train = cache_val = false;
+  if (r->rank != 0) cache_train = cache_val = false;
   /* Decoding threads: as many as the backend's (in a job, this process's share of the cores). */
   int threads = r->opt->backend.threads > 0 ? r->opt->backend.threads
                 : c->threads > 0              ? (int)c->threads
@@ -84,7 +84,7 @@ static graft_status open_splits(run *r) {
  * checkpoint; the other ranks need the images and the weights only. */
 static graft_status setup(run *r) {
   const graft_config *c = r->cfg;
-  const bool first = r->share.rank == 0;
+  const bool first = r->rank == 0;
   char path[GRAFT_PATH_MAX];
   /* The output folder's lock first: a second run on it stops at once. It
    * is rank 0's, which alone writes there. */
@@ -132,7 +132,7 @@ static uint64_t fingerprint(const run *r) {
 static graft_status setup_job(run *r) {
   graft_comm *comm = r->opt->comm;
   graft_status s = graft_comm_agree(comm, setup(r));
-  if (s != GRAFT_OK || r->share.ranks <= 1) return s;
+  if (s != GRAFT_OK || r->ranks <= 1) return s;
   uint64_t mine = fingerprint(r), first = mine;
   GRAFT_TRY(graft_comm_bcast(comm, &first, sizeof first));
   char data[GRAFT_PATH_MAX], weights[GRAFT_PATH_MAX];
@@ -157,7 +157,7 @@ static void teardown(run *r) {
   graft_dataset_free(&r->data);
   graft__ft_buffers_free(&r->buf);
   graft__ft_saver_free(&r->saver);
-  graft__ft_share_free(&r->share);
+  graft__ft_share_free(r->share);
   free(r->train.bad);
   free(r->val.bad);
   free(r->ck.history);
@@ -254,13 +254,13 @@ graft_status graft_finetune_run(const graft_config *cfg, const graft_finetune_op
   r.cfg = cfg;
   r.opt = o;
   r.hooks = hooks;
-  r.share.rank = graft_comm_rank(o->comm);
-  r.share.ranks = graft_comm_size(o->comm);
+  r.rank = graft_comm_rank(o->comm);
+  r.ranks = graft_comm_size(o->comm);
   /* The same config on every rank: the same verdict. */
   graft_status s = graft_config_validate(cfg);
   if (s == GRAFT_OK) s = setup_job(&r);
   if (s == GRAFT_OK && hooks && hooks->started) hooks->started(hooks->user);
-  if (s == GRAFT_OK && r.share.rank != 0) {
+  if (s == GRAFT_OK && r.rank != 0) {
     s = graft__ft_serve(&r);
   } else if (s == GRAFT_OK) {
     s = train_loop(&r);

@@ -60,34 +60,19 @@ typedef struct pass_buffers {
   int *order;        /* [the larger split] the samples of the pass */
 } pass_buffers;
 
-/* The trunk's work of a pass over the job's ranks (share.c). */
-enum { QUEUE = 8 }; /* a worker's results on their way to rank 0 */
+/* The trunk's work of a pass over the job's ranks: share.c's own. */
+typedef struct share share;
 
-typedef struct trunk_job {
-  int id;           /* its index in rank 0's plan of the pass */
-  int step;         /* the step it feeds (rank 0's plan) */
-  int first, count; /* its images: share.samples[first, first + count) */
-} trunk_job;
-
-typedef struct share {
-  int rank, ranks;
-  trunk_job *jobs; /* the pass's (rank 0), or this rank's (the others) */
-  int n_jobs, jobs_cap;
-  int *samples; /* the jobs' images, in order */
-  int n_samples, samples_cap;
-  int next; /* rank 0: the next job to take */
-  struct {  /* the job just computed or received */
-    int count, good;
-    int32_t *status;  /* [batch] each image's */
-    char (*error)[256]; /* [batch] for those that failed */
-    float *rows;      /* [good, dim] */
-  } got;
-  void *msg; /* a message received */
-  size_t msg_cap;
-  void *out[QUEUE]; /* a worker's results being sent */
-  graft_comm_request *sending[QUEUE];
-  bool stop_noted; /* rank 0: a worker had a signal; a worker: rank 0 was told of its own */
-} share;
+/* A trunk job's results, as rank 0 takes them in order (share.c): the
+ * images of one step that are not in the cache, those that decoded through
+ * the trunk. Valid until the next job is taken. */
+typedef struct trunk_result {
+  int step;              /* the step it feeds */
+  int count;             /* its images */
+  const int *samples;    /* [count] in the step's order */
+  const int32_t *status; /* [count] each one's: GRAFT_OK, or it failed (said, marked bad) */
+  const float *rows;     /* [the good ones, dim] their feature rows, in order */
+} trunk_result;
 
 /* The run's folder and its files. */
 typedef struct run_files {
@@ -114,23 +99,33 @@ typedef struct saver {
   double last_save;  /* when the last save started (graft_now) */
 } saver;
 
+/* A run's state in three parts: what the caller fixed before it started,
+ * what set-up opened (run.c's setup, closed by its teardown), and the
+ * progress, which a checkpoint holds (resume.c, save.c). */
 typedef struct run {
-  const graft_config *cfg;
-  const graft_finetune_options *opt;
-  const graft_finetune_hooks *hooks;
-  graft_dataset data;
-  graft_model *m; /* the pretrained model with its new head; best.h5 */
-  graft_backend *be;
-  graft_net *net;
-  int batch, dim;                   /* the training batch; feature rows' width */
-  int eval_rows;                    /* rows per evaluation call from a complete cache */
-  size_t train_count, train_offset; /* the trainable floats (graft_net_train_count) */
-  split_state train, val;
-  pass_buffers buf;
-  graft_checkpoint ck; /* the run's position, sums, best and history */
-  run_files files;
-  saver saver;
-  share share;
+  struct { /* fixed: the recipe, how to go about it, this process's place in the job */
+    const graft_config *cfg;
+    const graft_finetune_options *opt;
+    const graft_finetune_hooks *hooks;
+    int rank, ranks; /* rank 0 runs the recipe; the others serve its trunk (share.c) */
+  };
+  struct { /* opened by set-up */
+    graft_dataset data;
+    graft_model *m; /* the pretrained model with its new head; best.h5 */
+    graft_backend *be;
+    graft_net *net;
+    int batch, dim;                   /* the training batch; feature rows' width */
+    int eval_rows;                    /* rows per evaluation call from a complete cache */
+    size_t train_count, train_offset; /* the trainable floats (graft_net_train_count) */
+    split_state train, val;
+    pass_buffers buf;
+    run_files files;
+    saver saver;
+    share *share; /* the trunk's work over the ranks */
+  };
+  struct { /* the progress */
+    graft_checkpoint ck; /* the run's position, sums, best and history */
+  };
 } run;
 
 /* ---- run.c ---- */
@@ -196,9 +191,13 @@ void graft__ft_share_free(share *w);
  * own, rank 0's queued on its loader with the pass's augmentation seed. */
 graft_status graft__ft_share_plan(run *r, split_state *ss, bool train, int epoch, int first_step,
                                   int group, int n, uint64_t seed);
-/* Rank 0: job j's results (the next in order) into r->share.got, computed
- * here or received; the images that failed said, and marked bad. */
-graft_status graft__ft_share_take(run *r, split_state *ss, int j);
+/* Rank 0: the pass's images that go through the trunk (those of its jobs). */
+int graft__ft_share_images(const run *r);
+/* Rank 0: the pass's next job, in order, when there is one and it feeds
+ * `step` (any step when step < 0): computed here or received, the images
+ * that failed said and marked bad, its results in *out; *got false when
+ * there is none. */
+graft_status graft__ft_share_next(run *r, split_state *ss, int step, trunk_result *out, bool *got);
 /* Rank 0: the workers' jobs of the pass left undone, and what they had sent
  * taken, the detail kept (a stop or a failure in the middle of a pass). */
 graft_status graft__ft_share_cancel(run *r);
