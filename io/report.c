@@ -48,8 +48,10 @@ static double nice_step(double span) {
   return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * mag;
 }
 
-static void panel(cairo_t *cr, double x0, double y0, const char *title, const char *ylabel,
-                  const graft_epoch_metrics *h, int n, const series *s, int ns, bool unit_range) {
+/* The panel's value range: the series' finite values padded by a tenth (not
+ * below zero), or [0, 1] for accuracies. */
+static void value_range(const graft_epoch_metrics *h, int n, const series *s, int ns,
+                        bool unit_range, double *lo_out, double *hi_out) {
   double lo = INFINITY, hi = -INFINITY;
   for (int i = 0; i < n; i++)
     for (int k = 0; k < ns; k++) {
@@ -68,8 +70,13 @@ static void panel(cairo_t *cr, double x0, double y0, const char *title, const ch
     lo = fmax(0, lo - pad);
     hi += pad;
   }
-  int xmax = n > 1 ? n : 2;
-  /* frame and title */
+  *lo_out = lo;
+  *hi_out = hi;
+}
+
+/* The frame, the title, the ticks and the axis labels of a panel. */
+static void axes(cairo_t *cr, double x0, double y0, const char *title, const char *ylabel,
+                 double lo, double hi, int xmax) {
   cairo_set_source_rgb(cr, 0, 0, 0);
   cairo_set_line_width(cr, 1);
   cairo_rectangle(cr, x0, y0, PANEL_W, PANEL_H);
@@ -109,7 +116,11 @@ static void panel(cairo_t *cr, double x0, double y0, const char *title, const ch
   cairo_rotate(cr, -PI / 2);
   cairo_show_text(cr, ylabel);
   cairo_restore(cr);
-  /* lines, markers and the legend */
+}
+
+/* Each series' line, markers and legend entry. */
+static void plot_series(cairo_t *cr, double x0, double y0, const graft_epoch_metrics *h, int n,
+                        const series *s, int ns, double lo, double hi, int xmax) {
   for (int k = 0; k < ns; k++) {
     cairo_set_source_rgb(cr, s[k].r, s[k].g, s[k].b);
     cairo_set_line_width(cr, 2);
@@ -134,6 +145,15 @@ static void panel(cairo_t *cr, double x0, double y0, const char *title, const ch
     cairo_move_to(cr, x0 + PANEL_W - 70, y0 + 18 + 18 * k);
     cairo_show_text(cr, s[k].name);
   }
+}
+
+static void panel(cairo_t *cr, double x0, double y0, const char *title, const char *ylabel,
+                  const graft_epoch_metrics *h, int n, const series *s, int ns, bool unit_range) {
+  double lo, hi;
+  value_range(h, n, s, ns, unit_range, &lo, &hi);
+  int xmax = n > 1 ? n : 2;
+  axes(cr, x0, y0, title, ylabel, lo, hi, xmax);
+  plot_series(cr, x0, y0, h, n, s, ns, lo, hi, xmax);
 }
 
 typedef struct png_out {
