@@ -288,15 +288,19 @@ static graft_status append(vm *m) {
   return add_item(m, l, v);
 }
 
+/* An integer or a boolean, pushed. */
+static graft_status push_int(vm *m, graft_pk_type t, int64_t x) {
+  int v = 0;
+  GRAFT_TRY(push_new(m, t, &v));
+  m->p->nodes[v].i = x;
+  return GRAFT_OK;
+}
+
 static graft_status number(vm *m, int width, bool is_signed) {
   const uint8_t *p = NULL;
   GRAFT_TRY(take(m, (size_t)width, &p));
   uint64_t u = le(p, width);
-  int64_t x = is_signed ? (int64_t)(int32_t)(uint32_t)u : (int64_t)u;
-  int v = 0;
-  GRAFT_TRY(push_new(m, GRAFT_PK_INT, &v));
-  m->p->nodes[v].i = x;
-  return GRAFT_OK;
+  return push_int(m, GRAFT_PK_INT, is_signed ? (int64_t)(int32_t)(uint32_t)u : (int64_t)u);
 }
 
 static graft_status long1(vm *m) {
@@ -312,9 +316,7 @@ static graft_status long1(vm *m) {
   }
   uint64_t u = *p ? le(s, *p) : 0;
   if (*p && *p < 8 && (s[*p - 1] & 0x80)) u |= ~(uint64_t)0 << (8 * *p); /* sign-extend */
-  GRAFT_TRY(push_new(m, GRAFT_PK_INT, &v));
-  m->p->nodes[v].i = (int64_t)u;
-  return GRAFT_OK;
+  return push_int(m, GRAFT_PK_INT, (int64_t)u);
 }
 
 static graft_status binfloat(vm *m) {
@@ -333,14 +335,6 @@ static graft_status proto(vm *m) {
   const uint8_t *p = NULL;
   GRAFT_TRY(take(m, 1, &p));
   if (*p < 2 || *p > 5) return bad(m, "unsupported protocol");
-  return GRAFT_OK;
-}
-
-/* NEWTRUE, NEWFALSE. */
-static graft_status push_bool(vm *m, bool value) {
-  int v = 0;
-  GRAFT_TRY(push_new(m, GRAFT_PK_BOOL, &v));
-  m->p->nodes[v].i = value;
   return GRAFT_OK;
 }
 
@@ -386,8 +380,8 @@ static graft_status step(vm *m, bool *stop) {
     case 0x86: return tuple_n(m, 2);
     case 0x87: return tuple_n(m, 3);
     case 'N': return push_new(m, GRAFT_PK_NONE, NULL);
-    case 0x88: return push_bool(m, true);
-    case 0x89: return push_bool(m, false);
+    case 0x88: return push_int(m, GRAFT_PK_BOOL, 1); /* NEWTRUE */
+    case 0x89: return push_int(m, GRAFT_PK_BOOL, 0); /* NEWFALSE */
     case 'J': return number(m, 4, true);
     case 'K': return number(m, 1, false);
     case 'M': return number(m, 2, false);

@@ -66,35 +66,47 @@ static bool same_key(const cuda_trunk_graph *g, const cuda_backend *be, graft_pl
   return true;
 }
 
-/* Capture the sequence into g->exec; false (errors cleared, the reason in
- * g->why and said once) when it cannot be. */
-static bool capture(cuda_backend *be, cuda_trunk_graph *g) {
+/* Capture what body queues on the backend's stream into *exec; false
+ * (errors cleared, the reason in why and said once, naming what) when it
+ * cannot be. The trunk's graph and a whole forward's are made the same way. */
+static bool capture_into(cuda_backend *be, const char *what, graft_status (*body)(void *),
+                         void *ctx, cudaGraphExec_t *exec, char *why, size_t why_cap) {
   cudaError_t e = cudaStreamBeginCapture(be->stream, cudaStreamCaptureModeThreadLocal);
   graft_status s = GRAFT_OK;
   const char *step = "cudaStreamBeginCapture";
   if (e == cudaSuccess) {
-    s = run_eager(g->plans, g->count, g->xs, g->ys);
-    if (s != GRAFT_OK) snprintf(g->why, sizeof g->why, "a step failed: %s", graft_detail());
+    s = body(ctx);
+    if (s != GRAFT_OK) snprintf(why, why_cap, "a step failed: %s", graft_detail());
     cudaGraph_t graph = NULL;
     e = cudaStreamEndCapture(be->stream, &graph);
     step = "cudaStreamEndCapture";
     if (s == GRAFT_OK && e == cudaSuccess && graph) {
-      e = cudaGraphInstantiate(&g->exec, graph, 0);
+      e = cudaGraphInstantiate(exec, graph, 0);
       step = "cudaGraphInstantiate";
     }
     if (graph) cudaGraphDestroy(graph);
   }
-  if (s == GRAFT_OK && e == cudaSuccess && g->exec) return true;
+  if (s == GRAFT_OK && e == cudaSuccess && *exec) return true;
   if (s == GRAFT_OK)
-    snprintf(g->why, sizeof g->why, "%s: %s (%s)", step, cudaGetErrorString(e),
-             cudaGetErrorName(e));
+    snprintf(why, why_cap, "%s: %s (%s)", step, cudaGetErrorString(e), cudaGetErrorName(e));
   (void)cudaGetLastError();
   graft_clear_detail();
-  if (g->exec) cudaGraphExecDestroy(g->exec);
-  g->exec = NULL;
-  graft__warn("%s: the trunk runs eagerly: capturing it as a CUDA graph failed: %s",
-              be->base.name, g->why);
+  if (*exec) cudaGraphExecDestroy(*exec);
+  *exec = NULL;
+  graft__warn("%s: the %s runs eagerly: capturing it as a CUDA graph failed: %s", be->base.name,
+              what, why);
   return false;
+}
+
+static graft_status trunk_body(void *ctx) {
+  cuda_trunk_graph *g = ctx;
+  return run_eager(g->plans, g->count, g->xs, g->ys);
+}
+
+/* Capture the sequence into g->exec; false (the reason in g->why) when it
+ * cannot be. */
+static bool capture(cuda_backend *be, cuda_trunk_graph *g) {
+  return capture_into(be, "trunk", trunk_body, g, &g->exec, g->why, sizeof g->why);
 }
 
 const char *graft__cuda_trunk_state(const graft_plan *first, char *buf, size_t cap,
@@ -170,34 +182,10 @@ struct graft_replay {
 
 static bool capture_body(cuda_backend *be, graft_replay *r, graft_status (*body)(void *),
                          void *ctx) {
-  cudaError_t e = cudaStreamBeginCapture(be->stream, cudaStreamCaptureModeThreadLocal);
-  graft_status s = GRAFT_OK;
-  const char *step = "cudaStreamBeginCapture";
-  if (e == cudaSuccess) {
-    be->capturing = true;
-    s = body(ctx);
-    be->capturing = false;
-    if (s != GRAFT_OK) snprintf(r->why, sizeof r->why, "a step failed: %s", graft_detail());
-    cudaGraph_t graph = NULL;
-    e = cudaStreamEndCapture(be->stream, &graph);
-    step = "cudaStreamEndCapture";
-    if (s == GRAFT_OK && e == cudaSuccess && graph) {
-      e = cudaGraphInstantiate(&r->exec, graph, 0);
-      step = "cudaGraphInstantiate";
-    }
-    if (graph) cudaGraphDestroy(graph);
-  }
-  if (s == GRAFT_OK && e == cudaSuccess && r->exec) return true;
-  if (s == GRAFT_OK)
-    snprintf(r->why, sizeof r->why, "%s: %s (%s)", step, cudaGetErrorString(e),
-             cudaGetErrorName(e));
-  (void)cudaGetLastError();
-  graft_clear_detail();
-  if (r->exec) cudaGraphExecDestroy(r->exec);
-  r->exec = NULL;
-  graft__warn("%s: the forward runs eagerly: capturing it as a CUDA graph failed: %s",
-              be->base.name, r->why);
-  return false;
+  be->capturing = true; /* the trunk inside runs its plans, not its own graph */
+  bool ok = capture_into(be, "forward", body, ctx, &r->exec, r->why, sizeof r->why);
+  be->capturing = false;
+  return ok;
 }
 
 graft_status graft__cuda_replay(graft_backend *b, graft_replay **slot,
