@@ -33,7 +33,7 @@ static const char usage[] =
     "  --arch A           alexnet | vgg16 (default alexnet)\n"
     "  --batch N          images per pass (default 1; 4 for finetune workloads)\n"
     "  --device D         auto | cpu | cuda[:N] (default cpu)\n"
-    "  --precision P      fp32 | fp32-strict (default fp32)\n"
+    "  --precision P      fp32 | fp32-strict | fp16-weights (CPU inference; default fp32)\n"
     "  --threads N        CPU threads, 0 = all cores (default 0)\n"
     "  --iterations N     timed iterations (default 10; epochs for finetune-epoch: 3)\n"
     "  --warmup N         untimed iterations first (default 2)\n"

@@ -16,10 +16,15 @@ typedef struct graft_backend graft_backend;
 
 /* Numerics of a backend. FP32 is PyTorch's default: TF32 tensor cores allowed
  * for convolutions, true fp32 for matmuls. FP32_STRICT: no TF32 anywhere.
- * The CPU computes in fp32 either way. Names: "fp32", "fp32-strict". */
+ * The CPU computes in fp32 either way. FP16_WEIGHTS, opt-in and for
+ * inference only: the classifier's Linear weights stored as IEEE fp16 and
+ * widened to fp32 as they are read (F16C), every sum in fp32; the trunk as
+ * FP32. The CPU backend alone has it, and refuses it without F16C; a net
+ * refuses to train with it. Names: "fp32", "fp32-strict", "fp16-weights". */
 typedef enum graft_precision {
   GRAFT_PRECISION_FP32 = 0,
   GRAFT_PRECISION_FP32_STRICT,
+  GRAFT_PRECISION_FP16_WEIGHTS,
 } graft_precision;
 
 /* The CPU backend's convolutions. Names: "winograd", "dnnl-winograd",

@@ -30,6 +30,8 @@ struct graft_net {
   void *ping, *pong;    /* trunk activations */
   float *features;      /* [eval_rows, feature_dim] */
   float *classifier_params;   /* classifier parameters, arch layout from classifier_offset */
+  uint16_t *classifier_f16;   /* GRAFT_PRECISION_FP16_WEIGHTS: the same as fp16 bits (the
+                                 Linear weights are read from it, the biases from the fp32) */
   float *classifier_out[GRAFT_MAX_CLASSIFIER]; /* each linear's output [eval_rows, out] */
   float *probs;         /* [eval_rows, K] */
   const float *logits;  /* the last graft_net_forward's logits (backend memory) */
@@ -43,5 +45,9 @@ struct graft_net {
 graft_status graft__classifier_forward(graft_net *net, int n, bool rows, const float **logits);
 
 void graft__net_train_free(graft_net *net);
+
+/* binary32 to binary16 bits, round to nearest even (engine/net.c; the tests
+ * hold it to F16C's conversion). */
+uint16_t graft__float_to_half(float f);
 
 #endif
