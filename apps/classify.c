@@ -28,6 +28,7 @@ static const char usage[] =
     "  -b, --batch N        images per forward pass (default 8)\n"
     "  -t, --threads N      CPU threads, 0 = all cores (default 0)\n"
     "      --precision P    fp32 (TF32 convolutions on GPUs, as PyTorch) | fp32-strict | bf16 (GPU)\n"
+    "                       | fp16-weights (CPU: the classifier's weights in fp16)\n"
     "      --max-pixels N   refuse images larger than N pixels (default 64000000)\n"
     "      --json           one JSON object per image per line\n"
     "  -h, --help           this text\n"

@@ -20,11 +20,16 @@ typedef struct graft_backend graft_backend;
  * with fp32 accumulation, the classifier as PyTorch's bf16 autocast runs it
  * (Linear on bf16-rounded inputs, fp32 accumulation, its output rounded to
  * bf16; softmax and cross-entropy in fp32). The CPU computes in fp32 and
- * refuses BF16. Names: "fp32", "fp32-strict", "bf16". */
+ * refuses BF16. FP16_WEIGHTS (CPU only), opt-in and for inference only: the
+ * classifier's Linear weights stored as IEEE fp16 and widened to fp32 as they
+ * are read (F16C), every sum in fp32; the trunk as FP32. The CPU backend
+ * refuses it without F16C, the CUDA backend refuses it, and a net refuses to
+ * train with it. Names: "fp32", "fp32-strict", "bf16", "fp16-weights". */
 typedef enum graft_precision {
   GRAFT_PRECISION_FP32 = 0,
   GRAFT_PRECISION_FP32_STRICT,
   GRAFT_PRECISION_BF16,
+  GRAFT_PRECISION_FP16_WEIGHTS,
 } graft_precision;
 
 /* The CPU backend's convolutions. Names: "winograd", "dnnl-winograd",

@@ -122,6 +122,12 @@ typedef struct graft_backend_iface {
    * (graft_net_eval_rows), so that results never depend on the cache. */
   graft_status (*linear_forward_rows)(graft_backend *be, const graft_linear_params *p, int n,
                                       const float *x, const float *w, const float *b, float *y);
+  /* Optional (NULL: the backend has no GRAFT_PRECISION_FP16_WEIGHTS).
+   * linear_forward with w [out,in] in IEEE binary16 (uint16_t bits), widened
+   * exactly to fp32; x, b, y and every sum fp32. */
+  graft_status (*linear_forward_f16w)(graft_backend *be, const graft_linear_params *p, int n,
+                                      const float *x, const uint16_t *w, const float *b,
+                                      float *y);
   /* dy[i] = y[i] > 0 ? dy[i] : 0, y the ReLU's output. */
   graft_status (*relu_backward)(graft_backend *be, size_t count, const float *y, float *dy);
   /* In place: keep element i with probability 1-p, scaled by 1/(1-p);

@@ -13,8 +13,26 @@
 #include "engine/cuda_module.h"
 #endif
 
+static graft_status backend_open(const graft_backend_options *o, graft_backend **out,
+                                  graft_backend_note *note);
+
+/* A backend that cannot run the precision asked for is refused, by name. */
 graft_status graft_backend_create(const graft_backend_options *o, graft_backend **out,
                                   graft_backend_note *note) {
+  GRAFT_TRY(backend_open(o, out, note));
+  if (o && o->precision == GRAFT_PRECISION_FP16_WEIGHTS && !(*out)->iface->linear_forward_f16w) {
+    graft_status s = graft__fail(GRAFT_EUNSUPPORTED,
+                                 "precision fp16-weights: the %s backend has no fp16 weights "
+                                 "(a CPU mode; use -d cpu)", graft_backend_name(*out));
+    graft_backend_destroy(*out);
+    *out = NULL;
+    return s;
+  }
+  return GRAFT_OK;
+}
+
+static graft_status backend_open(const graft_backend_options *o, graft_backend **out,
+                                 graft_backend_note *note) {
   static const graft_backend_options defaults = {0};
   if (!o) o = &defaults;
   const char *device = o->device;

@@ -106,6 +106,42 @@ static graft_status trunk_for(graft_net *net, int n, trunk_plan **out) {
   return GRAFT_OK;
 }
 
+/* binary32 to binary16, rounded to nearest, ties to even (what F16C's
+ * vcvtps2ph does with rounding mode 0): overflow to infinity, small values to
+ * subnormals or zero, NaN kept a NaN. */
+static uint16_t float_to_half(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) /* infinity, NaN */
+    return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0));
+  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520: infinity */
+  if (ax < 0x38800000u) {                                   /* below 2^-14: subnormal */
+    if (ax < 0x33000000u) return (uint16_t)sign;            /* below 2^-25: zero */
+    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u, shift = 126 - e;
+    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1))) q++;
+    return (uint16_t)(sign | q);
+  }
+  uint32_t h = (ax - 0x38000000u) >> 13, rem = ax & 0x1fffu; /* exponent 127 -> 15 */
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;    /* a carry rounds up the exponent */
+  return (uint16_t)(sign | h);
+}
+
+uint16_t graft__float_to_half(float f) { return float_to_half(f); }
+
+/* The classifier's parameters as fp16, for GRAFT_PRECISION_FP16_WEIGHTS. */
+static graft_status upload_f16(graft_net *net, const float *src, size_t count) {
+  uint16_t *h = malloc(count * sizeof *h);
+  if (!h) return graft__fail(GRAFT_ENOMEM, "out of memory (fp16 classifier weights)");
+  for (size_t i = 0; i < count; i++) h[i] = float_to_half(src[i]);
+  graft_status s = be_alloc(net, count * sizeof *h, (void **)&net->classifier_f16,
+                            "fp16 classifier");
+  if (s == GRAFT_OK) s = BE_CALL(net, upload, net->classifier_f16, h, count * sizeof *h);
+  free(h);
+  return s;
+}
+
 graft_status graft_net_create(graft_backend *be, const graft_arch *a, const float *params,
                               int max_batch, int in_h, int in_w, graft_net **out) {
   *out = NULL;
@@ -153,6 +189,13 @@ graft_status graft_net_create(graft_backend *be, const graft_arch *a, const floa
     s = graft__net_alloc(net, bytes, (void **)&net->classifier_params, "classifier");
   if (s == GRAFT_OK)
     s = BE_CALL(net, upload, net->classifier_params, params + a->classifier_offset, bytes);
+  if (s == GRAFT_OK && be->precision == GRAFT_PRECISION_FP16_WEIGHTS) {
+    if (!be->iface->linear_forward_f16w)
+      s = graft__fail(GRAFT_EUNSUPPORTED, "precision fp16-weights on the %s backend",
+                      graft_backend_name(be));
+    else
+      s = upload_f16(net, params + a->classifier_offset, a->n_floats - a->classifier_offset);
+  }
   for (int i = 0; s == GRAFT_OK && i < a->n_classifier; i++)
     if (a->classifier[i].kind == GRAFT_LAYER_LINEAR)
       s = graft__net_alloc(net, rows * a->classifier[i].u.linear.out * sizeof(float),
@@ -175,8 +218,8 @@ void graft_net_destroy(graft_net *net) {
   for (int i = 0; i < TRUNK_SLOTS; i++) trunk_release(net, &net->trunks[i]);
   for (int i = 0; i < GRAFT_MAX_CLASSIFIER; i++)
     if (net->classifier_out[i]) f->free(net->be, net->classifier_out[i]);
-  void *bufs[] = {net->input, net->ping, net->pong, net->features, net->classifier_params,
-                  net->probs};
+  void *bufs[] = {net->input,  net->ping, net->pong, net->features, net->classifier_params,
+                  net->probs, net->classifier_f16};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
     if (bufs[i]) f->free(net->be, bufs[i]);
   free(net);
@@ -231,6 +274,13 @@ graft_status graft__classifier_forward(graft_net *net, int n, bool rows, const f
     const graft_layer *l = &a->classifier[i];
     if (l->kind != GRAFT_LAYER_LINEAR) continue; /* dropout: identity at inference */
     const graft_param *w = graft_arch_weight(a, l), *b = graft_arch_bias(a, l);
+    if (net->classifier_f16) { /* GRAFT_PRECISION_FP16_WEIGHTS */
+      GRAFT_TRY(f->linear_forward_f16w(
+          net->be, &l->u.linear, n, x, net->classifier_f16 + (w->offset - a->classifier_offset),
+          net->classifier_params + (b->offset - a->classifier_offset), net->classifier_out[i]));
+      x = net->classifier_out[i];
+      continue;
+    }
     GRAFT_TRY(forward(net->be, &l->u.linear, n, x,
                       net->classifier_params + (w->offset - a->classifier_offset),
                       net->classifier_params + (b->offset - a->classifier_offset),

@@ -31,6 +31,8 @@ struct graft_net {
   void *ping, *pong;    /* trunk activations */
   float *features;      /* [eval_rows, feature_dim] */
   float *classifier_params;   /* classifier parameters, arch layout from classifier_offset */
+  uint16_t *classifier_f16;   /* GRAFT_PRECISION_FP16_WEIGHTS: the same as fp16 bits (the
+                                 Linear weights are read from it, the biases from the fp32) */
   float *classifier_out[GRAFT_MAX_CLASSIFIER]; /* each linear's output [eval_rows, out] */
   float *probs;         /* [eval_rows, K] */
   const float *logits;  /* the last graft_net_forward's logits (backend memory) */
@@ -50,5 +52,9 @@ graft_status graft__net_alloc(graft_net *net, size_t bytes, void **out, const ch
 
 /* lo <= n <= hi, or EINVAL saying "n WHAT (this net holds lo to hi)". */
 graft_status graft__net_check_count(int n, int lo, int hi, const char *what);
+
+/* binary32 to binary16 bits, round to nearest even (engine/net.c; the tests
+ * hold it to F16C's conversion). */
+uint16_t graft__float_to_half(float f);
 
 #endif

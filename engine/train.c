@@ -69,6 +69,9 @@ graft_status graft_net_train_init(graft_net *net, graft_trainable which, float d
   const graft_arch *a = net->a;
   if (!(dropout_p >= 0 && dropout_p < 1))
     return graft__fail(GRAFT_ERANGE, "dropout %g is outside [0, 1)", dropout_p);
+  if (net->classifier_f16)
+    return graft__fail(GRAFT_EUNSUPPORTED, "precision fp16-weights is for inference; "
+                                           "training runs in fp32");
   graft__net_train_free(net);
   struct graft_net_train *t = calloc(1, sizeof *t);
   if (!t) return graft__fail(GRAFT_ENOMEM, "out of memory");

@@ -89,6 +89,9 @@ graft_status graft_config_validate(const graft_config *c) {
   if (missing) return graft__fail(GRAFT_EINVAL, "attribute \"%s\" is required", missing);
   /* The trunk's output is cached only when it never changes: random crops
    * change it every epoch. */
+  if (c->precision == GRAFT_PRECISION_FP16_WEIGHTS)
+    return graft__fail(GRAFT_EINVAL, "precision = fp16-weights is for inference (classify, "
+                                     "bench infer); finetune trains in fp32");
   if (c->cache_features == GRAFT_CACHE_ON && c->augment == GRAFT_AUGMENT_TUTORIAL)
     return graft__fail(GRAFT_EINVAL,
                        "cache_features = on needs augment = none: random crops change the "

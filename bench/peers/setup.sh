@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs bench/compare's peers -- PyTorch 2.x, ONNX Runtime (CPU provider)
-# and OpenVINO (CPU plugin), from PyPI, at the versions pinned in
+# Installs bench/compare's peers -- PyTorch 2.x, ONNX Runtime (CPU provider),
+# OpenVINO (CPU plugin) and ncnn (with pnnx, its converter), from PyPI, at the versions pinned in
 # requirements.txt beside this script -- into a virtual environment of their
 # own, outside the checkout:
 #
@@ -25,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 req=$here/requirements.txt
 venv=${GRAFT_PEERS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/graft/peers-venv}
 stamp=$venv/graft-requirements.txt
-imports="import torch, torchvision, onnxruntime, openvino, onnx, h5py, PIL"
+imports="import torch, torchvision, onnxruntime, openvino, onnx, h5py, PIL, ncnn, pnnx"
 
 current() {
   [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp" &&
@@ -77,10 +77,11 @@ if ! "$venv/bin/python" -c "$imports"; then
 fi
 cp "$req" "$stamp"
 "$venv/bin/python" - >&2 <<'EOF'
-import onnxruntime, openvino, torch, torchvision
-print("peers: torch %s (CPU capability %s), torchvision %s, onnxruntime %s, openvino %s" % (
-    torch.__version__, torch.backends.cpu.get_cpu_capability(), torchvision.__version__,
-    onnxruntime.__version__, openvino.__version__))
+import ncnn, onnxruntime, openvino, torch, torchvision
+print("peers: torch %s (CPU capability %s), torchvision %s, onnxruntime %s, openvino %s, "
+      "ncnn %s" % (torch.__version__, torch.backends.cpu.get_cpu_capability(),
+                   torchvision.__version__, onnxruntime.__version__, openvino.__version__,
+                   ncnn.__version__))
 EOF
 echo "peers: $(du -sh "$venv" | cut -f1) in $venv" >&2
 echo "$venv/bin/python"

@@ -164,6 +164,7 @@ static const graft_backend_iface cpu_iface = {
     .sgd_step = graft__cpu_sgd_step,
     .linear_backward_sgd = graft__cpu_linear_backward_sgd,
     .linear_forward_rows = graft__cpu_linear_forward_rows,
+    .linear_forward_f16w = graft__cpu_linear_forward_f16w,
 };
 
 graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_backend **out) {
@@ -177,14 +178,19 @@ graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_back
   if (o->precision == GRAFT_PRECISION_BF16)
     return graft__fail(GRAFT_EUNSUPPORTED,
                        "precision bf16 runs on a CUDA GPU only; the CPU computes in fp32");
-  if ((unsigned)o->precision > GRAFT_PRECISION_BF16)
+  if ((unsigned)o->precision > GRAFT_PRECISION_FP16_WEIGHTS)
     return graft__fail(GRAFT_EINVAL, "precision %d", (int)o->precision);
+  __builtin_cpu_init();
+  const bool f16c = __builtin_cpu_supports("f16c");
+  if (o->precision == GRAFT_PRECISION_FP16_WEIGHTS && !f16c)
+    return graft__fail(GRAFT_ENODEV, "precision fp16-weights needs a CPU with F16C; this one "
+                                     "has none");
   cpu_backend *be = calloc(1, sizeof *be);
   if (!be) return graft__fail(GRAFT_ENOMEM, "out of memory");
   be->conv_path = o->cpu_conv;
   if (o->cpu_kernels == GRAFT_CPU_KERNELS_AUTO) {
-    __builtin_cpu_init();
     be->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    be->f16c = f16c;
   }
   int threads = o->threads;
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -222,8 +228,9 @@ graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_back
   if (cfg[vlen] == ' ')
     for (vlen++; cfg[vlen] && cfg[vlen] != ' ';) vlen++;
   snprintf(be->base.description, sizeof be->base.description,
-           "cpu: %s, %s, %.*s (%s), %s kernels, %d threads", dnnl, path, vlen, cfg,
-           openblas_get_corename(), be->avx2 ? "avx2" : "generic", threads);
+           "cpu: %s, %s, %.*s (%s), %s kernels, %d threads%s", dnnl, path, vlen, cfg,
+           openblas_get_corename(), be->avx2 ? "avx2" : "generic", threads,
+           o->precision == GRAFT_PRECISION_FP16_WEIGHTS ? ", fp16 classifier weights" : "");
   *out = &be->base;
   return GRAFT_OK;
 }

@@ -42,6 +42,7 @@ typedef struct cpu_backend {
    * where the CPU has them, else generic C; GRAFT_CPU_KERNELS_GENERIC forces
    * generic C (the tests run both). Chosen once: a run never mixes them. */
   bool avx2;
+  bool f16c; /* and F16C (linear_f16.c's AVX2 kernel needs all three) */
   float *scratch; /* our loops' workspace (graft__cpu_scratch), grown to the largest need */
   size_t scratch_floats;
 } cpu_backend;
@@ -155,9 +156,12 @@ graft_status graft__cpu_cross_entropy(graft_backend *be, int n, int k, const flo
 graft_status graft__cpu_sgd_step(graft_backend *be, size_t count, const graft_sgd_params *p,
                                  float *param, const float *grad, float *buf);
 
-/* ---- engine/cpu/linear_rows.c, engine/cpu/linear_sgd.c (see backend_impl.h) ---- */
+/* ---- engine/cpu/linear_rows.c, linear_f16.c, linear_sgd.c (see backend_impl.h) ---- */
 graft_status graft__cpu_linear_forward_rows(graft_backend *be, const graft_linear_params *p,
                                             int n, const float *x, const float *w,
+                                            const float *b, float *y);
+graft_status graft__cpu_linear_forward_f16w(graft_backend *be, const graft_linear_params *p,
+                                            int n, const float *x, const uint16_t *w,
                                             const float *b, float *y);
 graft_status graft__cpu_linear_backward_sgd(graft_backend *be, const graft_linear_params *p,
                                             int n, const float *dy, const float *x, float *w,

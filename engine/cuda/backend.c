@@ -359,6 +359,8 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   graft_cudnn_path path = o->cudnn_path;
   if ((unsigned)path > GRAFT_CUDNN_PATH_LEGACY)
     return graft__fail(GRAFT_EINVAL, "cuDNN path %d", (int)path);
+  if (o->precision == GRAFT_PRECISION_FP16_WEIGHTS)
+    return graft__fail(GRAFT_EUNSUPPORTED, "precision fp16-weights runs on the CPU only (-d cpu)");
   if ((unsigned)o->precision > GRAFT_PRECISION_BF16)
     return graft__fail(GRAFT_EINVAL, "precision %d", (int)o->precision);
   if ((unsigned)o->cuda_layout > GRAFT_CUDA_LAYOUT_NHWC)
