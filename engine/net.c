@@ -135,8 +135,8 @@ static graft_status upload_f16(graft_net *net, const float *src, size_t count) {
   uint16_t *h = malloc(count * sizeof *h);
   if (!h) return graft__fail(GRAFT_ENOMEM, "out of memory (fp16 classifier weights)");
   for (size_t i = 0; i < count; i++) h[i] = float_to_half(src[i]);
-  graft_status s = be_alloc(net, count * sizeof *h, (void **)&net->classifier_f16,
-                            "fp16 classifier");
+  graft_status s = graft__net_alloc(net, count * sizeof *h, (void **)&net->classifier_f16,
+                                    "fp16 classifier");
   if (s == GRAFT_OK) s = BE_CALL(net, upload, net->classifier_f16, h, count * sizeof *h);
   free(h);
   return s;
