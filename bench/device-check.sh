@@ -27,6 +27,8 @@
 #                       where the deadline may leave them out
 #   finetune_bf16       finetune_cuda's recipe in bf16 against PyTorch's bf16
 #                       autocast: per-epoch losses within 1e-2, accuracies equal
+#   epoch_*             finetune epochs, graft and PyTorch, tutorial and cached
+#                       (last: the deadline may leave them out)
 # On the GPU machine a step that skips (exit 77) has FAILED: it did not check
 # what it is there to check. PyTorch's rows alone may be skipped (no python
 # with a CUDA torch there), saying so.
@@ -94,27 +96,46 @@ for f in sorted(glob.glob(os.path.join(logs, "bench_torch*.log"))):
         if k not in torch or (r.get("validated") and
                               r["images_per_s"] > torch[k].get("images_per_s", 0)):
             torch[k] = r
-if not graft and not torch:
-    sys.exit(0)
-print("inference on the GPU, images/s: the model on a batch already on the device, random")
-print("weights, 224x224; fp32 = TF32 convolutions; bf16 = graft's bf16 NHWC trunk with tuned")
-print("plans against PyTorch's bf16 autocast; graft's forward as a CUDA graph when captured;")
-print("PyTorch with cudnn.benchmark, eager / CUDA graph, each the faster of NCHW and channels-last")
-print("(layout: the one the ratio is against); ratio = graft / PyTorch's same mode")
-print("%-8s %5s %-5s %12s %8s %12s %12s %6s %7s %11s %11s" % ("arch", "batch", "prec", "graft",
-      "graph", "torch eager", "torch graph", "layout", "ratio", "upload ms", "download ms"))
-keys = sorted(set(list(graft) + [k[:3] for k in torch]), key=lambda k: (k[0], k[2], k[1]))
-for arch, b, prec in keys:
-    g = graft.get((arch, b, prec)); te = torch.get((arch, b, prec, False))
-    tg = torch.get((arch, b, prec, True))
-    captured = g is not None and "captured as a CUDA graph" in g.get("trunk", "")
-    peer = tg if captured else te
-    ips = lambda r: "%.1f" % r["images_per_s"] if r and r.get("validated") else ("invalid" if r else "-")
-    ratio = "%.2fx" % (g["images_per_s"] / peer["images_per_s"]) if g and peer else "-"
-    ms = lambda k: "%.3f" % (g[k] * 1e3) if g and k in g else "-"
-    print("%-8s %5s %-5s %12s %8s %12s %12s %6s %7s %11s %11s" % (arch, b, prec, ips(g), "yes" if
-          captured else ("no" if g else "-"), ips(te), ips(tg),
-          peer.get("layout", "nchw") if peer else "-", ratio, ms("upload_s"), ms("download_s")))
+def infer_table():
+    print("inference on the GPU, images/s: the model on a batch already on the device, random")
+    print("weights, 224x224; fp32 = TF32 convolutions; bf16 = graft's bf16 NHWC trunk with tuned")
+    print("plans against PyTorch's bf16 autocast; graft's forward as a CUDA graph when captured;")
+    print("PyTorch with cudnn.benchmark, eager / CUDA graph, each the faster of NCHW and channels-last")
+    print("(layout: the one the ratio is against); ratio = graft / PyTorch's same mode")
+    print("%-8s %5s %-5s %12s %8s %12s %12s %6s %7s %11s %11s" % ("arch", "batch", "prec", "graft",
+          "graph", "torch eager", "torch graph", "layout", "ratio", "upload ms", "download ms"))
+    keys = sorted(set(list(graft) + [k[:3] for k in torch]), key=lambda k: (k[0], k[2], k[1]))
+    for arch, b, prec in keys:
+        g = graft.get((arch, b, prec)); te = torch.get((arch, b, prec, False))
+        tg = torch.get((arch, b, prec, True))
+        captured = g is not None and "captured as a CUDA graph" in g.get("trunk", "")
+        peer = tg if captured else te
+        ips = lambda r: "%.1f" % r["images_per_s"] if r and r.get("validated") else ("invalid" if r else "-")
+        ratio = "%.2fx" % (g["images_per_s"] / peer["images_per_s"]) if g and peer else "-"
+        ms = lambda k: "%.3f" % (g[k] * 1e3) if g and k in g else "-"
+        print("%-8s %5s %-5s %12s %8s %12s %12s %6s %7s %11s %11s" % (arch, b, prec, ips(g), "yes" if
+              captured else ("no" if g else "-"), ips(te), ips(tg),
+              peer.get("layout", "nchw") if peer else "-", ratio, ms("upload_s"), ms("download_s")))
+if graft or torch:
+    infer_table()
+# finetune epochs (epoch_*.log): seconds per epoch, graft against PyTorch
+ep = {}
+for f in sorted(glob.glob(os.path.join(logs, "epoch_*.log"))):
+    for r in rows(f):
+        if r.get("workload") == "finetune-epoch":
+            ep[(r["arch"], r.get("augment"), r["engine"])] = r
+if ep:
+    print()
+    print("finetune epochs on the GPU, seconds per epoch (medians; the bundle's images, batch 4,")
+    print("the tutorial recipe; augment none = the feature cache: later epochs, the first apart)")
+    print("%-8s %-9s %10s %10s %10s %7s" % ("arch", "augment", "graft", "1st graft", "torch",
+                                            "ratio"))
+    for arch, aug in sorted({k[:2] for k in ep}):
+        g = ep.get((arch, aug, "graft")); t = ep.get((arch, aug, "pytorch"))
+        sec = lambda r, k="median_s": "%.3f" % r[k] if r and k in r else "-"
+        ratio = "%.2fx" % (t["median_s"] / g["median_s"]) if g and t else "-"
+        print("%-8s %-9s %10s %10s %10s %7s" % (arch, aug, sec(g), sec(g, "first_epoch_s"),
+                                                sec(t), ratio))
 PY
 }
 
@@ -446,6 +467,27 @@ finetune_bf16() {
 }
 export -f finetune_bf16
 step finetune_bf16 120 gpu finetune_bf16
+
+# ---- 8. finetune epochs: graft and PyTorch on the same images ----
+# The tutorial recipe (augment tutorial: the trunk every epoch) and augment
+# none (graft's feature cache: the trunk once, then the classifier alone),
+# AlexNet, batch 4, on the bundle's images; the ratio is PyTorch's seconds
+# over graft's.
+for aug in tutorial none; do
+  step "epoch_graft_alexnet_$aug" 60 gpu "$BIN/bench" finetune-epoch --arch alexnet --batch 4 \
+    --data "$DATA/hymenoptera" --augment "$aug" --device "$DEV" --iterations 3 --warmup 0 --json
+done
+torch_epochs() {
+  [ -n "$PY" ] || { echo "SKIP: no python with torch: PyTorch's rows are left out"; return 77; }
+  local aug
+  for aug in tutorial none; do
+    "$PY" "$ROOT/bench/torch_bench.py" finetune-epoch --arch alexnet --batch 4 \
+      --data "$DATA/hymenoptera" --augment "$aug" --device cuda --iterations 3 --warmup 0 \
+      --json || return 1
+  done
+}
+export -f torch_epochs
+step epoch_torch 90 peer torch_epochs
 
 publish
 cat "$LOGS/summary.txt"
