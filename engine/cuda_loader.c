@@ -155,10 +155,17 @@ graft_status graft__cuda_backend_open(int device, const graft_backend_options *o
 
 bool graft__cuda_no_driver(void) {
   pthread_once(&loaded.once, load);
-  if (!loaded.mod) return false;
-  graft_cuda_versions v;
-  loaded.mod->versions(&v);
-  return v.driver == 0;
+  if (loaded.mod) {
+    graft_cuda_versions v;
+    loaded.mod->versions(&v);
+    return v.driver == 0;
+  }
+  /* The module did not load (not there, or a library it needs missing):
+   * whether this machine has a driver at all decides if that is news. */
+  void *driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (!driver) return true;
+  dlclose(driver);
+  return false;
 }
 
 /* Append to a report, cutting at its end. */

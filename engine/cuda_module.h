@@ -81,8 +81,9 @@ typedef const graft_cuda_module *(*graft_cuda_module_open_fn)(const graft_module
 graft_status graft__cuda_backend_open(int device, const graft_backend_options *o,
                                       graft_backend **out);
 
-/* Did the module load and find no NVIDIA driver on this machine? (A module
- * or library that is missing is a broken install: false.) */
+/* Has this machine no NVIDIA driver? Asked of the module when it loaded,
+ * else of the loader (libcuda.so.1): without a driver a missing module or
+ * library is no news, the CPU is what runs anyway. */
 bool graft__cuda_no_driver(void);
 
 #endif

@@ -14,10 +14,11 @@
 typedef enum graft_fallback {
   GRAFT_FALLBACK_NONE,      /* no fallback: a GPU, or the device that was named */
   GRAFT_FALLBACK_NO_DRIVER, /* no NVIDIA driver (libcuda.so.1 not found): a machine
-                               without NVIDIA GPUs, nothing is wrong */
+                               without NVIDIA GPUs, nothing is wrong (whatever else,
+                               the module or a library, is missing too) */
   GRAFT_FALLBACK_NO_GPU,    /* something is wrong: a driver but no usable GPU (none,
-                               or one that fails), or the CUDA module or a library
-                               it needs missing */
+                               or one that fails), or beside a driver the CUDA module
+                               or a library it needs missing */
 } graft_fallback;
 
 typedef struct graft_backend_note {

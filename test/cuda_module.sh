@@ -5,8 +5,9 @@
 #  - a CUDA build's classify runs on the CPU when the module cannot load,
 #    because it is not there (a program copied without it) or because a
 #    library it needs is missing (an unloadable libcudnn.so.9 first on
-#    LD_LIBRARY_PATH): `-d auto` classifies exactly as `-d cpu` with one line
-#    naming what was missing, `-d cuda` exits 2 with that line.
+#    LD_LIBRARY_PATH): `-d auto` classifies exactly as `-d cpu`, with one line
+#    naming what was missing where the machine has an NVIDIA driver (without
+#    one, not a word), `-d cuda` exits 2 with that line.
 # Usage: cuda_module.sh LIBRARY.a... (every static library the apps link)
 . "$(dirname "$0")/lib.sh"
 [ $# -gt 0 ] || { echo "usage: cuda_module.sh LIBRARY.a..."; exit 2; }
@@ -55,8 +56,14 @@ need_python
 "$GRAFT_BIN/classify" -w "$T/w.h5" -d cpu -k 3 "$T/img.png" >"$T/cpu.out" 2>"$T/cpu.err" ||
   fail "classify -d cpu: $(cat "$T/cpu.err")"
 
+# Whether this machine has an NVIDIA driver: without one, auto falls back
+# without a word, whatever else is missing (nothing is wrong on a machine
+# without NVIDIA GPUs); with one, a missing module or library is one line.
+driver=0
+ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 ' && driver=1
+
 # falls_back NAME PATTERN CLASSIFY [env...]: auto runs on the CPU with one line
-# matching PATTERN, cuda exits 2 with one line matching it.
+# matching PATTERN (none without a driver), cuda exits 2 with one line matching it.
 falls_back() {
   local name=$1 pattern=$2 c=$3
   shift 3
@@ -65,7 +72,10 @@ falls_back() {
   else
     fail "$name: classify -d auto exited $?: $(cat "$T/auto.err")"
   fi
-  if [ "$(grep -c . "$T/auto.err")" -eq 1 ] &&
+  if [ "$driver" -eq 0 ]; then
+    [ ! -s "$T/auto.err" ] && ok "$name: no NVIDIA driver here: not a word" ||
+      fail "$name: no NVIDIA driver here, yet: $(cat "$T/auto.err")"
+  elif [ "$(grep -c . "$T/auto.err")" -eq 1 ] &&
     grep -qE "^classify: no usable CUDA GPU \($pattern.*\); running on the CPU$" "$T/auto.err"; then
     ok "$name: one line: $(cat "$T/auto.err")"
   else
