@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "io/h5_impl.h"
-#include "io/isolate.h"
 
 #define MAX_NAMES 100000 /* root attributes or datasets listed */
 
@@ -458,30 +457,30 @@ fail:
 }
 
 /* A checked float32 dataset's read handed to the parent (io/isolate.c). */
-static bool defer_read(graft_h5 *f, hid_t dset, const char *name, size_t n, void *out,
-                       bool check_finite) {
-  if (!graft_isolated_child()) return false;
+static bool defer_read(graft_h5 *f, graft_arena *mem, hid_t dset, const char *name, size_t n,
+                       void *out, bool check_finite) {
   hid_t type = H5Dget_type(dset);
   htri_t big = type < 0 ? -1 : H5Tequal(type, H5T_IEEE_F32BE);
   graft__h5_close_id(type);
   haddr_t off = H5Dget_offset(dset); /* checked by check_storage */
   H5Eclear2(H5E_DEFAULT);
   if (big < 0 || off == HADDR_UNDEF) return false;
-  return graft__isolate_defer(f->fd, out, (uint64_t)off, n * 4, big > 0, check_finite, name);
+  return graft__arena_defer(mem, f->fd, out, (uint64_t)off, n * 4, big > 0, check_finite, name);
 }
 
 /* The checks, then (when out) a read of rows [first, first + rows) along the
- * first dimension (all of it when rows < 0), left to the parent when defer
- * (a whole float32 dataset in an isolated child). */
+ * first dimension (all of it when rows < 0), left to the parent when `defer`
+ * is an arena that allows it (a whole float32 dataset in a child's shared
+ * region). */
 static graft_status read_checked(graft_h5 *f, const char *name, ds_kind kind, int rank,
                                  const int64_t *dims, void *out, bool check_finite,
-                                 int64_t first, int64_t rows, bool defer) {
+                                 int64_t first, int64_t rows, graft_arena *defer) {
   GRAFT_TRY(graft__h5_enter());
   hid_t dset = H5I_INVALID_HID, file_space = H5I_INVALID_HID, mem_space = H5I_INVALID_HID;
   size_t n = 0;
   graft_status st = open_checked(f, name, kind, rank, dims, &dset, &n);
   if (st == GRAFT_OK && out && n && rows < 0 && defer &&
-      defer_read(f, dset, name, n, out, check_finite)) {
+      defer_read(f, defer, dset, name, n, out, check_finite)) {
     graft__h5_close_id(dset);
     graft__h5_leave();
     return GRAFT_OK;
@@ -534,36 +533,37 @@ static graft_status read_checked(graft_h5 *f, const char *name, ds_kind kind, in
 }
 
 graft_status graft_h5_check_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims) {
-  return read_checked(f, name, DS_F32, rank, dims, NULL, false, 0, -1, false);
+  return read_checked(f, name, DS_F32, rank, dims, NULL, false, 0, -1, NULL);
 }
 
 graft_status graft_h5_read_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                float *out, bool check_finite) {
-  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, 0, -1, false);
+  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, 0, -1, NULL);
 }
 
 graft_status graft_h5_read_f32_rows(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                     int64_t first, int64_t count, float *out, bool check_finite) {
   if (count < 0) return graft__fail(GRAFT_EINVAL, "dataset \"%s\": negative row count", name);
-  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, first, count, false);
+  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, first, count, NULL);
 }
 
-graft_status graft_h5_read_f32_deferred(graft_h5 *f, const char *name, int rank,
-                                        const int64_t *dims, float *out, bool check_finite) {
-  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, 0, -1, true);
+graft_status graft_h5_read_f32_deferred(graft_h5 *f, graft_arena *mem, const char *name,
+                                        int rank, const int64_t *dims, float *out,
+                                        bool check_finite) {
+  return read_checked(f, name, DS_F32, rank, dims, out, check_finite, 0, -1, mem);
 }
 
 graft_status graft_h5_read_f64(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                double *out) {
-  return read_checked(f, name, DS_F64, rank, dims, out, true, 0, -1, false);
+  return read_checked(f, name, DS_F64, rank, dims, out, true, 0, -1, NULL);
 }
 
 graft_status graft_h5_read_i64(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                int64_t *out) {
-  return read_checked(f, name, DS_I64, rank, dims, out, false, 0, -1, false);
+  return read_checked(f, name, DS_I64, rank, dims, out, false, 0, -1, NULL);
 }
 
 graft_status graft_h5_read_u8(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                               uint8_t *out) {
-  return read_checked(f, name, DS_U8, rank, dims, out, false, 0, -1, false);
+  return read_checked(f, name, DS_U8, rank, dims, out, false, 0, -1, NULL);
 }

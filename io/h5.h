@@ -13,6 +13,7 @@
 #include "engine/base/status.h"
 
 typedef struct graft_h5 graft_h5; /* a file open for reading */
+typedef struct graft_arena graft_arena; /* memory for a loader's result (io/isolate.h) */
 
 /* GRAFT_ENOENT (missing), GRAFT_EFORMAT (not HDF5 / unreadable), GRAFT_EINVAL
  * (a directory or other non-regular file). Details never contain the path.
@@ -68,13 +69,14 @@ bool graft_h5_has_dataset(graft_h5 *f, const char *name);
  * With check_finite, a NaN/Inf is GRAFT_ENONFINITE naming the index. */
 graft_status graft_h5_read_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims,
                                float *out, bool check_finite);
-/* graft_h5_read_f32 into result memory (graft_shm_alloc, io/isolate.h), in
- * a block that nothing but such reads fills. In an isolated child the
- * checks run now and the bytes are read later, by the parent, straight from
- * the file (its finiteness checked then): the child can no longer touch the
- * block. Elsewhere exactly graft_h5_read_f32. */
-graft_status graft_h5_read_f32_deferred(graft_h5 *f, const char *name, int rank,
-                                        const int64_t *dims, float *out, bool check_finite);
+/* graft_h5_read_f32 into a block of mem (graft_arena_alloc, io/isolate.h)
+ * that nothing but such reads fills. When mem is a child's shared region
+ * the checks run now and the bytes are read later, by the parent, straight
+ * from the file (its finiteness checked then): the child can no longer
+ * touch the block. In any other arena exactly graft_h5_read_f32. */
+graft_status graft_h5_read_f32_deferred(graft_h5 *f, graft_arena *mem, const char *name,
+                                        int rank, const int64_t *dims, float *out,
+                                        bool check_finite);
 /* The checks of graft_h5_read_f32 without the read (a whole file's layout
  * can be validated before any bulk data is touched). */
 graft_status graft_h5_check_f32(graft_h5 *f, const char *name, int rank, const int64_t *dims);

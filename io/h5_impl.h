@@ -37,12 +37,13 @@ struct graft_h5 {
  * HDF5 reads variable-length data from it; the verdict is kept. */
 graft_status graft__h5_check_heaps(graft_h5 *f);
 
-/* In an isolated child (io/isolate.c): record a read of `bytes` at file
- * offset `offset` of the file open on fd into dest, for the parent to do;
- * false when it cannot be deferred (not in a child, dest not in a block of
- * the job, too many reads, another file): the caller reads now. */
-bool graft__isolate_defer(int fd, void *dest, uint64_t offset, size_t bytes, bool big_endian,
-                          bool check_finite, const char *name);
+/* In an arena that allows it (a child's shared region, io/isolate.c):
+ * record a read of `bytes` at file offset `offset` of the file open on fd
+ * into dest, for the parent to do; false when it cannot be deferred (an
+ * arena of private memory, dest not in a block of it, too many reads,
+ * another file): the caller reads now. */
+bool graft__arena_defer(graft_arena *mem, int fd, void *dest, uint64_t offset, size_t bytes,
+                        bool big_endian, bool check_finite, const char *name);
 
 /* "float32", "int64", "a string"... for messages. */
 void graft__h5_describe_type(hid_t type, char *buf, size_t cap);

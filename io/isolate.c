@@ -78,22 +78,24 @@ typedef struct header {
   struct timespec mtime;
 } header;
 
-struct graft_isolated {
-  header *h;
-  char *path;     /* the file parsed */
-  char *base;     /* the region; NULL in process */
-  size_t reserve; /* its size */
+/* Where a loader's blocks come from (io/isolate.h). */
+struct graft_arena {
+  header *h;      /* the job's blocks are recorded here; NULL: untracked, the caller's */
+  char *base;     /* the shared region (a forked child): reads can be deferred; NULL: private */
+  size_t reserve; /* the region's size */
   size_t used;    /* header and blocks, in the child */
 };
 
+struct graft_isolated {
+  graft_arena mem; /* mem.h: what the loader reported */
+  char *path;      /* the file parsed */
+};
+
 static graft_isolate_options options;
-static _Thread_local graft_isolated *current; /* the job fn is running for */
-static bool in_child;
+static graft_arena private_arena; /* all zero: untracked private mappings */
 static size_t page;
 
 void graft_isolate_configure(const graft_isolate_options *o) { options = *o; }
-
-bool graft_isolated_child(void) { return in_child; }
 
 static size_t round_pages(size_t bytes) {
   if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
@@ -108,42 +110,43 @@ static void give_back(char *p, size_t bytes) {
 
 /* ---- memory for results ---- */
 
-void *graft_shm_alloc(size_t bytes) {
+graft_arena *graft_arena_private(void) { return &private_arena; }
+
+void *graft_arena_alloc(graft_arena *mem, size_t bytes) {
   size_t size = round_pages(bytes ? bytes : 1);
-  graft_isolated *j = current;
   char *p;
-  if (j && j->base) {
-    /* In the child: the next pages of the region, one page left as a gap. */
-    if (j->h->n_blocks == MAX_BLOCKS || size + page > j->reserve - j->used) return NULL;
-    p = j->base + j->used;
-    j->used += size + page;
+  if (mem->base) {
+    /* The shared region: its next pages, one page left as a gap. */
+    if (mem->h->n_blocks == MAX_BLOCKS || size + page > mem->reserve - mem->used) return NULL;
+    p = mem->base + mem->used;
+    mem->used += size + page;
   } else {
     p = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
     munmap(p + size, page); /* the guard: an overrun faults */
-    if (j && j->h->n_blocks == MAX_BLOCKS) {
+    if (mem->h && mem->h->n_blocks == MAX_BLOCKS) {
       munmap(p, size);
       return NULL;
     }
   }
-  if (j) j->h->blocks[j->h->n_blocks++] = (block){p, size, false, false};
+  if (mem->h) mem->h->blocks[mem->h->n_blocks++] = (block){p, size, false, false};
   return p;
 }
 
-void graft_shm_free(void *p, size_t bytes) {
+void graft_arena_free(void *p, size_t bytes) {
   if (p) give_back(p, round_pages(bytes ? bytes : 1));
 }
 
-void *graft_shm_copy(const void *src, size_t bytes) {
-  void *p = graft_shm_alloc(bytes);
+void *graft_arena_copy(graft_arena *mem, const void *src, size_t bytes) {
+  void *p = graft_arena_alloc(mem, bytes);
   if (p && bytes) memcpy(p, src, bytes);
   return p;
 }
 
-char **graft_shm_strv(char *const *v, int n) {
+char **graft_arena_strv(graft_arena *mem, char *const *v, int n) {
   size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(char *);
   for (int i = 0; i < n; i++) bytes += strlen(v[i]) + 1;
-  char **out = graft_shm_alloc(bytes);
+  char **out = graft_arena_alloc(mem, bytes);
   if (!out) return NULL;
   char *s = (char *)(out + (n > 0 ? n : 1));
   for (int i = 0; i < n; i++) {
@@ -157,7 +160,7 @@ char **graft_shm_strv(char *const *v, int n) {
 
 /* ---- the job ---- */
 
-void *graft_isolated_result(const graft_isolated *job) { return job->h->result; }
+void *graft_isolated_result(const graft_isolated *job) { return job->mem.h->result; }
 
 static int block_of(const header *h, const void *p, size_t bytes) {
   for (int i = 0; i < h->n_blocks; i++)
@@ -167,11 +170,10 @@ static int block_of(const header *h, const void *p, size_t bytes) {
   return -1;
 }
 
-bool graft__isolate_defer(int fd, void *dest, uint64_t offset, size_t bytes, bool big_endian,
-                          bool check_finite, const char *name) {
-  graft_isolated *j = current;
-  if (!in_child || !j || !j->base || strlen(name) >= sizeof j->h->deferred[0].name) return false;
-  header *h = j->h;
+bool graft__arena_defer(graft_arena *mem, int fd, void *dest, uint64_t offset, size_t bytes,
+                        bool big_endian, bool check_finite, const char *name) {
+  if (!mem || !mem->base || strlen(name) >= sizeof mem->h->deferred[0].name) return false;
+  header *h = mem->h;
   int b = block_of(h, dest, bytes);
   struct stat st;
   if (h->n_deferred == MAX_DEFERRED || b < 0 || fstat(fd, &st) != 0) return false;
@@ -226,7 +228,7 @@ static graft_status do_deferred(int fd, const deferred *d) {
 /* The deferred reads into block b: into private pages at the same address
  * (the shared ones were never touched), from the file the child checked. */
 static graft_status fill_block(graft_isolated *job, int b) {
-  header *h = job->h;
+  header *h = job->mem.h;
   block *k = &h->blocks[b];
   if (mmap(k->p, k->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
            0) == MAP_FAILED)
@@ -249,7 +251,7 @@ static graft_status fill_block(graft_isolated *job, int b) {
 }
 
 graft_status graft_isolated_keep(graft_isolated *job, void *p) {
-  header *h = job->h;
+  header *h = job->mem.h;
   for (int i = 0; i < h->n_blocks; i++) {
     if (h->blocks[i].p != p) continue;
     graft_status s = h->blocks[i].deferred ? fill_block(job, i) : GRAFT_OK;
@@ -261,8 +263,8 @@ graft_status graft_isolated_keep(graft_isolated *job, void *p) {
 
 void graft_isolated_end(graft_isolated *job) {
   if (!job) return;
-  header *h = job->h;
-  if (!job->base) { /* in process: blocks are private mappings */
+  header *h = job->mem.h;
+  if (!job->mem.base) { /* in process: blocks are private mappings */
     for (int i = 0; i < h->n_blocks; i++)
       if (!h->blocks[i].kept) give_back(h->blocks[i].p, h->blocks[i].bytes);
     free(h);
@@ -275,7 +277,7 @@ void graft_isolated_end(graft_isolated *job) {
   int n = 0;
   for (int i = 0; i < h->n_blocks; i++)
     if (h->blocks[i].kept) kept[n++] = h->blocks[i];
-  char *from = job->base, *end = job->base + job->reserve;
+  char *from = job->mem.base, *end = job->mem.base + job->mem.reserve;
   for (int i = 0; i < n; i++) { /* blocks are in address order */
     give_back(from, (size_t)(kept[i].p - from));
     from = kept[i].p + kept[i].bytes;
@@ -306,20 +308,17 @@ static void say_warnings(const header *h) {
 static graft_status run_in_process(const char *path, graft_isolate_fn fn, void *arg,
                                    graft_isolated **out) {
   graft_isolated *j = calloc(1, sizeof *j);
-  if (j) j->h = calloc(1, sizeof *j->h);
+  if (j) j->mem.h = calloc(1, sizeof *j->mem.h);
   if (j) j->path = strdup(path ? path : "");
-  if (!j || !j->h || !j->path) {
-    if (j) free(j->h);
+  if (!j || !j->mem.h || !j->path) {
+    if (j) free(j->mem.h);
     if (j) free(j->path);
     free(j);
     return graft__fail(GRAFT_ENOMEM, "out of memory");
   }
-  graft_isolated *outer = current;
-  current = j;
   void *result = NULL;
-  graft_status s = fn(arg, &result);
-  current = outer;
-  j->h->result = result;
+  graft_status s = fn(arg, &j->mem, &result);
+  j->mem.h->result = result;
   if (s != GRAFT_OK) {
     char detail[1024];
     snprintf(detail, sizeof detail, "%s", graft_detail());
@@ -386,13 +385,11 @@ static _Noreturn void child_main(graft_isolated *j, graft_isolate_fn fn, void *a
    * would copy every one of them. */
   mallopt(M_MMAP_THRESHOLD, 64 << 10);
   limit_memory();
-  in_child = true;
-  current = j;
-  graft_set_log(keep_warning, j->h);
+  graft_set_log(keep_warning, j->mem.h);
   void *result = NULL;
   graft_clear_detail();
-  graft_status s = fn(arg, &result);
-  header *h = j->h;
+  graft_status s = fn(arg, &j->mem, &result);
+  header *h = j->mem.h;
   h->status = s;
   h->result = result;
   snprintf(h->detail, sizeof h->detail, "%s", s == GRAFT_OK ? "" : graft_detail());
@@ -437,22 +434,22 @@ static double time_limit(const char *path) {
 graft_status graft_isolate(const char *path, graft_isolate_fn fn, void *arg,
                            graft_isolated **out) {
   *out = NULL;
-  if (options.in_process || in_child) return run_in_process(path, fn, arg, out);
+  if (options.in_process) return run_in_process(path, fn, arg, out);
   graft_isolated *j = calloc(1, sizeof *j);
   if (j) j->path = strdup(path ? path : "");
   if (!j || !j->path) {
     free(j);
     return graft__fail(GRAFT_ENOMEM, "out of memory");
   }
-  j->base = reserve_region(&j->reserve);
-  if (!j->base) {
+  j->mem.base = reserve_region(&j->mem.reserve);
+  if (!j->mem.base) {
     free(j->path);
     free(j);
     return graft__fail(GRAFT_ENOMEM, "cannot map memory for reading the file: %s",
                        strerror(errno));
   }
-  j->h = (header *)j->base;
-  j->used = round_pages(sizeof(header)) + page;
+  j->mem.h = (header *)j->mem.base;
+  j->mem.used = round_pages(sizeof(header)) + page;
   double limit = time_limit(path);
 
   /* HDF5 is initialised here, and quiet: nothing of it is half-done at the fork. */
@@ -482,7 +479,7 @@ graft_status graft_isolate(const char *path, graft_isolate_fn fn, void *arg,
                        "within %.0f s)",
                        limit);
   }
-  header *h = j->h;
+  header *h = j->mem.h;
   bool done = __atomic_load_n(&h->done, __ATOMIC_ACQUIRE);
   if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && done) {
     say_warnings(h);

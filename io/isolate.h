@@ -10,7 +10,7 @@
  *
  * The child hands its result back through shared memory, without copies: a
  * MAP_SHARED region is reserved before the fork, so the child's allocations
- * in it (graft_shm_alloc) sit at the same addresses in the parent, pointers
+ * in it (its arena, below) sit at the same addresses in the parent, pointers
  * included. The parent keeps what it wants (graft_isolated_keep) and the
  * rest is unmapped. Bulk float data takes a shorter way still: the child
  * checks a dataset (graft_h5_read_f32_deferred, io/h5.h) and records where
@@ -44,45 +44,64 @@ typedef struct graft_isolate_options {
 } graft_isolate_options;
 
 /* How isolated parses run, process-wide (default: forked, default limit).
- * Not thread-safe: call at start-up. */
+ * Not thread-safe: call at start-up. A loader that itself calls a reader
+ * built on graft_isolate (the fuzz tests read many files in one child) sets
+ * in_process in its child first, or each such read forks again. */
 void graft_isolate_configure(const graft_isolate_options *o);
 
-/* The work done in the child: parse, allocate the result with graft_shm_*
- * and set *result to it. Its status and detail come back to the parent, and
- * so do its warnings (graft__warn). */
-typedef graft_status (*graft_isolate_fn)(void *arg, void **result);
+/* ---- memory for results ----
+ * A loader allocates what it hands back from the arena it is given, never
+ * from a process-wide state: which memory that is, and whether float reads
+ * may be left to the parent, are properties of the arena. So a loader is
+ * the same code in a child, in process and in a test that calls it
+ * directly, and nothing asks "am I the child".
+ *   - In a forked child: the shared region. Blocks sit at the same addresses
+ *     in the parent, and graft_h5_read_f32_deferred (io/h5.h) may leave the
+ *     bytes of a checked dataset to the parent.
+ *   - In process (in_process, or graft_isolate nested in a loader that
+ *     configured so): private mappings the job tracks; nothing is deferred.
+ *   - graft_arena_private(): private mappings that are the caller's at once
+ *     (graft_model_create). Nothing tracks them; nothing is deferred.
+ * Blocks are zeroed and page-aligned, with an unmapped page after them once
+ * they are the caller's; free a kept or private block with graft_arena_free.
+ * NULL when out of memory (or, in a job, out of room for blocks). */
+typedef struct graft_arena graft_arena;
+
+graft_arena *graft_arena_private(void);
+void *graft_arena_alloc(graft_arena *mem, size_t bytes);
+/* A copy of bytes, and n strings packed in one block (the array and its
+ * strings). */
+void *graft_arena_copy(graft_arena *mem, const void *src, size_t bytes);
+char **graft_arena_strv(graft_arena *mem, char *const *v, int n);
+void graft_arena_free(void *p, size_t bytes);
+
+/* ---- the one wrapper ----
+ * A loader: parse, allocate the result from mem and set *result to it. It
+ * knows nothing of processes; graft_isolate decides where it runs. Its
+ * status and detail come back to the caller, and so do its warnings
+ * (graft__warn). */
+typedef graft_status (*graft_isolate_fn)(void *arg, graft_arena *mem, void **result);
 
 typedef struct graft_isolated graft_isolated; /* a finished parse and its memory */
 
-/* Run fn(arg) in a child process, path being the file it parses (its size
- * sets the default time limit; deferred reads come from it). On success
- * *job holds the result; finish with graft_isolated_end. A crash inside the child is GRAFT_EFORMAT ("not a
+/* Run fn(arg, mem, &result) in a child process with the shared region as
+ * mem (in process with private memory when so configured), path being the
+ * file it parses (its size sets the default time limit; deferred reads come
+ * from it). On success *job holds the result; finish with
+ * graft_isolated_end. A crash inside the child is GRAFT_EFORMAT ("not a
  * readable HDF5 file: the HDF5 library failed on it (Segmentation fault)"),
  * a hang the same after the time limit, a child stopped by SIGINT, SIGTERM
  * or SIGHUP GRAFT_EINTR. */
 graft_status graft_isolate(const char *path, graft_isolate_fn fn, void *arg,
                            graft_isolated **job);
 void *graft_isolated_result(const graft_isolated *job);
-/* A block fn allocated with graft_shm_alloc is now the caller's (free it with
- * graft_shm_free); graft_isolated_end leaves it alone. The reads deferred
+/* A block fn allocated from its arena is now the caller's (free it with
+ * graft_arena_free); graft_isolated_end leaves it alone. The reads deferred
  * into it happen now: a failure (the file changed since the child read it,
  * a value that is not finite) gives the block back and says why, naming the
  * dataset. */
 graft_status graft_isolated_keep(graft_isolated *job, void *block);
 /* Release the job and every block not kept. */
 void graft_isolated_end(graft_isolated *job);
-
-/* Memory a reader's result lives in: inside an isolated parse, shared with
- * the parent; elsewhere a private mapping. Zeroed, page-aligned, with an
- * unmapped page after it once it is the parent's. NULL when out of memory. */
-void *graft_shm_alloc(size_t bytes);
-void graft_shm_free(void *p, size_t bytes);
-/* Helpers for results: a copy of bytes, and n strings packed in one block
- * (the array and its strings). NULL when out of memory. */
-void *graft_shm_copy(const void *src, size_t bytes);
-char **graft_shm_strv(char *const *v, int n);
-
-/* Whether this code runs in an isolated child (nested parses then run in it). */
-bool graft_isolated_child(void);
 
 #endif

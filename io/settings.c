@@ -201,11 +201,11 @@ typedef struct load_job {
   const char *path;
 } load_job;
 
-/* In the child (io/isolate.h): the fields and the given flags, in shared memory. */
-static graft_status load_child(void *arg, void **result) {
+/* The loader (io/isolate.h): the fields and the given flags, in mem. */
+static graft_status load_settings(void *arg, graft_arena *mem, void **result) {
   const load_job *j = arg;
   size_t bytes = extent(j->s);
-  char *pub = graft_shm_alloc(bytes + (size_t)j->s->count);
+  char *pub = graft_arena_alloc(mem, bytes + (size_t)j->s->count);
   if (!pub) return graft__fail(GRAFT_ENOMEM, "out of memory");
   GRAFT_TRY(load_file(j->s, j->path, pub, (bool *)(pub + bytes)));
   *result = pub;
@@ -217,7 +217,7 @@ graft_status graft_settings_load(const graft_settings *s, const char *path, void
   graft_settings_defaults(s, obj, given);
   load_job j = {s, path};
   graft_isolated *job;
-  GRAFT_TRY(graft_isolate(path, load_child, &j, &job));
+  GRAFT_TRY(graft_isolate(path, load_settings, &j, &job));
   const char *pub = graft_isolated_result(job);
   size_t bytes = extent(s);
   for (int i = 0; i < s->count; i++) {

@@ -65,8 +65,8 @@ static graft_status read_int(graft_h5 *f, const char *name, int64_t lo, int64_t 
   return GRAFT_OK;
 }
 
-static graft_status load(graft_h5 *f, size_t expected, int n_train, int n_val,
-                         graft_checkpoint *c) {
+static graft_status load(graft_h5 *f, graft_arena *mem, size_t expected, int n_train,
+                         int n_val, graft_checkpoint *c) {
   char fmt[64];
   int64_t v;
   GRAFT_TRY(graft_h5_attr_string(f, "format", fmt, sizeof fmt));
@@ -97,9 +97,10 @@ static graft_status load(graft_h5 *f, size_t expected, int n_train, int n_val,
     return graft__fail(GRAFT_ENONFINITE, "non-finite running sums");
   c->count = expected;
   int64_t count = (int64_t)expected;
-  /* Result memory (io/isolate.h): the parent reads these straight from the file. */
-  c->params = graft_shm_alloc(expected * sizeof(float));
-  c->momentum = graft_shm_alloc(expected * sizeof(float));
+  /* Result memory (io/isolate.h): in a child's arena, the parent reads these
+   * straight from the file. */
+  c->params = graft_arena_alloc(mem, expected * sizeof(float));
+  c->momentum = graft_arena_alloc(mem, expected * sizeof(float));
   c->n_history = c->epoch;
   c->history = calloc((size_t)(c->epoch ? c->epoch : 1), sizeof *c->history);
   double *hist = malloc((size_t)(c->epoch ? c->epoch : 1) * HIST_COLS * sizeof *hist);
@@ -111,8 +112,9 @@ static graft_status load(graft_h5 *f, size_t expected, int n_train, int n_val,
     free(hist);
     return graft__fail(GRAFT_ENOMEM, "out of memory");
   }
-  graft_status s = graft_h5_read_f32_deferred(f, "params", 1, &count, c->params, true);
-  if (s == GRAFT_OK) s = graft_h5_read_f32_deferred(f, "momentum", 1, &count, c->momentum, true);
+  graft_status s = graft_h5_read_f32_deferred(f, mem, "params", 1, &count, c->params, true);
+  if (s == GRAFT_OK)
+    s = graft_h5_read_f32_deferred(f, mem, "momentum", 1, &count, c->momentum, true);
   if (s == GRAFT_OK) s = graft_h5_read_u8(f, "train_bad", 1, (int64_t[]){n_train}, c->train_bad);
   if (s == GRAFT_OK) s = graft_h5_read_u8(f, "val_bad", 1, (int64_t[]){n_val}, c->val_bad);
   if (s == GRAFT_OK)
@@ -132,22 +134,23 @@ typedef struct load_job {
   int n_train, n_val;
 } load_job;
 
-/* In the child: the checkpoint in shared memory, its small arrays copied
- * there; params and momentum are result memory already. */
-static graft_status load_child(void *arg, void **result) {
+/* The loader (io/isolate.h): the checkpoint in mem, its small arrays copied
+ * there; params and momentum are in mem already. */
+static graft_status load_checkpoint(void *arg, graft_arena *mem, void **result) {
   const load_job *j = arg;
   graft_checkpoint c;
   memset(&c, 0, sizeof c);
   graft_h5 *f;
   GRAFT_TRY(graft_h5_open(j->path, &f));
-  graft_status s = load(f, j->expected, j->n_train, j->n_val, &c);
+  graft_status s = load(f, mem, j->expected, j->n_train, j->n_val, &c);
   graft_h5_close(f);
   graft_checkpoint *pub = NULL;
   if (s == GRAFT_OK) {
-    pub = graft_shm_copy(&c, sizeof c);
-    if (pub) pub->history = graft_shm_copy(c.history, (size_t)c.n_history * sizeof *c.history);
-    if (pub) pub->train_bad = graft_shm_copy(c.train_bad, (size_t)c.n_train);
-    if (pub) pub->val_bad = graft_shm_copy(c.val_bad, (size_t)c.n_val);
+    pub = graft_arena_copy(mem, &c, sizeof c);
+    if (pub)
+      pub->history = graft_arena_copy(mem, c.history, (size_t)c.n_history * sizeof *c.history);
+    if (pub) pub->train_bad = graft_arena_copy(mem, c.train_bad, (size_t)c.n_train);
+    if (pub) pub->val_bad = graft_arena_copy(mem, c.val_bad, (size_t)c.n_val);
     if (!pub || !pub->history || !pub->train_bad || !pub->val_bad)
       s = graft__fail(GRAFT_ENOMEM, "out of memory");
   }
@@ -173,7 +176,7 @@ graft_status graft_checkpoint_load(const char *path, size_t expected_count, int 
   memset(c, 0, sizeof *c);
   load_job j = {path, expected_count, n_train, n_val};
   graft_isolated *job;
-  GRAFT_TRY(graft_isolate(path, load_child, &j, &job));
+  GRAFT_TRY(graft_isolate(path, load_checkpoint, &j, &job));
   const graft_checkpoint *pub = graft_isolated_result(job);
   *c = *pub;
   c->history = dup_bytes(pub->history, (size_t)pub->n_history * sizeof *pub->history);
@@ -192,8 +195,8 @@ graft_status graft_checkpoint_load(const char *path, size_t expected_count, int 
 }
 
 void graft_checkpoint_free(graft_checkpoint *c) {
-  graft_shm_free(c->params, c->count * sizeof(float));
-  graft_shm_free(c->momentum, c->count * sizeof(float));
+  graft_arena_free(c->params, c->count * sizeof(float));
+  graft_arena_free(c->momentum, c->count * sizeof(float));
   free(c->history);
   free(c->train_bad);
   free(c->val_bad);

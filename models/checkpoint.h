@@ -30,7 +30,7 @@ typedef struct graft_checkpoint {
   double best_acc;
   int best_epoch;
   size_t count;       /* trainable floats */
-  float *params;      /* [count]; loaded ones from graft_shm_alloc (io/isolate.h) */
+  float *params;      /* [count]; loaded ones a block of an arena (io/isolate.h) */
   float *momentum;    /* [count]; likewise */
   int n_history;
   graft_epoch_metrics *history; /* [n_history] */

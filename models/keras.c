@@ -361,7 +361,7 @@ static graft_status read_all(const kfile *k, bool top, graft_model *m) {
   return s == GRAFT_OK ? s : layer_context(s, &k->layers[i - 1], &e[i - 1], i - 1);
 }
 
-graft_status graft__keras_load(graft_h5 *f, graft_model **out) {
+graft_status graft__keras_load(graft_h5 *f, graft_arena *mem, graft_model **out) {
   *out = NULL;
   kfile k;
   graft_model *m = NULL;
@@ -369,7 +369,7 @@ graft_status graft__keras_load(graft_h5 *f, graft_model **out) {
   int classes = 1000;
   graft_status s = kfile_open(f, &k);
   if (s == GRAFT_OK) s = match(&k, &top, &classes);
-  if (s == GRAFT_OK) s = graft_model_create("vgg16", classes, &m);
+  if (s == GRAFT_OK) s = graft__model_create_in(mem, "vgg16", classes, &m);
   if (s == GRAFT_OK) s = read_all(&k, top, m);
   if (s == GRAFT_OK && top && classes == 1000)
     s = graft_model_set_class_names(m, (char *const *)graft__imagenet_classes, 1000);

@@ -26,10 +26,11 @@
 bool graft__keras_detect(graft_h5 *f);
 
 /* Read a Keras VGG16 (its 13 convolutions, and fc1, fc2, predictions when
- * the file has its top) into a new model, converted to graft's conventions.
+ * the file has its top) into a new model, its parameters from mem
+ * (io/isolate.h), converted to graft's conventions.
  * Every dataset is checked before any is read; the detail names the first
  * Keras layer that does not fit. */
-graft_status graft__keras_load(graft_h5 *f, graft_model **out);
+graft_status graft__keras_load(graft_h5 *f, graft_arena *mem, graft_model **out);
 
 /* The 1000 ImageNet class names (models/imagenet_classes.txt, compiled in). */
 extern const char *const graft__imagenet_classes[1000];

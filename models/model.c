@@ -6,6 +6,11 @@
 #include "io/isolate.h"
 
 graft_status graft_model_create(const char *arch, int num_classes, graft_model **out) {
+  return graft__model_create_in(graft_arena_private(), arch, num_classes, out);
+}
+
+graft_status graft__model_create_in(graft_arena *mem, const char *arch, int num_classes,
+                                    graft_model **out) {
   *out = NULL;
   graft_model *m = calloc(1, sizeof *m);
   if (!m) return graft__fail(GRAFT_ENOMEM, "model: out of memory");
@@ -14,8 +19,8 @@ graft_status graft_model_create(const char *arch, int num_classes, graft_model *
     free(m);
     return s;
   }
-  /* In a reader's child process this is memory the parent keeps (io/isolate.h). */
-  m->params = graft_shm_alloc(m->arch.n_floats * sizeof(float));
+  /* In a loader's arena, memory its caller keeps (io/isolate.h). */
+  m->params = graft_arena_alloc(mem, m->arch.n_floats * sizeof(float));
   if (!m->params) {
     size_t n = m->arch.n_floats;
     free(m);
@@ -36,7 +41,7 @@ static void free_names(graft_model *m) {
 void graft_model_free(graft_model *m) {
   if (!m) return;
   free_names(m);
-  graft_shm_free(m->params, m->arch.n_floats * sizeof(float));
+  graft_arena_free(m->params, m->arch.n_floats * sizeof(float));
   free(m);
 }
 

@@ -12,7 +12,7 @@
 
 typedef struct graft_model {
   graft_arch arch;
-  float *params;       /* arch.n_floats floats, from graft_shm_alloc (io/isolate.h) */
+  float *params;       /* arch.n_floats floats, a block of an arena (io/isolate.h) */
   char **class_names;  /* NULL or arch.num_classes strings */
   graft_preproc pre;   /* resize, crop, mean, std */
   /* The file held the trunk only (a Keras file without its top): the
@@ -22,6 +22,11 @@ typedef struct graft_model {
 
 /* Zero-initialised parameters, default preprocessing, no class names. */
 graft_status graft_model_create(const char *arch, int num_classes, graft_model **out);
+/* The same with the parameters from mem (a loader's arena, io/isolate.h);
+ * graft_model_create takes them from graft_arena_private(). */
+typedef struct graft_arena graft_arena;
+graft_status graft__model_create_in(graft_arena *mem, const char *arch, int num_classes,
+                                    graft_model **out);
 void graft_model_free(graft_model *m);
 
 /* Replace the class names (count must equal num_classes; copied). */

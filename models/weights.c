@@ -227,16 +227,16 @@ static graft_status check_datasets(graft_h5 *f, const graft_model *m) {
   return s;
 }
 
-/* The whole reading of a file, in a child process (graft_model_load). The
+/* The whole reading of a file, the parameters in mem (graft_model_load). The
  * parameters' pages are mapped but not touched until every dataset's
  * metadata has been checked: a small forged file that claims 100000 classes
  * costs address space, not memory. */
-static graft_status load_file(const char *path, graft_model **out) {
+static graft_status load_file(const char *path, graft_arena *mem, graft_model **out) {
   *out = NULL;
   graft_h5 *f;
   GRAFT_TRY(graft_h5_open(path, &f));
   if (graft__keras_detect(f)) { /* the layout of Keras's weights files (models/keras.c) */
-    graft_status ks = graft__keras_load(f, out);
+    graft_status ks = graft__keras_load(f, mem, out);
     graft_h5_close(f);
     return ks;
   }
@@ -244,12 +244,13 @@ static graft_status load_file(const char *path, graft_model **out) {
   char arch[32];
   int k = 0;
   graft_status s = read_header(f, arch, sizeof arch, &k);
-  if (s == GRAFT_OK) s = graft_model_create(arch, k, &m);
+  if (s == GRAFT_OK) s = graft__model_create_in(mem, arch, k, &m);
   if (s == GRAFT_OK) s = read_options(f, m);
   if (s == GRAFT_OK) s = check_datasets(f, m);
   for (int i = 0; s == GRAFT_OK && i < m->arch.n_params; i++) {
     const graft_param *p = &m->arch.params[i];
-    s = graft_h5_read_f32_deferred(f, p->name, p->rank, p->dims, graft_model_param(m, p), true);
+    s = graft_h5_read_f32_deferred(f, mem, p->name, p->rank, p->dims, graft_model_param(m, p),
+                                   true);
   }
   graft_h5_close(f);
   if (s != GRAFT_OK) {
@@ -260,13 +261,14 @@ static graft_status load_file(const char *path, graft_model **out) {
   return GRAFT_OK;
 }
 
-/* In the child: the model as the parent will see it, in shared memory (the
+/* The loader (io/isolate.h): the model as its caller will see it, in mem (the
  * struct, its class names packed); the parameters are already there. */
-static graft_status load_child(void *path, void **result) {
+static graft_status load_weights(void *path, graft_arena *mem, void **result) {
   graft_model *m;
-  GRAFT_TRY(load_file(path, &m));
-  graft_model *pub = graft_shm_copy(m, sizeof *m);
-  char **names = m->class_names ? graft_shm_strv(m->class_names, m->arch.num_classes) : NULL;
+  GRAFT_TRY(load_file(path, mem, &m));
+  graft_model *pub = graft_arena_copy(mem, m, sizeof *m);
+  char **names =
+      m->class_names ? graft_arena_strv(mem, m->class_names, m->arch.num_classes) : NULL;
   graft_strv_free(m->class_names, m->class_names ? m->arch.num_classes : 0);
   free(m); /* not its parameters: they are the result's */
   if (!pub || (pub->class_names && !names))
@@ -306,7 +308,7 @@ graft_status graft_model_load(const char *path, graft_model **out) {
   graft_status ts;
   if (load_tensorfile(path, out, &ts)) return ts;
   graft_isolated *job;
-  GRAFT_TRY(graft_isolate(path, load_child, (void *)path, &job));
+  GRAFT_TRY(graft_isolate(path, load_weights, (void *)path, &job));
   const graft_model *pub = graft_isolated_result(job);
   graft_model *m = malloc(sizeof *m);
   graft_status s = m ? GRAFT_OK : graft__fail(GRAFT_ENOMEM, "out of memory");

@@ -70,10 +70,12 @@ typedef struct batch {
   int n;
 } batch;
 
-static graft_status read_batch(void *arg, void **result) {
+static graft_status read_batch(void *arg, graft_arena *mem, void **result) {
   const batch *b = arg;
-  graft_status *st = graft_shm_alloc((size_t)b->n * sizeof *st);
+  graft_status *st = graft_arena_alloc(mem, (size_t)b->n * sizeof *st);
   if (!st) return graft__fail(GRAFT_ENOMEM, "out of memory");
+  /* The production readers' own parses run in this child, not in more. */
+  graft_isolate_configure(&(graft_isolate_options){TIME_LIMIT_S, true});
   for (int i = 0; i < b->n; i++) {
     st[i] = h5_kind_read(b->k, b->paths[i]); /* nested: in this child */
     h5_every_reader(b->paths[i]);

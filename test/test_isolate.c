@@ -51,53 +51,59 @@ typedef struct result {
   int *big;   /* a block to keep */
 } result;
 
-static graft_status good(void *arg, void **out) {
+static graft_status good(void *arg, graft_arena *mem, void **out) {
   (void)arg;
   graft__warn("first warning");
   graft__warn("second warning");
-  result *r = graft_shm_alloc(sizeof *r);
-  r->text = graft_shm_copy("from the child", 15);
-  r->big = graft_shm_alloc(1000000 * sizeof(int));
+  result *r = graft_arena_alloc(mem, sizeof *r);
+  r->text = graft_arena_copy(mem, "from the child", 15);
+  r->big = graft_arena_alloc(mem, 1000000 * sizeof(int));
   for (int i = 0; i < 1000000; i++) r->big[i] = i;
   r->answer = getpid();
   *out = r;
   return GRAFT_OK;
 }
 
-static graft_status fails(void *arg, void **out) {
+static graft_status fails(void *arg, graft_arena *mem, void **out) {
+  (void)mem;
   (void)arg;
   (void)out;
   graft__warn("said before failing");
   return graft__fail(GRAFT_ESHAPE, "dataset \"x\": expected shape [3], found [4]");
 }
 
-static graft_status crashes(void *arg, void **out) {
+static graft_status crashes(void *arg, graft_arena *mem, void **out) {
+  (void)mem;
   (void)arg;
   (void)out;
   raise(SIGSEGV);
   return GRAFT_OK;
 }
 
-static graft_status aborts(void *arg, void **out) {
+static graft_status aborts(void *arg, graft_arena *mem, void **out) {
+  (void)mem;
   (void)arg;
   (void)out;
   abort();
 }
 
-static graft_status exits(void *arg, void **out) {
+static graft_status exits(void *arg, graft_arena *mem, void **out) {
+  (void)mem;
   (void)arg;
   (void)out;
   _exit(5);
 }
 
-static graft_status terminated(void *arg, void **out) {
+static graft_status terminated(void *arg, graft_arena *mem, void **out) {
+  (void)mem;
   (void)arg;
   (void)out;
   raise(SIGTERM);
   return GRAFT_OK;
 }
 
-static graft_status hangs(void *arg, void **out) {
+static graft_status hangs(void *arg, graft_arena *mem, void **out) {
+  (void)mem;
   (void)out;
   int fd = arg ? *(int *)arg : -1;
   pid_t me = getpid();
@@ -112,12 +118,12 @@ typedef struct defer_job {
   bool touch; /* read the block afterwards: the contract says it cannot */
 } defer_job;
 
-static graft_status reads(void *arg, void **out) {
+static graft_status reads(void *arg, graft_arena *mem, void **out) {
   const defer_job *j = arg;
   graft_h5 *f;
   GRAFT_TRY(graft_h5_open(j->path, &f));
-  float *v = graft_shm_alloc((size_t)j->n * sizeof(float));
-  graft_status s = v ? graft_h5_read_f32_deferred(f, "w", 1, &j->n, v, true) : GRAFT_ENOMEM;
+  float *v = graft_arena_alloc(mem, (size_t)j->n * sizeof(float));
+  graft_status s = v ? graft_h5_read_f32_deferred(f, mem, "w", 1, &j->n, v, true) : GRAFT_ENOMEM;
   graft_h5_close(f);
   if (s == GRAFT_OK && j->touch && v[1] != 0.5f) return graft__fail(GRAFT_EINVAL, "not there");
   *out = v;
@@ -142,7 +148,7 @@ static void check_good(bool in_process) {
   for (int i = 0; i < 1000000; i++) same = same && big[i] == i;
   CHECK_MSG(same, "the kept block lost its contents");
   CHECK_MSG(!mapped(text) && !mapped(big + 1000000 + 1024), "memory not kept is still mapped");
-  graft_shm_free(big, 1000000 * sizeof(int));
+  graft_arena_free(big, 1000000 * sizeof(int));
   CHECK(!mapped(big));
   printf("%s: result, warnings and a kept block of 4 MB come back\n",
          in_process ? "in process" : "child");
@@ -187,7 +193,7 @@ static void check_deferred(const char *dir, bool in_process) {
   bool same = true;
   for (int64_t i = 0; i < n; i++) same = same && v[i] == (float)i * 0.5f;
   CHECK_MSG(same, "deferred read: wrong values");
-  graft_shm_free(v, (size_t)n * sizeof *v);
+  graft_arena_free(v, (size_t)n * sizeof *v);
 
   /* The file changes between the child's checks and the parent's read. */
   CHECK_OK(graft_isolate(path, reads, &j, &job));
@@ -256,7 +262,7 @@ static void check_threads(const char *dir) {
     }
     if (graft_isolated_keep(job, graft_isolated_result(job)) == GRAFT_OK) {
       ok++;
-      graft_shm_free(graft_isolated_result(job), 3000000 * sizeof(float));
+      graft_arena_free(graft_isolated_result(job), 3000000 * sizeof(float));
     }
     graft_isolated_end(job);
   }

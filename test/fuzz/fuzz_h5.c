@@ -93,9 +93,12 @@ typedef struct result {
   graft_status read, all; /* the production reader; the io/h5 readers ran */
 } result;
 
-static graft_status read_both(void *arg, void **out) {
+/* The loader of one isolated parse (io/isolate.h); the production reader
+ * it calls parses in process, in the child when isolated. */
+static graft_status read_both(void *arg, graft_arena *mem, void **out) {
   (void)arg;
-  result *r = graft_shm_alloc(sizeof *r);
+  isolated(false);
+  result *r = graft_arena_alloc(mem, sizeof *r);
   if (!r) return graft__fail(GRAFT_ENOMEM, "out of memory");
   r->read = h5_kind_read(kind, path);
   h5_every_reader(path);
@@ -106,7 +109,7 @@ static graft_status read_both(void *arg, void **out) {
 static void read_in_child(void *arg) {
   (void)arg;
   void *r;
-  read_both(NULL, &r);
+  read_both(NULL, graft_arena_private(), &r);
 }
 
 static bool hdf5_failed(graft_status s) {
@@ -136,9 +139,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   isolated(false);
   void *r;
-  s = read_both(NULL, &r);
+  s = read_both(NULL, graft_arena_private(), &r);
   graft_status got = ((const result *)r)->read;
-  graft_shm_free(r, sizeof(result));
+  graft_arena_free(r, sizeof(result));
   if (s != GRAFT_OK || got != want) {
     fprintf(stderr, "fuzz_%s: read in process: %s, in a child: %s\n", STR(FUZZ_KIND),
             graft_strerror(got), graft_strerror(want));
