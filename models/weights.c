@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -278,8 +277,8 @@ static graft_status load_weights(void *path, graft_arena *mem, void **result) {
   return GRAFT_OK;
 }
 
-/* A .pth or safetensors file (models/tensorfile.h), read in this process
- * from a read-only mapping; false when the file is not one of them (nor
+/* A .pth or safetensors file (models/tensorfile.h), read and parsed in this
+ * process; false when the file is not one of them (nor
  * readable: the HDF5 path then says why). */
 static bool load_tensorfile(const char *path, graft_model **out, graft_status *s) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -291,15 +290,31 @@ static bool load_tensorfile(const char *path, graft_model **out, graft_status *s
     close(fd);
     return false;
   }
-  void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  int err = errno;
-  close(fd);
-  if (map == MAP_FAILED) {
-    *s = graft__fail(GRAFT_EIO, "cannot map the file: %s", strerror(err));
+  /* Read into private memory rather than mapped: a file cut short by another
+   * process while it is parsed would make a mapping fault (SIGBUS); bytes
+   * read once are the parser's to check. */
+  size_t size = (size_t)st.st_size, at = 0;
+  uint8_t *buf = malloc(size ? size : 1);
+  if (!buf) {
+    close(fd);
+    *s = graft__fail(GRAFT_ENOMEM, "out of memory reading the file (%zu bytes)", size);
     return true;
   }
-  *s = graft__tensorfile_load(map, (size_t)st.st_size, out);
-  munmap(map, (size_t)st.st_size);
+  ssize_t n = 1;
+  while (at < size && (n = pread(fd, buf + at, size - at, (off_t)at)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    at += (size_t)n;
+  }
+  int err = errno;
+  close(fd);
+  if (at < size)
+    *s = n < 0 ? graft__fail(GRAFT_EIO, "cannot read the file: %s", strerror(err))
+               : graft__fail(GRAFT_EFORMAT, "the file shrank while it was read (%zu of %zu bytes)",
+                             at, size);
+  else
+    *s = graft__tensorfile_load(buf, size, out);
+  free(buf);
   return true;
 }
 
