@@ -55,16 +55,6 @@ static inline float half_to_float(uint16_t h) {
 graft_status graft__cpu_linear_forward_f16w(graft_backend *be, const graft_linear_params *p,
                                             int n, const float *x, const uint16_t *w,
                                             const float *b, float *y) {
-  lt_tile_fn *tile = cpu_of(be)->avx2 && cpu_of(be)->f16c ? tile_avx2 : tile_generic;
-  const int in = p->in, out = p->out;
-  const bool relu = p->relu;
-  /* Threads take blocks of outputs, so at batch 1 every thread streams its
-   * own share of w: the layer is as fast as the cores together read memory. */
-#pragma omp parallel num_threads(graft__cpu_team((double)n * in * out))
-  {
-    int lo, hi;
-    graft__cpu_split(out, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-    if (hi > lo) lt_part(tile, n, in, out, lo, hi, x, w, b, relu, y);
-  }
+  lt_forward(cpu_of(be)->avx2 && cpu_of(be)->f16c ? tile_avx2 : tile_generic, p, n, x, w, b, y);
   return GRAFT_OK;
 }

@@ -36,15 +36,6 @@
 graft_status graft__cpu_linear_forward_rows(graft_backend *be, const graft_linear_params *p,
                                             int n, const float *x, const float *w,
                                             const float *b, float *y) {
-  lt_tile_fn *tile = cpu_of(be)->avx2 ? tile_avx2 : tile_generic;
-  const int in = p->in, out = p->out;
-  const bool relu = p->relu;
-  /* Threads take blocks of outputs (whole cache lines of y's rows). */
-#pragma omp parallel num_threads(graft__cpu_team((double)n * in * out))
-  {
-    int lo, hi;
-    graft__cpu_split(out, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-    if (hi > lo) lt_part(tile, n, in, out, lo, hi, x, w, b, relu, y);
-  }
+  lt_forward(cpu_of(be)->avx2 ? tile_avx2 : tile_generic, p, n, x, w, b, y);
   return GRAFT_OK;
 }
