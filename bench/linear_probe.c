@@ -13,6 +13,7 @@
  * The weights (235-495 MB) are far larger than any cache: every run reads
  * them from memory, as a whole net's classifier does. Random weights; the
  * numbers are checked by test/test_cpu_fused.c and test_cpu_f16_weights.c. */
+#include <cpuid.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,8 +75,9 @@ int main(int argc, char **argv) {
   printf("%-28s %8s %10s %12s\n", "kernel", "threads", "ms", "weight GB/s");
   for (int threads = 1; threads <= 2; threads++) {
     graft_backend_options o = {.threads = threads};
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("f16c")) o.precision = GRAFT_PRECISION_FP16_WEIGHTS;
+    unsigned ca, cb, cc, cd; /* F16C: CPUID leaf 1, ECX bit 29 */
+    if (__get_cpuid(1, &ca, &cb, &cc, &cd) && (cc & (1u << 29)))
+      o.precision = GRAFT_PRECISION_FP16_WEIGHTS;
     graft_backend *be;
     if (graft_cpu_backend_create(&o, &be) != GRAFT_OK) {
       fprintf(stderr, "linear_probe: %s\n", graft_detail());

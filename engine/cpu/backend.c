@@ -1,6 +1,7 @@
 /* The CPU backend's table (where each op lives: engine/cpu/cpu.h), host
  * memory, the trunk's edges and pooling checks, and creation. */
 #include <cblas.h>
+#include <cpuid.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,13 @@ static const graft_backend_iface cpu_iface = {
     .linear_forward_f16w = graft__cpu_linear_forward_f16w,
 };
 
+/* F16C (CPUID leaf 1, ECX bit 29): asked of the CPU itself, since clang's
+ * __builtin_cpu_supports does not know the feature. */
+static bool has_f16c(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
+
 graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_backend **out) {
   static const graft_backend_options defaults = {0};
   if (!o) o = &defaults;
@@ -180,8 +188,7 @@ graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_back
                        "precision bf16 runs on a CUDA GPU only; the CPU computes in fp32");
   if ((unsigned)o->precision > GRAFT_PRECISION_FP16_WEIGHTS)
     return graft__fail(GRAFT_EINVAL, "precision %d", (int)o->precision);
-  __builtin_cpu_init();
-  const bool f16c = __builtin_cpu_supports("f16c");
+  const bool f16c = has_f16c();
   if (o->precision == GRAFT_PRECISION_FP16_WEIGHTS && !f16c)
     return graft__fail(GRAFT_ENODEV, "precision fp16-weights needs a CPU with F16C; this one "
                                      "has none");
