@@ -61,6 +61,16 @@ rm "$T/runs/resumed/predictions.png"
 cmp -s "$T/runs/cache_on/predictions.png" "$T/runs/resumed/predictions.png" &&
   ok "a finished run draws predictions.png from best.h5" ||
   fail "predictions.png of a finished run: $(cat "$T/resumed3.err")"
+# A best.h5 that cannot be read back costs predictions.png only, with a warning.
+cp "$T/runs/resumed/best.h5" "$T/best.keep"
+rm "$T/runs/resumed/predictions.png"
+head -c 4096 "$T/best.keep" > "$T/runs/resumed/best.h5"
+"$FT" -q "$T/resumed.h5" 2> "$T/resumed4.err" &&
+  grep -q "predictions.png: not written: .*best.h5" "$T/resumed4.err" &&
+  [ ! -e "$T/runs/resumed/predictions.png" ] &&
+  ok "a damaged best.h5: predictions.png not drawn, said so" ||
+  fail "a damaged best.h5 at resume: $(cat "$T/resumed4.err")"
+cp "$T/best.keep" "$T/runs/resumed/best.h5"
 
 # Killed (SIGKILL, nothing saved at the time) in epoch 3 of a run that saves
 # every epoch: last.h5 holds a finished epoch, any file being written then is

@@ -113,23 +113,14 @@ static graft_status classify_some(run *r, char *const *names, graft_prediction *
   return s;
 }
 
-graft_status graft__ft_predictions(run *r, bool model_is_best) {
+graft_status graft__ft_predictions(run *r) {
   char path[GRAFT_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/predictions.png", r->files.dir);
-  const graft_model *best = r->m;
-  graft_model *read = NULL;
-  if (!model_is_best) {
-    graft_status s = graft_model_load(r->files.best, &read);
-    if (s == GRAFT_OK && (read->arch.n_floats != r->m->arch.n_floats ||
-                          read->arch.num_classes != r->data.n_classes))
-      s = graft__fail(GRAFT_ESHAPE, "%s is not this run's model", r->files.best);
-    if (s != GRAFT_OK) {
-      graft__warn("%s: not written: %s", path, graft_detail());
-      graft_model_free(read);
-      return GRAFT_OK;
-    }
-    best = read;
+  if (r->best_unread[0]) {
+    graft__warn("%s: not written: %s", path, r->best_unread);
+    return GRAFT_OK;
   }
+  const graft_model *best = r->m;
   char *const *names = best->class_names ? best->class_names : r->data.classes;
   graft_prediction p[GRAFT_FT_PREDICTIONS];
   memset(p, 0, sizeof p);
@@ -147,6 +138,5 @@ graft_status graft__ft_predictions(run *r, bool model_is_best) {
     if (s != GRAFT_OK) s = graft__ft_not_saved(s, path);
   }
   for (int i = 0; i < n; i++) graft_image_free(&p[i].img);
-  graft_model_free(read);
   return s;
 }

@@ -3,8 +3,6 @@
 #ifndef GRAFT_FINETUNE_PREDICT_H
 #define GRAFT_FINETUNE_PREDICT_H
 
-#include <stdbool.h>
-
 #include "engine/base/status.h"
 
 struct run;
@@ -13,12 +11,12 @@ struct run;
 #define GRAFT_FT_PREDICTIONS 8
 
 /* The output folder's predictions.png from what best.h5 holds: the run's
- * model when model_is_best (a better epoch was found by this invocation, so
- * the model holds the classifier best.h5 was written from), else best.h5
- * read back. Called on rank 0 after the last save; the net's classifier is
- * left holding the best one. A file that cannot be written is
- * graft__ft_not_saved's failure; a best.h5 that cannot be read back only a
- * warning (the run's files are all saved by then). */
-graft_status graft__ft_predictions(struct run *r, bool model_is_best);
+ * model, which holds the classifier best.h5 was written from (a better epoch
+ * of this invocation's, or best.h5 read back when the run resumed). Called on
+ * rank 0 after the last save; the net's classifier is left holding the best
+ * one. A file that cannot be written is graft__ft_not_saved's failure; a
+ * best.h5 that could not be read back at resume only a warning (the run's
+ * files are all saved by then). */
+graft_status graft__ft_predictions(struct run *r);
 
 #endif

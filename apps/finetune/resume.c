@@ -9,6 +9,29 @@
 
 #include "apps/finetune/run_impl.h"
 
+/* The model becomes best.h5 again: a resumed run's best classifier, from an
+ * earlier invocation, is read back now, while the run has no other thread
+ * (reading an HDF5 file forks, and a fork beside running threads can
+ * deadlock), so that predictions.png at the end has it in memory. A best.h5
+ * that cannot be read only costs predictions.png (best_unread says why). */
+static void read_best(run *r) {
+  graft_model *best = NULL;
+  graft_status s = graft_model_load(r->files.best, &best);
+  const graft_arch *a = &r->m->arch;
+  if (s == GRAFT_OK && (best->arch.n_floats != a->n_floats ||
+                        best->arch.classifier_offset != a->classifier_offset ||
+                        best->arch.num_classes != r->data.n_classes))
+    s = graft__fail(GRAFT_ESHAPE, "%s is not this run's model", r->files.best);
+  if (s == GRAFT_OK)
+    memcpy(r->m->params + a->classifier_offset, best->params + a->classifier_offset,
+           (a->n_floats - a->classifier_offset) * sizeof(float));
+  else if (strstr(graft_detail(), r->files.best))
+    snprintf(r->best_unread, sizeof r->best_unread, "%s", graft_detail());
+  else
+    snprintf(r->best_unread, sizeof r->best_unread, "%s: %s", r->files.best, graft_detail());
+  graft_model_free(best);
+}
+
 static graft_status resume(run *r) {
   const graft_config *c = r->cfg;
   const char *last = r->files.last;
@@ -42,6 +65,7 @@ static graft_status resume(run *r) {
   got.history = NULL; /* the run's now */
   graft_checkpoint_free(&got);
   if (s != GRAFT_OK) return s;
+  if (r->ck.best_epoch > 0) read_best(r);
   if (r->ck.step > 0)
     graft__ft_say(r, "resuming from %s: epoch %d, batch %d", last, r->ck.epoch + 1, r->ck.step);
   else

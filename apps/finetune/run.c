@@ -238,7 +238,7 @@ static graft_status train_loop(run *r) {
     }
   }
   GRAFT_TRY(graft__ft_flush(r));
-  if (ck->best_epoch > 0) GRAFT_TRY(graft__ft_predictions(r, ck->best_epoch > first));
+  if (ck->best_epoch > 0) GRAFT_TRY(graft__ft_predictions(r));
   if (ck->best_epoch > 0)
     graft__ft_say(
         r, "best validation accuracy %.6f at epoch %d (%s); skipped files: %d train, %d val",

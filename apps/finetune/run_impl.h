@@ -125,6 +125,9 @@ typedef struct run {
   };
   struct { /* the progress */
     graft_checkpoint ck; /* the run's position, sums, best and history */
+    /* Why the model does not hold best.h5's classifier, when a resumed run's
+     * best.h5 could not be read back (resume.c); empty otherwise. */
+    char best_unread[GRAFT_PATH_MAX + 1100];
   };
 } run;
 

@@ -151,6 +151,7 @@ graft_status graft__ft_keep_best(run *r) {
   GRAFT_TRY(graft__ft_writer_join(r)); /* it may be reading the model */
   GRAFT_TRY(graft_net_get_classifier(r->net, r->m->params + r->m->arch.classifier_offset, NULL));
   r->saver.best_pending = true;
+  r->best_unread[0] = '\0'; /* the model is best.h5's again */
   return GRAFT_OK;
 }
 
