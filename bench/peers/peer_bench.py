@@ -31,10 +31,10 @@ OPTIMAL_NUMBER_OF_INFER_REQUESTS (how its docs say to feed that hint).
 ncnn: num_threads N, no Vulkan; its Mat holds one image, so a batch is its
 images one extractor each, in turn. ncnn (fp32): use_fp16_storage,
 use_fp16_packed, use_fp16_arithmetic and use_bf16_storage off, the rest
-(packing layout, Winograd, sgemm convolution) at their defaults; ncnn-default:
-a plain ncnn.Net()'s options (fp16 storage and arithmetic wherever this CPU
-has kernels for them). ncnn's convolutions run Winograd, so its logits are
-checked against graft's at NCNN_TOL, not GRAFT_TOL.
+(packing layout, Winograd, sgemm convolution) at their defaults, checked at
+GRAFT_TOL like every engine; ncnn-default: a plain ncnn.Net()'s options (fp16
+storage and arithmetic wherever this CPU has kernels for them), checked at
+NCNN_DEFAULT_TOL. Both load the fp32 weights pnnx converted (fp16=False).
 """
 import argparse
 import json
@@ -50,10 +50,13 @@ import torch  # noqa: E402
 import torch_bench  # noqa: E402  (bench/torch_bench.py: weights, transforms, checks)
 
 
-# ncnn against graft: the relative L2 error allowed. Its Winograd F(6,3) on
-# VGG16's 13 layers differs from direct fp32 by ~8e-4 (measured, issue 21);
-# 2e-3 leaves room, and still fails a wrong model (errors of order 1).
-NCNN_TOL = 2e-3
+# ncnn's default options store InnerProduct (and other) weights as fp16
+# (use_fp16_storage): its logits then differ from fp32's by ~5e-4 (measured:
+# AlexNet 4.8e-4). That column is validated as reduced precision, at the
+# bound graft's own fp16-weights mode is held to; bench/compare counts it
+# against graft's fp32 only where its logits meet the fp32 bound anyway.
+# ncnn with fp16 storage off is held to the fp32 bound like every engine.
+NCNN_DEFAULT_TOL = 1e-2
 
 
 def export(args):
@@ -82,7 +85,10 @@ def export_ncnn(args):
         pt = os.path.join(work, "model.pt")
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pnnx.export(model, pt, (torch.zeros(1, 3, 224, 224),))
+            # fp16=False: pnnx otherwise stores the weights in MODEL.bin as
+            # fp16, so that even ncnn's fp32 options run on rounded weights
+            # (logits off by ~8e-4), and a user's fp32 model is what we compare.
+            pnnx.export(model, pt, (torch.zeros(1, 3, 224, 224),), fp16=False)
         for ext in ("param", "bin"):
             made = os.path.join(work, "model.ncnn." + ext)
             if not os.path.exists(made):
@@ -215,7 +221,7 @@ ENGINES = {"onnxruntime": OnnxRuntime, "openvino": OpenVino, "openvino-tput": Op
 
 
 def tolerance(engine):
-    return NCNN_TOL if engine.startswith("ncnn") else torch_bench.GRAFT_TOL
+    return NCNN_DEFAULT_TOL if engine == "ncnn-default" else torch_bench.GRAFT_TOL
 
 
 def softmax(y):
