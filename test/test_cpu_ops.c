@@ -245,6 +245,10 @@ static const conv_case conv_cases[] = {
     {"alexnet conv1 11x11/4 p2", 1, 3, 67, 67, 64, 11, 4, 2},
     {"alexnet conv1 11x11/4 p2 224", 1, 3, 224, 224, 64, 11, 4, 2},
     {"11x11/4 p2 batch 3", 3, 3, 35, 37, 16, 11, 4, 2},
+    /* space to depth (engine/cpu/s2d.c): channels that pad a group, uneven sides */
+    {"11x11/4 p2 20 out, uneven", 1, 3, 41, 46, 20, 11, 4, 2},
+    {"9x9/3 p1 27 channels", 2, 3, 20, 23, 24, 9, 3, 1},
+    {"5x5/2 p2 12 channels", 2, 3, 17, 19, 24, 5, 2, 2},
     {"5x5 p2", 3, 16, 15, 15, 48, 5, 1, 2},
     {"5x5 p2 odd", 1, 64, 13, 11, 32, 5, 1, 2},
     {"3x3 p1 64->128", 1, 64, 14, 14, 128, 3, 1, 1},

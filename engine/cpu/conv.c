@@ -2,7 +2,9 @@
  * nowhere else, from the backend's option (graft_backend_options.cpu_conv)
  * and the ISA it runs on:
  *   winograd (default)  3x3/1 (and 5x5/1) layers on the ISA's Winograd, see
- *                       graft__cpu_conv_choose; the others oneDNN direct
+ *                       graft__cpu_conv_choose (graft's also takes AlexNet's
+ *                       11x11/4 first layer, by space to depth: s2d.c); the
+ *                       others oneDNN direct
  *   dnnl-winograd       oneDNN's Winograd where it has one, else direct
  *   graft-winograd      graft's Winograd (winograd.c); -f2, -f4 force its tile
  *   direct, auto        oneDNN direct everywhere, oneDNN's own choice
@@ -79,5 +81,7 @@ graft_status graft__cpu_conv2d_plan(graft_backend *b, const graft_conv2d_params 
    * 3 channels) and strided ones stay on oneDNN. */
   if (be->wino == CPU_WINO_GRAFT && graft__wino_fits(be, p, in))
     return graft__wino_conv_plan(be, p, in, w, bias, out, plan);
+  /* AlexNet's first layer (11x11/4 on the image) too, by space to depth. */
+  if (graft__s2d_fits(be, p, in)) return graft__s2d_conv_plan(be, p, in, w, bias, out, plan);
   return graft__dnnl_conv_plan(be, p, in, w, bias, out, plan);
 }

@@ -120,6 +120,14 @@ graft_status graft__wino_conv_plan(cpu_backend *be, const graft_conv2d_params *p
                                    const graft_act *in, const float *w, const float *b,
                                    graft_act *out, graft_plan **plan);
 
+/* ---- engine/cpu/s2d.c: a strided layer on plain NCHW as a stride-1 one (space to depth) ---- */
+/* Whether it can take this layer: graft's Winograd on, plain NCHW input, a
+ * stride whose space-to-depth leaves a 3x3 kernel (AlexNet's 11x11/4). */
+bool graft__s2d_fits(const cpu_backend *be, const graft_conv2d_params *p, const graft_act *in);
+graft_status graft__s2d_conv_plan(cpu_backend *be, const graft_conv2d_params *p,
+                                  const graft_act *in, const float *w, const float *b,
+                                  graft_act *out, graft_plan **plan);
+
 /* ---- engine/cpu/pool.c ---- */
 graft_status graft__cpu_maxpool_plan(cpu_backend *be, const graft_pool2d_params *p,
                                      const graft_act *in, graft_act *out, graft_plan **plan);
