@@ -155,6 +155,7 @@ static graft_status load_checkpoint(void *arg, graft_arena *mem, void **result) 
       s = graft__fail(GRAFT_ENOMEM, "out of memory");
   }
   if (s != GRAFT_OK) {
+    c.params = c.momentum = NULL; /* the arena's: they go back with the job */
     graft_checkpoint_free(&c);
     return s;
   }

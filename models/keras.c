@@ -375,7 +375,7 @@ graft_status graft__keras_load(graft_h5 *f, graft_arena *mem, graft_model **out)
     s = graft_model_set_class_names(m, (char *const *)graft__imagenet_classes, 1000);
   kfile_free(&k);
   if (s != GRAFT_OK) {
-    graft_model_free(m);
+    graft__model_drop(m); /* its parameters go back with the job */
     return s;
   }
   const double mean[3] = {GRAFT_KERAS_MEAN_R, GRAFT_KERAS_MEAN_G, GRAFT_KERAS_MEAN_B};

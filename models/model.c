@@ -38,6 +38,12 @@ static void free_names(graft_model *m) {
   m->class_names = NULL;
 }
 
+void graft__model_drop(graft_model *m) {
+  if (!m) return;
+  free_names(m);
+  free(m);
+}
+
 void graft_model_free(graft_model *m) {
   if (!m) return;
   free_names(m);

@@ -27,6 +27,11 @@ graft_status graft_model_create(const char *arch, int num_classes, graft_model *
 typedef struct graft_arena graft_arena;
 graft_status graft__model_create_in(graft_arena *mem, const char *arch, int num_classes,
                                     graft_model **out);
+/* A loader's failure: the model made by graft__model_create_in freed but
+ * for its parameters, which are still the arena's (its job gives back every
+ * block the caller did not keep; freeing them here too would unmap them
+ * twice when the loader runs in process). */
+void graft__model_drop(graft_model *m);
 void graft_model_free(graft_model *m);
 
 /* Replace the class names (count must equal num_classes; copied). */

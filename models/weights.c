@@ -253,7 +253,7 @@ static graft_status load_file(const char *path, graft_arena *mem, graft_model **
   }
   graft_h5_close(f);
   if (s != GRAFT_OK) {
-    graft_model_free(m);
+    graft__model_drop(m); /* its parameters go back with the job */
     return s;
   }
   *out = m;
