@@ -121,7 +121,13 @@ static graft_status load(graft_h5 *f, graft_arena *mem, size_t expected, int n_t
     s = graft_h5_read_f64(f, "history", 2, (int64_t[]){c->n_history, HIST_COLS}, hist);
   for (int i = 0; s == GRAFT_OK && i < c->n_history; i++) {
     const double *r = hist + (size_t)i * HIST_COLS;
-    c->history[i] = (graft_epoch_metrics){(int)r[0], r[1], r[2], r[3], r[4], r[5], r[6]};
+    /* Row i is epoch i + 1's (the values are finite: graft_h5_read_f64 saw
+     * to it; a cast of a double out of int's range would be undefined). */
+    if (r[0] != i + 1) {
+      s = graft__fail(GRAFT_EFORMAT, "history row %d is for epoch %g, not %d", i, r[0], i + 1);
+      break;
+    }
+    c->history[i] = (graft_epoch_metrics){i + 1, r[1], r[2], r[3], r[4], r[5], r[6]};
   }
   free(hist);
   return s;

@@ -130,12 +130,13 @@ static void seed_config(const char *path) {
   CHECK_OK(graft_config_save(path, &c));
 }
 
-static void seed_checkpoint(const char *path) {
+void h5_seed_checkpoint(const char *path, const graft_epoch_metrics *rows) {
   float params[SEED_CK_COUNT], momentum[SEED_CK_COUNT];
   for (int i = 0; i < SEED_CK_COUNT; i++) params[i] = momentum[i] = (float)i / SEED_CK_COUNT;
   uint8_t train_bad[SEED_CK_TRAIN] = {0, 1}, val_bad[SEED_CK_VAL] = {0};
   graft_epoch_metrics history[2] = {{1, 0.7, 0.5, 0.69, 0.5, 0.001, 1.5},
                                     {2, 0.6, 0.6, 0.68, 0.75, 0.001, 1.4}};
+  if (rows) memcpy(history, rows, sizeof history);
   graft_checkpoint c = {.arch = "alexnet", .trainable = "head", .num_classes = 2,
                         .config_hash = 0x123456789abcdefull, .seed = 7, .epoch = 2, .step = 0,
                         .best_acc = 0.75, .best_epoch = 2, .count = SEED_CK_COUNT,
@@ -148,5 +149,5 @@ static void seed_checkpoint(const char *path) {
 void h5_kind_seed(h5_kind k, const char *path) {
   if (k == H5_WEIGHTS) seed_weights(path);
   if (k == H5_CONFIG) seed_config(path);
-  if (k == H5_CHECKPOINT) seed_checkpoint(path);
+  if (k == H5_CHECKPOINT) h5_seed_checkpoint(path, NULL);
 }

@@ -29,5 +29,8 @@ void h5_every_reader(const char *path);
  * one it does not, two small datasets, the rest of AlexNet missing; config:
  * settings of every type; checkpoint: SEED_CK_COUNT floats after two epochs). */
 void h5_kind_seed(h5_kind k, const char *path);
+/* The checkpoint seed with these two rows of history instead of its own. */
+struct graft_epoch_metrics;
+void h5_seed_checkpoint(const char *path, const struct graft_epoch_metrics *history);
 
 #endif
