@@ -38,11 +38,11 @@ bool app_parse_double(const char *s, double lo, double hi, double *out);
 /* The backend options: device, threads and precision (its name; NULL for
  * the default) as the command line or the config gave them, the rest from
  * the environment: GRAFT_CPU_CONV (winograd|dnnl-winograd|graft-winograd|
- * graft-winograd-f2|graft-winograd-f4|direct|auto|gemm), GRAFT_CPU_KERNELS
- * (auto|generic), GRAFT_CUDNN_PATH (auto|fused|fallback|split|legacy),
- * GRAFT_CUDA_LAYOUT (auto|nchw|nhwc), GRAFT_CUDNN_TUNE (1: time the top
- * engine configs, keep the fastest), GRAFT_CUDA_GRAPHS (0: off). Unset or
- * empty: the default. false after printing what is wrong. */
+ * graft-winograd-f2|graft-winograd-f4|graft-winograd-f6|direct|auto|gemm),
+ * GRAFT_CPU_KERNELS (auto|generic), GRAFT_CUDNN_PATH
+ * (auto|fused|fallback|split|legacy), GRAFT_CUDA_LAYOUT (auto|nchw|nhwc),
+ * GRAFT_CUDNN_TUNE (1: time the top engine configs, keep the fastest),
+ * GRAFT_CUDA_GRAPHS (0: off). Unset or empty: the default. false after printing what is wrong. */
 bool app_backend_options(const char *device, long long threads, const char *precision,
                          graft_backend_options *o);
 

@@ -12,7 +12,7 @@
  *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -I. bench/cpu_backend_probe.c \
  *      apps/common.c build-cpu/libgraft_{models,io,backends,engine,base}.a \
  *      -ldnnl -lopenblas -lhdf5_serial -ljpeg -lpng -lcairo -lm -o /tmp/probe
- *   GRAFT_CPU_CONV=winograd /tmp/probe vgg16 8 [reps]
+ *   GRAFT_CPU_CONV=winograd /tmp/probe vgg16 8 [reps [threads, default 2]]
  */
 #include <math.h>
 #include <stdio.h>
@@ -86,11 +86,12 @@ static float *random_floats(graft_rng *r, size_t n, float lim) {
 int main(int argc, char **argv) {
   const char *arch_name = argc > 1 ? argv[1] : "alexnet";
   int n = argc > 2 ? atoi(argv[2]) : 1, reps = argc > 3 ? atoi(argv[3]) : 9;
+  int threads = argc > 4 ? atoi(argv[4]) : 2;
   graft_arch a;
   TRY(graft_arch_init(&a, arch_name, 1000));
   graft_backend *be;
   graft_backend_options o;
-  if (!app_backend_options("cpu", 2, NULL, &o)) return 2;
+  if (!app_backend_options("cpu", threads, NULL, &o)) return 2;
   TRY(graft_cpu_backend_create(&o, &be));
   printf("%s batch %d: %s\n", arch_name, n, graft_backend_describe(be));
   graft_rng rng = {1, 0};

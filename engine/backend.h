@@ -33,15 +33,17 @@ typedef enum graft_precision {
 } graft_precision;
 
 /* The CPU backend's convolutions. Names: "winograd", "dnnl-winograd",
- * "graft-winograd", "graft-winograd-f2", "graft-winograd-f4", "direct",
- * "auto", "gemm". Which Winograd the default runs depends on the ISA
- * (engine/cpu/conv.c decides it); the others force one path to compare. */
+ * "graft-winograd", "graft-winograd-f2", "graft-winograd-f4",
+ * "graft-winograd-f6", "direct", "auto", "gemm". Which Winograd the
+ * default runs depends on the ISA (engine/cpu/conv.c decides it); the
+ * others force one path to compare. */
 typedef enum graft_cpu_conv {
   GRAFT_CPU_CONV_WINOGRAD = 0,      /* the ISA's Winograd for 3x3/1 (5x5/1), else oneDNN direct */
   GRAFT_CPU_CONV_DNNL_WINOGRAD,     /* oneDNN's Winograd where it has one (AVX-512), else direct */
   GRAFT_CPU_CONV_GRAFT_WINOGRAD,    /* graft's Winograd (AVX2 + FMA); GRAFT_ENODEV elsewhere */
   GRAFT_CPU_CONV_GRAFT_WINOGRAD_F2, /* the same, F(2x2,3x3) on every 3x3 layer */
   GRAFT_CPU_CONV_GRAFT_WINOGRAD_F4, /* the same, F(4x4,3x3) on every 3x3 layer */
+  GRAFT_CPU_CONV_GRAFT_WINOGRAD_F6, /* the same, F(6x6,3x3) on every 3x3 layer */
   GRAFT_CPU_CONV_DIRECT,            /* oneDNN: direct convolution everywhere */
   GRAFT_CPU_CONV_AUTO,              /* oneDNN's own pick for 3x3/1 (Winograd at batch 8, not 1-2) */
   GRAFT_CPU_CONV_GEMM,              /* im2col + OpenBLAS sgemm on plain NCHW */

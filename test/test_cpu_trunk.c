@@ -16,9 +16,10 @@
 #include "engine/devices.h"
 #include "models/arch.h"
 
-static const char *paths[] = {"gemm", "winograd", "direct", "auto", "graft-winograd-f2",
-                              "graft-winograd-f4"};
-#define N_PATHS 6
+static const char *paths[] = {"gemm",           "winograd",          "direct",
+                              "auto",           "graft-winograd-f2", "graft-winograd-f4",
+                              "graft-winograd-f6"};
+#define N_PATHS 7
 #define GEMM 0
 
 /* He-uniform weights and small biases for every convolution, in trunk order. */

@@ -36,6 +36,7 @@ graft_status graft__cpu_conv_choose(cpu_backend *be, char *what, size_t cap) {
     case GRAFT_CPU_CONV_GRAFT_WINOGRAD:
     case GRAFT_CPU_CONV_GRAFT_WINOGRAD_F2:
     case GRAFT_CPU_CONV_GRAFT_WINOGRAD_F4:
+    case GRAFT_CPU_CONV_GRAFT_WINOGRAD_F6:
       if (!graft_ok)
         return graft__fail(GRAFT_ENODEV,
                            "CPU convolution path %s needs graft's AVX2 + FMA kernels (%s here) "
@@ -46,12 +47,14 @@ graft_status graft__cpu_conv_choose(cpu_backend *be, char *what, size_t cap) {
       be->wino = CPU_WINO_GRAFT;
       be->wino_m = be->conv_path == GRAFT_CPU_CONV_GRAFT_WINOGRAD_F2   ? 2
                    : be->conv_path == GRAFT_CPU_CONV_GRAFT_WINOGRAD_F4 ? 4
+                   : be->conv_path == GRAFT_CPU_CONV_GRAFT_WINOGRAD_F6 ? 6
                                                                        : 0;
       break;
     default: break;
   }
   const char *tile = be->wino_m == 2   ? "F(2x2,3x3)"
                      : be->wino_m == 4 ? "F(4x4,3x3)"
+                     : be->wino_m == 6 ? "F(6x6,3x3)"
                                        : "F(4x4|2x2,3x3)";
   if (be->conv_path == GRAFT_CPU_CONV_GEMM)
     snprintf(what, cap, "im2col+sgemm convolutions");

@@ -36,7 +36,7 @@ typedef struct cpu_backend {
   graft_cpu_conv conv_path;
   int block;                 /* channel block of the oneDNN layout: 16, 8 or 0 */
   cpu_wino wino;
-  int wino_m;                /* graft's Winograd output tile: 2 or 4, 0 = chosen per layer */
+  int wino_m;                /* graft's Winograd output tile: 2, 4 or 6, 0 = chosen per layer */
   struct cpu_dnnl *dnnl;     /* engine, stream, shared scratchpad (engine/cpu/dnnl.c) */
   /* Our own loops' kernels (engine/cpu/linear_rows.c, linear_sgd.c): AVX2 (+FMA)
    * where the CPU has them, else generic C; GRAFT_CPU_KERNELS_GENERIC forces

@@ -1,5 +1,6 @@
 /* graft's own Winograd convolution for 3x3 and 5x5 stride-1 layers on AVX2 +
- * FMA: F(4x4,3x3), F(2x2,3x3) and F(2x2,5x5), on the trunk's nChw8c layout
+ * FMA: F(4x4,3x3), F(2x2,3x3) and F(2x2,5x5) (and F(6x6,3x3) when asked
+ * for, GRAFT_CPU_CONV=graft-winograd-f6), on the trunk's nChw8c layout
  * in and out (no reorders between it and oneDNN's layers), bias and ReLU
  * fused into the output transform, the weights transformed once when the
  * layer is planned (algorithm and layouts: winograd.h; the AVX2 stages:
@@ -9,10 +10,14 @@
  * direct kernel already runs VGG16's 3x3 layers at ~85% of the FMA peak, so
  * the only way to be faster there is fewer multiplies: F(4x4,3x3) does 36
  * per 16 outputs and input channel where direct does 144 (F(2x2,3x3): 16
- * per 4, against 36; F(2x2,5x5): 36 per 4, against 100). F(6x6,3x3) would
- * do 1.27x fewer again, for ~2.5x F(4x4,3x3)'s rounding error (simulated
- * in float32 at 256 channels) and 64/36 of its transformed weights, which
- * already make the small-batch layers wait on memory; not built.
+ * per 4, against 36; F(2x2,5x5): 36 per 4, against 100). F(6x6,3x3) does
+ * 1.27x fewer again on whole tiles, for 1.5-2x F(4x4,3x3)'s rounding error
+ * (test_cpu_trunk) and 64/36 of its transformed weights, which already make
+ * the small-batch layers wait on memory. Measured on VGG16 at batch 1 (AVX2
+ * cap, 2 threads, each layer's best of 4 runs of bench/cpu_backend_probe.c),
+ * its time against F(4x4,3x3)'s: 0.88-1.03x at 224x224 to 56x56 (partial
+ * tiles: 56 = 9.3 tiles of 6), 1.04-1.11x at 28x28, 1.35x at 14x14 against
+ * F(2x2,3x3). At best under 1 ms of the net's ~66, so no layer chooses it.
  *
  * Measured (AMD EPYC, Zen 3, AVX2, 2 threads; bench/cpu_backend_probe.c):
  * VGG16's 3x3 layers at batch 1 run 2.2x (64 channels at 224x224) to 3.3x
@@ -33,6 +38,7 @@
 #define WINO_ALONE_WEIGHTS (3u << 20) /* weights re-read per block up to this */
 #define WINO_BLOCK_ALONE 18           /* tiles a thread's block: V and M in L2 */
 #define WINO_BLOCK_TEAM 192           /* tiles a team's block */
+#define WINO_ALONE_L2 (400u << 10)    /* a thread's V and M at most (F(6x6,3x3)) */
 
 bool graft__wino_fits(const cpu_backend *be, const graft_conv2d_params *p, const graft_act *in) {
   return be->avx2 && be->block == 8 && in->layout == 8 && p->stride == 1 &&
@@ -45,12 +51,16 @@ bool graft__wino_fits(const cpu_backend *be, const graft_conv2d_params *p, const
 static void g_row(int a, int r, int i, double *row) {
   static const double pt[5] = {0, 1, -1, 2, -2}, nrm[5] = {0.25, -1.0 / 6, -1.0 / 6,
                                                           1.0 / 24, 1.0 / 24};
+  static const double pt8[7] = {0, 1, -1, 2, -2, 0.5, -0.5},
+                      nrm8[7] = {1, -2.0 / 9, -2.0 / 9, 1.0 / 90, 1.0 / 90, 32.0 / 45, 32.0 / 45};
   static const double g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   for (int s = 0; s < r; s++) {
     if (a == 4)
       row[s] = g2[i][s];
-    else if (i == 5)
+    else if (i == a - 1)
       row[s] = s == r - 1;
+    else if (a == 8)
+      row[s] = nrm8[i] * (s == 0 ? 1.0 : pow(pt8[i], s));
     else
       row[s] = nrm[i] * (s == 0 ? 1.0 : pow(pt[i], s));
   }
@@ -65,10 +75,10 @@ static inline __attribute__((always_inline)) void transform_block(wino_plan *p, 
                                                                   int k_out, const float *w) {
   const int cp = p->cg * 8;
   const size_t xi_stride = (size_t)p->kb * cp * 16;
-  double g[6][5];
+  double g[8][5];
   for (int i = 0; i < A; i++) g_row(A, R, i, g[i]);
   for (int c = 0; c < cp; c++) {
-    double f[25][16], gf[6][5][16];
+    double f[25][16], gf[8][5][16];
     for (int kk = 0; kk < 16; kk++) {
       int k = b * 16 + kk;
       for (int t = 0; t < R * R; t++)
@@ -97,6 +107,8 @@ static void transform_weights(wino_plan *p, int c_in, int k_out, const float *w)
   for (int b = 0; b < p->kb; b++) {
     if (p->a == 4)
       transform_block(p, 4, 3, b, c_in, k_out, w);
+    else if (p->a == 8)
+      transform_block(p, 8, 3, b, c_in, k_out, w);
     else if (p->r == 3)
       transform_block(p, 6, 3, b, c_in, k_out, w);
     else
@@ -191,6 +203,7 @@ static void choose_shape(const cpu_backend *be, wino_plan *p) {
   set_tiles(p, p->r == 5 ? 2 : be->wino_m ? be->wino_m : 4);
   if (p->r == 3 && !be->wino_m && p->tiles < WINO_FEW_TILES && u_bytes(p) > WINO_BIG_WEIGHTS)
     set_tiles(p, 2);
+
   /* One thread per block (no barriers; its V and M in its own L2) where the
    * weights are small enough to be read again for every block of
    * WINO_BLOCK_ALONE tiles and there are blocks enough to share; else
@@ -199,6 +212,11 @@ static void choose_shape(const cpu_backend *be, wino_plan *p) {
   p->team = !(u_bytes(p) <= WINO_ALONE_WEIGHTS &&
               p->tiles >= 4 * threads * WINO_BLOCK_ALONE);
   p->block = p->team ? WINO_BLOCK_TEAM : WINO_BLOCK_ALONE;
+  /* F(6x6,3x3)'s 64 slices of a block of 18 tiles would pass L2 at 64
+   * channels: fewer tiles. */
+  while (p->a == 8 && !p->team && p->block > WINO_ROWS &&
+         (size_t)p->a * p->a * p->block * (p->cg * 8 + p->kb * 16) * sizeof(float) > WINO_ALONE_L2)
+    p->block -= WINO_ROWS;
   int need = (p->tiles + WINO_ROWS - 1) / WINO_ROWS * WINO_ROWS;
   if (p->block > need) p->block = need;
   p->v_xi = (size_t)p->block * p->cg * 8 + 16;

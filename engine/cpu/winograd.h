@@ -1,7 +1,7 @@
 /* Inside graft's Winograd convolution (engine/cpu/winograd.c): the plan and
  * the three stages, whose AVX2 + FMA builds are in winograd_avx2.c.
  *
- * A layer's output is cut into m x m tiles (m = 2 or 4), each computed from
+ * A layer's output is cut into m x m tiles (m = 2, 4 or 6), each computed from
  * an a x a tile of the input (a = m + 2). Tiles are numbered image by image,
  * row by row, and worked on in blocks of `block` tiles (a multiple of 6,
  * the GEMM kernel's rows). For one block:

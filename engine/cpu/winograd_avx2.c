@@ -40,6 +40,49 @@ AVX2 INLINE void bt6(const __m256 d[6], __m256 t[6]) {
   t[5] = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
 }
 
+/* F(6,3) (points 0, 1, -1, 2, -2, 1/2, -1/2, inf; the rows of B^T as
+ * sums and differences of pairs, as NNPACK writes them):
+ *   B^T = [1    0 -21/4     0  21/4     0 -1 0;  0  1    1 -17/4 -17/4  1   1 0;
+ *          0   -1     1  17/4 -17/4    -1  1 0;  0  1/2  1/4 -5/2 -5/4  2   1 0;
+ *          0 -1/2   1/4   5/2  -5/4    -2  1 0;  0  2    4  -5/2   -5  1/2 1 0;
+ *          0   -2     4   5/2    -5  -1/2  1 0;  0 -1    0  21/4    0 -21/4 0 1]
+ *   A^T row i = (i == 0, 1, (-1)^i, 2^i, (-2)^i, 2^-i, (-2)^-i, i == 5) */
+AVX2 INLINE void bt8(const __m256 d[8], __m256 t[8]) {
+  const __m256 c525 = _mm256_set1_ps(5.25f), c425 = _mm256_set1_ps(4.25f),
+               c125 = _mm256_set1_ps(1.25f), c025 = _mm256_set1_ps(0.25f),
+               c25 = _mm256_set1_ps(2.5f), half = _mm256_set1_ps(0.5f),
+               two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f);
+  t[0] = _mm256_fmadd_ps(c525, _mm256_sub_ps(d[4], d[2]), _mm256_sub_ps(d[0], d[6]));
+  t[7] = _mm256_fmadd_ps(c525, _mm256_sub_ps(d[3], d[5]), _mm256_sub_ps(d[7], d[1]));
+  __m256 a = _mm256_fnmadd_ps(c425, d[4], _mm256_add_ps(d[2], d[6]));
+  __m256 b = _mm256_fnmadd_ps(c425, d[3], _mm256_add_ps(d[1], d[5]));
+  t[1] = _mm256_add_ps(a, b);
+  t[2] = _mm256_sub_ps(a, b);
+  a = _mm256_fnmadd_ps(c125, d[4], _mm256_fmadd_ps(c025, d[2], d[6]));
+  b = _mm256_fmadd_ps(two, d[5], _mm256_fnmadd_ps(c25, d[3], _mm256_mul_ps(half, d[1])));
+  t[3] = _mm256_add_ps(a, b);
+  t[4] = _mm256_sub_ps(a, b);
+  a = _mm256_fmadd_ps(four, _mm256_fnmadd_ps(c125, d[4], d[2]), d[6]);
+  b = _mm256_fmadd_ps(half, d[5], _mm256_fnmadd_ps(c25, d[3], _mm256_mul_ps(two, d[1])));
+  t[5] = _mm256_add_ps(a, b);
+  t[6] = _mm256_sub_ps(a, b);
+}
+
+AVX2 INLINE void at8(const __m256 s[8], __m256 y[6]) {
+  __m256 p12 = _mm256_add_ps(s[1], s[2]), m12 = _mm256_sub_ps(s[1], s[2]);
+  __m256 p34 = _mm256_add_ps(s[3], s[4]), m34 = _mm256_sub_ps(s[3], s[4]);
+  __m256 p56 = _mm256_add_ps(s[5], s[6]), m56 = _mm256_sub_ps(s[5], s[6]);
+#define AT8_ROW(big, small, p, q, r) \
+  _mm256_fmadd_ps(_mm256_set1_ps(big), q, _mm256_fmadd_ps(_mm256_set1_ps(small), r, p))
+  y[0] = _mm256_add_ps(_mm256_add_ps(s[0], p12), _mm256_add_ps(p34, p56));
+  y[1] = AT8_ROW(2.0f, 0.5f, m12, m34, m56);
+  y[2] = AT8_ROW(4.0f, 0.25f, p12, p34, p56);
+  y[3] = AT8_ROW(8.0f, 0.125f, m12, m34, m56);
+  y[4] = AT8_ROW(16.0f, 0.0625f, p12, p34, p56);
+  y[5] = _mm256_add_ps(AT8_ROW(32.0f, 0.03125f, m12, m34, m56), s[7]);
+#undef AT8_ROW
+}
+
 AVX2 INLINE void at4(const __m256 s[4], __m256 y[2]) {
   __m256 t = _mm256_sub_ps(s[1], s[2]);
   y[0] = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), s[2]);
@@ -72,28 +115,32 @@ AVX2 INLINE void at6(const __m256 s[6], __m256 y[4]) {
  * floats, d the a x a window at src (pixels 8 floats apart, rows `row`). */
 AVX2 INLINE void input_tile(const int A, const float *src, size_t row, float *out,
                             size_t step) {
-  __m256 t[6][6];
-#pragma GCC unroll 6
+  __m256 t[8][8];
+#pragma GCC unroll 8
   for (int j = 0; j < A; j++) {
-    __m256 d[6], c[6];
+    __m256 d[8], c[8];
     const float *col = src + j * 8;
-#pragma GCC unroll 6
+#pragma GCC unroll 8
     for (int i = 0; i < A; i++, col += row) d[i] = _mm256_loadu_ps(col);
     if (A == 4)
       bt4(d, c);
-    else
+    else if (A == 6)
       bt6(d, c);
-#pragma GCC unroll 6
+    else
+      bt8(d, c);
+#pragma GCC unroll 8
     for (int i = 0; i < A; i++) t[i][j] = c[i];
   }
-#pragma GCC unroll 6
+#pragma GCC unroll 8
   for (int i = 0; i < A; i++) {
-    __m256 c[6];
+    __m256 c[8];
     if (A == 4)
       bt4(t[i], c);
-    else
+    else if (A == 6)
       bt6(t[i], c);
-#pragma GCC unroll 6
+    else
+      bt8(t[i], c);
+#pragma GCC unroll 8
     for (int j = 0; j < A; j++, out += step) _mm256_storeu_ps(out, c[j]);
   }
 }
@@ -102,7 +149,7 @@ AVX2 INLINE void input_tile(const int A, const float *src, size_t row, float *ou
  * copied with zeros for the padding first. */
 AVX2 INLINE void input_tile_edge(const int A, const float *plane, int h, int w, int iy, int ix,
                                  float *out, size_t step) {
-  float d[6 * 6 * 8] __attribute__((aligned(32)));
+  float d[8 * 8 * 8] __attribute__((aligned(32)));
   for (int i = 0; i < A; i++)
     for (int j = 0; j < A; j++) {
       int y = iy + i, x = ix + j;
@@ -138,8 +185,10 @@ AVX2 void graft__wino_input_avx2(const wino_plan *p, const float *x, float *v, i
                                  int hi) {
   if (p->a == 4)
     input_range(4, p, x, v, t0, lo, hi);
-  else
+  else if (p->a == 6)
     input_range(6, p, x, v, t0, lo, hi);
+  else
+    input_range(8, p, x, v, t0, lo, hi);
 }
 
 /* ---- gemm ---- */
@@ -202,32 +251,36 @@ AVX2 void graft__wino_gemm_avx2(const wino_plan *p, const float *v, float *m, in
  * outputs A^T s A + bias (ReLU) to dst (pixels 8 floats apart, rows `row`). */
 AVX2 INLINE void output_tile(const int A, const int M, const float *s, size_t step, __m256 bias,
                              bool relu, float *dst, size_t row) {
-  __m256 t[4][6];
-#pragma GCC unroll 6
+  __m256 t[6][8];
+#pragma GCC unroll 8
   for (int j = 0; j < A; j++) {
-    __m256 c[6], o[4];
-#pragma GCC unroll 6
+    __m256 c[8], o[6];
+#pragma GCC unroll 8
     for (int i = 0; i < A; i++) c[i] = _mm256_load_ps(s + (size_t)(i * A + j) * step);
     if (A == 4)
       at4(c, o);
+    else if (A == 8)
+      at8(c, o);
     else if (M == 2)
       at6_2(c, o);
     else
       at6(c, o);
-#pragma GCC unroll 4
+#pragma GCC unroll 6
     for (int i = 0; i < M; i++) t[i][j] = o[i];
   }
   const __m256 zero = _mm256_setzero_ps();
-#pragma GCC unroll 4
+#pragma GCC unroll 6
   for (int i = 0; i < M; i++) {
-    __m256 o[4];
+    __m256 o[6];
     if (A == 4)
       at4(t[i], o);
+    else if (A == 8)
+      at8(t[i], o);
     else if (M == 2)
       at6_2(t[i], o);
     else
       at6(t[i], o);
-#pragma GCC unroll 4
+#pragma GCC unroll 6
     for (int j = 0; j < M; j++) {
       __m256 r = _mm256_add_ps(o[j], bias);
       if (relu) r = _mm256_max_ps(r, zero);
@@ -241,7 +294,7 @@ AVX2 INLINE void output_tile(const int A, const int M, const float *s, size_t st
 AVX2 INLINE void output_tile_edge(const int A, const int M, const float *s, size_t step,
                                   __m256 bias, bool relu, float *plane, int oh, int ow, int oy,
                                   int ox) {
-  float d[4 * 4 * 8] __attribute__((aligned(32)));
+  float d[6 * 6 * 8] __attribute__((aligned(32)));
   output_tile(A, M, s, step, bias, relu, d, (size_t)M * 8);
   for (int i = 0; i < M && oy + i < oh; i++)
     for (int j = 0; j < M && ox + j < ow; j++)
@@ -274,6 +327,8 @@ AVX2 void graft__wino_output_avx2(const wino_plan *p, const float *m, float *y, 
                                   int hi) {
   if (p->a == 4)
     output_range(4, 2, p, m, y, t0, lo, hi);
+  else if (p->a == 8)
+    output_range(8, 6, p, m, y, t0, lo, hi);
   else if (p->m == 2)
     output_range(6, 2, p, m, y, t0, lo, hi);
   else
