@@ -13,11 +13,12 @@
  * per 4, against 36; F(2x2,5x5): 36 per 4, against 100). F(6x6,3x3) does
  * 1.27x fewer again on whole tiles, for 1.5-2x F(4x4,3x3)'s rounding error
  * (test_cpu_trunk) and 64/36 of its transformed weights, which already make
- * the small-batch layers wait on memory. Measured on VGG16 at batch 1 (AVX2
- * cap, 2 threads, each layer's best of 4 runs of bench/cpu_backend_probe.c),
- * its time against F(4x4,3x3)'s: 0.88-1.03x at 224x224 to 56x56 (partial
- * tiles: 56 = 9.3 tiles of 6), 1.04-1.11x at 28x28, 1.35x at 14x14 against
- * F(2x2,3x3). At best under 1 ms of the net's ~66, so no layer chooses it.
+ * the small-batch layers wait on memory. Measured on VGG16 at batch 1 (an
+ * AVX-512 EPYC capped at AVX2, 2 threads, each layer's best of 4 runs of
+ * bench/cpu_backend_probe.c), its time against F(4x4,3x3)'s: 0.88-1.03x
+ * at 224x224 to 56x56 (partial tiles: 56 = 9.3 tiles of 6), 1.04-1.11x at
+ * 28x28, 1.35x at 14x14 against F(2x2,3x3). At best under 1 ms of the
+ * net's ~66, so no layer chooses it.
  *
  * Measured (AMD EPYC, Zen 3, AVX2, 2 threads; bench/cpu_backend_probe.c):
  * VGG16's 3x3 layers at batch 1 run 2.2x (64 channels at 224x224) to 3.3x
@@ -203,7 +204,6 @@ static void choose_shape(const cpu_backend *be, wino_plan *p) {
   set_tiles(p, p->r == 5 ? 2 : be->wino_m ? be->wino_m : 4);
   if (p->r == 3 && !be->wino_m && p->tiles < WINO_FEW_TILES && u_bytes(p) > WINO_BIG_WEIGHTS)
     set_tiles(p, 2);
-
   /* One thread per block (no barriers; its V and M in its own L2) where the
    * weights are small enough to be read again for every block of
    * WINO_BLOCK_ALONE tiles and there are blocks enough to share; else
