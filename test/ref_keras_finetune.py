@@ -244,8 +244,13 @@ def main():
     # them, torch), and what the results depend on besides.
     code = [(n, os.path.join(HERE, n)) for n in ("ref_keras_finetune.py", "keras_layout.py")]
     images = [(os.path.relpath(p, args.data), p) for p, _ in train + val]
+    # oneDNN's and OpenBLAS's kernels (so the features' last bits) follow
+    # these: an AVX2-capped run must not reuse a native run's features
+    # (measured: 2.2e-6 apart on VGG16's trunk, past the budget after 8 epochs).
+    isa = [os.environ.get(v, "") for v in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+                                           "ATEN_CPU_CAPABILITY", "OPENBLAS_CORETYPE")]
     feature_key = digest([("trunk", args.keras)] + images + code, torch.__version__,
-                         torchvision.__version__, SCALE)
+                         torchvision.__version__, SCALE, *isa)
     # The results name the images by their paths (images.txt, expected.jsonl).
     result_key = digest([("graft_rng.py", os.path.join(HERE, "graft_rng.py"))], feature_key,
                         os.path.abspath(args.data), args.epochs, args.seed, args.lr,
