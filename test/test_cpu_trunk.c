@@ -19,7 +19,7 @@
 static const char *paths[] = {"gemm",           "winograd",          "direct",
                               "auto",           "graft-winograd-f2", "graft-winograd-f4",
                               "graft-winograd-f6"};
-#define N_PATHS 7
+#define N_PATHS (int)(sizeof paths / sizeof *paths)
 #define GEMM 0
 
 /* He-uniform weights and small biases for every convolution, in trunk order. */
