@@ -52,10 +52,10 @@ graft_status graft__cpu_conv_choose(cpu_backend *be, char *what, size_t cap) {
       break;
     default: break;
   }
-  const char *tile = be->wino_m == 2   ? "F(2x2,3x3)"
-                     : be->wino_m == 4 ? "F(4x4,3x3)"
-                     : be->wino_m == 6 ? "F(6x6,3x3)"
-                                       : "F(4x4|2x2,3x3)";
+  const char *tile = be->wino_m == 2   ? "F(2x2,3x3|5x5)"
+                     : be->wino_m == 4 ? "F(4x4,3x3|5x5)"
+                     : be->wino_m == 6 ? "F(6x6,3x3) F(4x4,5x5)"
+                                       : "F(4x4|2x2,3x3) F(4x4,5x5)";
   if (be->conv_path == GRAFT_CPU_CONV_GEMM)
     snprintf(what, cap, "im2col+sgemm convolutions");
   else if (be->conv_path == GRAFT_CPU_CONV_AUTO)

@@ -13,7 +13,9 @@
  * differ), and evaluation from the feature cache in groups of 64 must give
  * what the trunk's batches give without the cache. Speed, measured against
  * the split sgemm of linear.c on 9216->4096 with 2 threads: equal at n = 1
- * and 4 (bound by reading w), 0.86x at n = 64 (170 vs 197 GFLOP/s).
+ * (bound by reading w), 0.86x at n = 64 (170 vs 197 GFLOP/s); with its
+ * prefetch (linear_tile.inc) faster from 2 to 8 rows, where inference takes
+ * it (engine/net.c).
  *
  * Two kernels: AVX2 + FMA (the lanes fused-multiply-add) and generic C (the
  * same lanes, multiply then add: GCC's vector extension, lowered to what the

@@ -1,6 +1,7 @@
 /* graft's own Winograd convolution for 3x3 and 5x5 stride-1 layers on AVX2 +
- * FMA: F(4x4,3x3), F(2x2,3x3) and F(2x2,5x5) (and F(6x6,3x3) when asked
- * for, GRAFT_CPU_CONV=graft-winograd-f6), on the trunk's nChw8c layout
+ * FMA: F(4x4,3x3), F(2x2,3x3) and F(4x4,5x5) (and F(6x6,3x3) when asked
+ * for, GRAFT_CPU_CONV=graft-winograd-f6; F(2x2,5x5) with
+ * graft-winograd-f2), on the trunk's nChw8c layout
  * in and out (no reorders between it and oneDNN's layers), bias and ReLU
  * fused into the output transform, the weights transformed once when the
  * layer is planned (algorithm and layouts: winograd.h; the AVX2 stages:
@@ -10,7 +11,7 @@
  * direct kernel already runs VGG16's 3x3 layers at ~85% of the FMA peak, so
  * the only way to be faster there is fewer multiplies: F(4x4,3x3) does 36
  * per 16 outputs and input channel where direct does 144 (F(2x2,3x3): 16
- * per 4, against 36; F(2x2,5x5): 36 per 4, against 100). F(6x6,3x3) does
+ * per 4, against 36; F(4x4,5x5): 64 per 16, against 400). F(6x6,3x3) does
  * 1.27x fewer again on whole tiles, for 1.5-2x F(4x4,3x3)'s rounding error
  * (test_cpu_trunk) and 64/36 of its transformed weights, which already make
  * the small-batch layers wait on memory. Measured on VGG16 at batch 1 (an
@@ -18,7 +19,10 @@
  * bench/cpu_backend_probe.c), its time against F(4x4,3x3)'s: 0.88-1.03x
  * at 224x224 to 56x56 (partial tiles: 56 = 9.3 tiles of 6), 1.04-1.11x at
  * 28x28, 1.35x at 14x14 against F(2x2,3x3). At best under 1 ms of the
- * net's ~66, so no layer chooses it.
+ * net's ~66, so no layer chooses it. F(4x4,5x5) takes F(6x6,3x3)'s eight
+ * points and B^T; on AlexNet's 5x5 layer (64->192 at 27x27, 2 threads) it
+ * runs in 0.44 ms at batch 1 and 1.8-2.1 at batch 4, against F(2x2,5x5)'s
+ * 0.94 and 3.7, for a rounding error 2-3x F(2x2,5x5)'s (test_cpu_ops).
  *
  * Measured (AMD EPYC, Zen 3, AVX2, 2 threads; bench/cpu_backend_probe.c):
  * VGG16's 3x3 layers at batch 1 run 2.2x (64 channels at 224x224) to 3.3x
@@ -48,7 +52,8 @@ bool graft__wino_fits(const cpu_backend *be, const graft_conv2d_params *p, const
 
 /* G of F(2x2,3x3), and of F(4x4,3x3) and F(2x2,5x5) (the same points 0,
  * 1, -1, 2, -2, inf: row i is n_i (1, p_i, p_i^2, ...), n_i = 1/4, -1/6,
- * -1/6, 1/24, 1/24, 1): U = G w G^T. */
+ * -1/6, 1/24, 1/24, 1), and of F(6x6,3x3) and F(4x4,5x5) (a = 8: 1/2 and
+ * -1/2 too): U = G w G^T. */
 static void g_row(int a, int r, int i, double *row) {
   static const double pt[5] = {0, 1, -1, 2, -2}, nrm[5] = {0.25, -1.0 / 6, -1.0 / 6,
                                                           1.0 / 24, 1.0 / 24};
@@ -108,8 +113,10 @@ static void transform_weights(wino_plan *p, int c_in, int k_out, const float *w)
   for (int b = 0; b < p->kb; b++) {
     if (p->a == 4)
       transform_block(p, 4, 3, b, c_in, k_out, w);
-    else if (p->a == 8)
+    else if (p->a == 8 && p->r == 3)
       transform_block(p, 8, 3, b, c_in, k_out, w);
+    else if (p->a == 8)
+      transform_block(p, 8, 5, b, c_in, k_out, w);
     else if (p->r == 3)
       transform_block(p, 6, 3, b, c_in, k_out, w);
     else
@@ -201,7 +208,10 @@ static void choose_shape(const cpu_backend *be, wino_plan *p) {
    * F(4x4,3x3); AlexNet at batch 1 (13x13: 16 tiles, 9-14 MB) 74.5 and
    * 72.5. (Timing such a layer alone, again and again, misleads: its
    * weights then stay in L3, where a whole net's do not.) */
-  set_tiles(p, p->r == 5 ? 2 : be->wino_m ? be->wino_m : 4);
+  if (p->r == 5)
+    set_tiles(p, be->wino_m == 2 ? 2 : 4);
+  else
+    set_tiles(p, be->wino_m ? be->wino_m : 4);
   if (p->r == 3 && !be->wino_m && p->tiles < WINO_FEW_TILES && u_bytes(p) > WINO_BIG_WEIGHTS)
     set_tiles(p, 2);
   /* One thread per block (no barriers; its V and M in its own L2) where the

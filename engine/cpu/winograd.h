@@ -2,7 +2,7 @@
  * the three stages, whose AVX2 + FMA builds are in winograd_avx2.c.
  *
  * A layer's output is cut into m x m tiles (m = 2, 4 or 6), each computed from
- * an a x a tile of the input (a = m + 2). Tiles are numbered image by image,
+ * an a x a tile of the input (a = m + r - 1, r = 3 or 5). Tiles are numbered image by image,
  * row by row, and worked on in blocks of `block` tiles (a multiple of 6,
  * the GEMM kernel's rows). For one block:
  *   input:  V[xi][tile][c] = (B^T d B)[xi], d the tile's input, per channel

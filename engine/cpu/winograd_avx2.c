@@ -83,6 +83,21 @@ AVX2 INLINE void at8(const __m256 s[8], __m256 y[6]) {
 #undef AT8_ROW
 }
 
+/* F(4,5): the first four rows of F(6,3)'s A^T with a 1 for inf in the
+ * last: the same eight points, so the same B^T. */
+AVX2 INLINE void at8_4(const __m256 s[8], __m256 y[4]) {
+  __m256 p12 = _mm256_add_ps(s[1], s[2]), m12 = _mm256_sub_ps(s[1], s[2]);
+  __m256 p34 = _mm256_add_ps(s[3], s[4]), m34 = _mm256_sub_ps(s[3], s[4]);
+  __m256 p56 = _mm256_add_ps(s[5], s[6]), m56 = _mm256_sub_ps(s[5], s[6]);
+#define AT8_ROW(big, small, p, q, r) \
+  _mm256_fmadd_ps(_mm256_set1_ps(big), q, _mm256_fmadd_ps(_mm256_set1_ps(small), r, p))
+  y[0] = _mm256_add_ps(_mm256_add_ps(s[0], p12), _mm256_add_ps(p34, p56));
+  y[1] = AT8_ROW(2.0f, 0.5f, m12, m34, m56);
+  y[2] = AT8_ROW(4.0f, 0.25f, p12, p34, p56);
+  y[3] = _mm256_add_ps(AT8_ROW(8.0f, 0.125f, m12, m34, m56), s[7]);
+#undef AT8_ROW
+}
+
 AVX2 INLINE void at4(const __m256 s[4], __m256 y[2]) {
   __m256 t = _mm256_sub_ps(s[1], s[2]);
   y[0] = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), s[2]);
@@ -259,6 +274,8 @@ AVX2 INLINE void output_tile(const int A, const int M, const float *s, size_t st
     for (int i = 0; i < A; i++) c[i] = _mm256_load_ps(s + (size_t)(i * A + j) * step);
     if (A == 4)
       at4(c, o);
+    else if (A == 8 && M == 4)
+      at8_4(c, o);
     else if (A == 8)
       at8(c, o);
     else if (M == 2)
@@ -274,6 +291,8 @@ AVX2 INLINE void output_tile(const int A, const int M, const float *s, size_t st
     __m256 o[6];
     if (A == 4)
       at4(t[i], o);
+    else if (A == 8 && M == 4)
+      at8_4(t[i], o);
     else if (A == 8)
       at8(t[i], o);
     else if (M == 2)
@@ -327,6 +346,8 @@ AVX2 void graft__wino_output_avx2(const wino_plan *p, const float *m, float *y, 
                                   int hi) {
   if (p->a == 4)
     output_range(4, 2, p, m, y, t0, lo, hi);
+  else if (p->a == 8 && p->m == 4)
+    output_range(8, 4, p, m, y, t0, lo, hi);
   else if (p->a == 8)
     output_range(8, 6, p, m, y, t0, lo, hi);
   else if (p->m == 2)
