@@ -43,9 +43,14 @@ typedef struct graft_loaded {
   float *pixels;   /* 3 x crop x crop, normalised CHW; owned by the loader */
 } graft_loaded;
 
-/* threads decoding workers; augment: the train transform (else eval). */
+/* threads decoding workers; augment: the train transform (else eval).
+ * keep_bytes: with augment, decoded images up to this many bytes in all are
+ * kept for the later passes, which then crop and flip them without decoding
+ * the file again (the first images decoded, until the budget is spent; 0
+ * keeps none). The results are the same bits either way. */
 graft_status graft_loader_create(const graft_split *split, const graft_preproc *pre,
-                                 bool augment, int threads, graft_loader **out);
+                                 bool augment, int threads, size_t keep_bytes,
+                                 graft_loader **out);
 void graft_loader_destroy(graft_loader *l);
 
 /* Queue samples in this order (copied) for one pass; the random crop and

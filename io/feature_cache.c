@@ -16,7 +16,7 @@ struct graft_feature_cache {
   int fd;      /* on disk, or -1 */
 };
 
-static size_t budget_bytes(int64_t memory_mb) {
+size_t graft_cache_budget_bytes(int64_t memory_mb) {
   if (memory_mb >= 0) return (size_t)memory_mb << 20;
   long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
   if (pages <= 0 || size <= 0) return (size_t)1 << 30;
@@ -33,7 +33,7 @@ graft_status graft_feature_cache_create(int n, int dim, int64_t memory_mb, const
   c->fd = -1;
   c->have = calloc((size_t)(n ? n : 1), 1);
   size_t bytes = (size_t)n * dim * sizeof(float);
-  if (c->have && bytes <= budget_bytes(memory_mb)) c->rows = malloc(bytes ? bytes : 1);
+  if (c->have && bytes <= graft_cache_budget_bytes(memory_mb)) c->rows = malloc(bytes ? bytes : 1);
   if (c->have && !c->rows) {
     char path[4200];
     snprintf(path, sizeof path, "%s/.graft-features-XXXXXX", spill_dir);

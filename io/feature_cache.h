@@ -5,11 +5,16 @@
 #define GRAFT_FEATURE_CACHE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/base/status.h"
 
 typedef struct graft_feature_cache graft_feature_cache;
+
+/* Bytes a cache may keep in memory: memory_mb MiB, or a quarter of physical
+ * memory when memory_mb < 0. */
+size_t graft_cache_budget_bytes(int64_t memory_mb);
 
 /* n rows of dim floats. memory_mb: the budget in MiB, < 0 for a quarter of
  * physical memory (0 keeps every row on disk, in spill_dir). */

@@ -3,7 +3,13 @@
  * A pass is a queue of sample indices. Workers claim queue positions in order
  * and fill ring slots (position p uses slot p % depth once it is free); the
  * consumer takes positions in order. Each image's randomness comes from
- * (pass seed, sample index), never from which thread ran it. */
+ * (pass seed, sample index), never from which thread ran it.
+ *
+ * With augmentation every pass crops and flips anew, but the decoded image
+ * is the same each time: up to keep_bytes of them are kept (kept[sample],
+ * set and read under mu) and later passes start from them. Decoding is most
+ * of a loader's work (a JPEG of the tutorial's ~500x375 takes several times
+ * its crop and resize), and the workers share the cores with the compute. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,19 +41,51 @@ struct graft_loader {
   unsigned generation;
   slot *slots;
   int depth;
+  /* decoded images kept for later passes (augment only) */
+  graft_image *kept; /* [split->n], px NULL where none */
+  size_t keep_bytes, kept_bytes;
 };
 
+/* The kept decoding of sample, copied as a view (px shared), or false. */
+static bool kept_get(graft_loader *l, int sample, graft_image *out) {
+  if (!l->kept) return false;
+  pthread_mutex_lock(&l->mu);
+  *out = l->kept[sample];
+  pthread_mutex_unlock(&l->mu);
+  return out->px != NULL;
+}
+
+/* Keep *img for sample if the budget allows: the loader then owns its
+ * pixels and *img is left empty. */
+static void kept_put(graft_loader *l, int sample, graft_image *img) {
+  if (!l->kept) return;
+  size_t bytes = (size_t)img->w * (size_t)img->h * 3;
+  pthread_mutex_lock(&l->mu);
+  if (!l->kept[sample].px && bytes <= l->keep_bytes - l->kept_bytes) {
+    l->kept[sample] = *img;
+    l->kept_bytes += bytes;
+    *img = (graft_image){0};
+  }
+  pthread_mutex_unlock(&l->mu);
+}
+
 static void fill(graft_loader *l, graft_loaded *it, int sample, uint64_t seed) {
-  graft_image img = {0};
+  graft_image img = {0}, view = {0};
   graft_decode_opts opts = {0, 0, 0};
   it->sample = sample;
-  it->status = graft_image_load(l->split->samples[sample].path, &opts, &img);
+  if (kept_get(l, sample, &view)) {
+    it->status = GRAFT_OK;
+  } else {
+    it->status = graft_image_load(l->split->samples[sample].path, &opts, &img);
+    view = img;
+    if (it->status == GRAFT_OK) kept_put(l, sample, &img); /* view stays valid */
+  }
   if (it->status == GRAFT_OK) {
     if (l->augment) {
       graft_rng rng = {graft_rng_u64(seed, (uint64_t)sample), 0};
-      it->status = graft_preprocess_train(&img, &l->pre, &rng, it->pixels);
+      it->status = graft_preprocess_train(&view, &l->pre, &rng, it->pixels);
     } else {
-      it->status = graft_preprocess_eval(&img, &l->pre, it->pixels);
+      it->status = graft_preprocess_eval(&view, &l->pre, it->pixels);
     }
   }
   if (it->status != GRAFT_OK)
@@ -85,7 +123,8 @@ static void *worker(void *arg) {
 }
 
 graft_status graft_loader_create(const graft_split *split, const graft_preproc *pre,
-                                 bool augment, int threads, graft_loader **out) {
+                                 bool augment, int threads, size_t keep_bytes,
+                                 graft_loader **out) {
   *out = NULL;
   graft_loader *l = calloc(1, sizeof *l);
   if (!l) return graft__fail(GRAFT_ENOMEM, "out of memory");
@@ -98,6 +137,10 @@ graft_status graft_loader_create(const graft_split *split, const graft_preproc *
   l->slots = calloc((size_t)l->depth, sizeof *l->slots);
   l->threads = calloc((size_t)l->n_threads, sizeof *l->threads);
   if (!l->slots || !l->threads) goto oom;
+  if (augment && keep_bytes > 0 && split->n > 0) {
+    if (!(l->kept = calloc((size_t)split->n, sizeof *l->kept))) goto oom;
+    l->keep_bytes = keep_bytes;
+  }
   for (int i = 0; i < l->depth; i++)
     if (!(l->slots[i].item.pixels = malloc(per * sizeof(float)))) goto oom;
   pthread_mutex_init(&l->mu, NULL);
@@ -115,6 +158,7 @@ graft_status graft_loader_create(const graft_split *split, const graft_preproc *
 oom:
   if (l->slots)
     for (int i = 0; i < l->depth; i++) free(l->slots[i].item.pixels);
+  free(l->kept);
   free(l->slots);
   free(l->threads);
   free(l);
@@ -132,6 +176,9 @@ void graft_loader_destroy(graft_loader *l) {
   pthread_cond_destroy(&l->work);
   pthread_cond_destroy(&l->done);
   for (int i = 0; i < l->depth; i++) free(l->slots[i].item.pixels);
+  if (l->kept)
+    for (int i = 0; i < l->split->n; i++) graft_image_free(&l->kept[i]);
+  free(l->kept);
   free(l->slots);
   free(l->threads);
   free(l->order);

@@ -29,6 +29,16 @@ echo "$show" | grep -qE '^lr += 0.001  \(default\)$' && echo "$show" | grep -qE 
 "$FT" -q "$T/cache_off.h5" > "$T/cache_off.out" || fail "cache off run"
 cat "$T/cache_on.out"
 same_run "cache on vs off" "$T/runs/cache_on" "$T/runs/cache_off"
+# With augmentation the loader decodes each training image once and crops the
+# kept decoding in later epochs (within GRAFT_CACHE_MEMORY_MB's budget); a
+# budget of 0 decodes every epoch, to the same bits.
+aug=(--arch alexnet --weights model.h5 --data data --epochs 2 --augment tutorial --shuffle 1
+     --seed 5)
+"$FT" --init "$T/kept.h5" "${aug[@]}"
+"$FT" --init "$T/decoded.h5" "${aug[@]}"
+"$FT" -q "$T/kept.h5" > /dev/null || fail "augmented run, decodings kept"
+GRAFT_CACHE_MEMORY_MB=0 "$FT" -q "$T/decoded.h5" > /dev/null || fail "augmented run, none kept"
+same_run "decodings kept vs decoded every epoch" "$T/runs/kept" "$T/runs/decoded"
 for f in best.h5 last.h5 metrics.csv curves.png predictions.png; do
   [ -s "$T/runs/cache_on/$f" ] && ok "$f written" || fail "$f missing"
 done

@@ -76,8 +76,11 @@ static graft_status open_splits(run *r) {
   GRAFT_TRY(s);
   r->train.split = &r->data.train;
   r->val.split = &r->data.val;
-  GRAFT_TRY(graft_loader_create(&r->data.train, &r->m->pre, augment, threads, &r->train.loader));
-  return graft_loader_create(&r->data.val, &r->m->pre, false, threads, &r->val.loader);
+  /* With augmentation, the training images' decodings are kept in the
+   * memory the training features would have had. */
+  GRAFT_TRY(graft_loader_create(&r->data.train, &r->m->pre, augment, threads,
+                                augment ? graft_cache_budget_bytes(mb) : 0, &r->train.loader));
+  return graft_loader_create(&r->data.val, &r->m->pre, false, threads, 0, &r->val.loader);
 }
 
 /* Rank 0 reads and writes every file of the run: the output folder, the

@@ -20,9 +20,10 @@
  * at 224x224 to 56x56 (partial tiles: 56 = 9.3 tiles of 6), 1.04-1.11x at
  * 28x28, 1.35x at 14x14 against F(2x2,3x3). At best under 1 ms of the
  * net's ~66, so no layer chooses it. F(4x4,5x5) takes F(6x6,3x3)'s eight
- * points and B^T; on AlexNet's 5x5 layer (64->192 at 27x27, 2 threads) it
- * runs in 0.44 ms at batch 1 and 1.8-2.1 at batch 4, against F(2x2,5x5)'s
- * 0.94 and 3.7, for a rounding error 2-3x F(2x2,5x5)'s (test_cpu_ops).
+ * points and B^T; on AlexNet's 5x5 layer (64->192 at 27x27, 2 threads, best
+ * of 4 runs) it takes 0.43, 1.75 and 3.80 ms at batch 1, 4 and 8 against
+ * F(2x2,5x5)'s 0.95, 3.59 and 7.58, for up to 1.6x its rounding error
+ * (test_cpu_ops: rel 3.1e-6 against 1.9e-6).
  *
  * Measured (AMD EPYC, Zen 3, AVX2, 2 threads; bench/cpu_backend_probe.c):
  * VGG16's 3x3 layers at batch 1 run 2.2x (64 channels at 224x224) to 3.3x
