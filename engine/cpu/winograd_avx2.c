@@ -68,34 +68,25 @@ AVX2 INLINE void bt8(const __m256 d[8], __m256 t[8]) {
   t[6] = _mm256_sub_ps(a, b);
 }
 
-AVX2 INLINE void at8(const __m256 s[8], __m256 y[6]) {
+/* The first M rows of A^T over the eight points, with inf's 1 in the last:
+ * F(6,3) takes M = 6 and F(4,5) M = 4 (the same points, so the same B^T).
+ * Row i (i >= 1) is (s1 -+ s2) + 2^i (s3 -+ s4) + 2^-i (s5 -+ s6), with the
+ * differences where i is odd. */
+AVX2 INLINE void at8(const int M, const __m256 s[8], __m256 y[6]) {
   __m256 p12 = _mm256_add_ps(s[1], s[2]), m12 = _mm256_sub_ps(s[1], s[2]);
   __m256 p34 = _mm256_add_ps(s[3], s[4]), m34 = _mm256_sub_ps(s[3], s[4]);
   __m256 p56 = _mm256_add_ps(s[5], s[6]), m56 = _mm256_sub_ps(s[5], s[6]);
-#define AT8_ROW(big, small, p, q, r) \
-  _mm256_fmadd_ps(_mm256_set1_ps(big), q, _mm256_fmadd_ps(_mm256_set1_ps(small), r, p))
   y[0] = _mm256_add_ps(_mm256_add_ps(s[0], p12), _mm256_add_ps(p34, p56));
-  y[1] = AT8_ROW(2.0f, 0.5f, m12, m34, m56);
-  y[2] = AT8_ROW(4.0f, 0.25f, p12, p34, p56);
-  y[3] = AT8_ROW(8.0f, 0.125f, m12, m34, m56);
-  y[4] = AT8_ROW(16.0f, 0.0625f, p12, p34, p56);
-  y[5] = _mm256_add_ps(AT8_ROW(32.0f, 0.03125f, m12, m34, m56), s[7]);
-#undef AT8_ROW
-}
-
-/* F(4,5): the first four rows of F(6,3)'s A^T with a 1 for inf in the
- * last: the same eight points, so the same B^T. */
-AVX2 INLINE void at8_4(const __m256 s[8], __m256 y[4]) {
-  __m256 p12 = _mm256_add_ps(s[1], s[2]), m12 = _mm256_sub_ps(s[1], s[2]);
-  __m256 p34 = _mm256_add_ps(s[3], s[4]), m34 = _mm256_sub_ps(s[3], s[4]);
-  __m256 p56 = _mm256_add_ps(s[5], s[6]), m56 = _mm256_sub_ps(s[5], s[6]);
-#define AT8_ROW(big, small, p, q, r) \
-  _mm256_fmadd_ps(_mm256_set1_ps(big), q, _mm256_fmadd_ps(_mm256_set1_ps(small), r, p))
-  y[0] = _mm256_add_ps(_mm256_add_ps(s[0], p12), _mm256_add_ps(p34, p56));
-  y[1] = AT8_ROW(2.0f, 0.5f, m12, m34, m56);
-  y[2] = AT8_ROW(4.0f, 0.25f, p12, p34, p56);
-  y[3] = _mm256_add_ps(AT8_ROW(8.0f, 0.125f, m12, m34, m56), s[7]);
-#undef AT8_ROW
+  float big = 1.0f;
+#pragma GCC unroll 6
+  for (int i = 1; i < M; i++) {
+    big *= 2.0f;
+    bool odd = i & 1;
+    y[i] = _mm256_fmadd_ps(_mm256_set1_ps(big), odd ? m34 : p34,
+                           _mm256_fmadd_ps(_mm256_set1_ps(1.0f / big), odd ? m56 : p56,
+                                           odd ? m12 : p12));
+  }
+  y[M - 1] = _mm256_add_ps(y[M - 1], s[7]);
 }
 
 AVX2 INLINE void at4(const __m256 s[4], __m256 y[2]) {
@@ -274,10 +265,8 @@ AVX2 INLINE void output_tile(const int A, const int M, const float *s, size_t st
     for (int i = 0; i < A; i++) c[i] = _mm256_load_ps(s + (size_t)(i * A + j) * step);
     if (A == 4)
       at4(c, o);
-    else if (A == 8 && M == 4)
-      at8_4(c, o);
     else if (A == 8)
-      at8(c, o);
+      at8(M, c, o);
     else if (M == 2)
       at6_2(c, o);
     else
@@ -291,10 +280,8 @@ AVX2 INLINE void output_tile(const int A, const int M, const float *s, size_t st
     __m256 o[6];
     if (A == 4)
       at4(t[i], o);
-    else if (A == 8 && M == 4)
-      at8_4(t[i], o);
     else if (A == 8)
-      at8(t[i], o);
+      at8(M, t[i], o);
     else if (M == 2)
       at6_2(t[i], o);
     else
