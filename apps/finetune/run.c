@@ -77,9 +77,10 @@ static graft_status open_splits(run *r) {
   r->train.split = &r->data.train;
   r->val.split = &r->data.val;
   /* With augmentation, the training images' decodings are kept in the
-   * memory the training features would have had, shared by the job's ranks
-   * (each decodes its own jobs' images, and they may share a machine). */
-  size_t keep = augment ? graft_cache_budget_bytes(mb) / (size_t)(r->ranks > 1 ? r->ranks : 1) : 0;
+   * memory the training features would have had, shared by the ranks on
+   * this machine (each decodes its own jobs' images). */
+  size_t keep =
+      augment ? graft_cache_budget_bytes(mb) / (size_t)graft_comm_local_size(r->opt->comm) : 0;
   GRAFT_TRY(
       graft_loader_create(&r->data.train, &r->m->pre, augment, threads, keep, &r->train.loader));
   return graft_loader_create(&r->data.val, &r->m->pre, false, threads, 0, &r->val.loader);
