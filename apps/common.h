@@ -38,7 +38,7 @@ bool app_parse_double(const char *s, double lo, double hi, double *out);
 /* The backend options: device, threads and precision (its name; NULL for
  * the default) as the command line or the config gave them, the rest from
  * the environment: GRAFT_CPU_CONV (winograd|dnnl-winograd|graft-winograd|
- * graft-winograd-f2|graft-winograd-f4|graft-winograd-f6|direct|auto|gemm),
+ * graft-winograd-f2|graft-winograd-f4|graft-winograd-f6|direct|auto|gemm|tuned),
  * GRAFT_CPU_KERNELS (auto|generic), GRAFT_CUDNN_PATH
  * (auto|fused|fallback|split|legacy), GRAFT_CUDA_LAYOUT (auto|nchw|nhwc),
  * GRAFT_CUDNN_TUNE (1: time the top engine configs, keep the fastest),

@@ -175,7 +175,9 @@ int main(int argc, char **argv) {
     else
       snprintf(name, sizeof name, "%s -> %dx%d",
                l->kind == GRAFT_LAYER_MAXPOOL2D ? "maxpool" : "avgpool", o->h, o->w);
-    printf("%-34s %10.3f %10.3f  [layout %d]\n", name, ms, extra, o->layout);
+    char how[512] = "";
+    if (be->iface->plan_describe) be->iface->plan_describe(steps[i].plan, how, sizeof how);
+    printf("%-34s %10.3f %10.3f  [layout %d] %s\n", name, ms, extra, o->layout, how);
     total += ms;
     total_extra += extra;
   }

@@ -34,9 +34,11 @@ typedef enum graft_precision {
 
 /* The CPU backend's convolutions. Names: "winograd", "dnnl-winograd",
  * "graft-winograd", "graft-winograd-f2", "graft-winograd-f4",
- * "graft-winograd-f6", "direct", "auto", "gemm". Which Winograd the
- * default runs depends on the ISA (engine/cpu/conv.c decides it); the
- * others force one path to compare. */
+ * "graft-winograd-f6", "direct", "auto", "gemm", "tuned". Which Winograd the
+ * default runs depends on the ISA (engine/cpu/conv.c decides it); "tuned"
+ * times each layer's candidates when it is planned and keeps the fastest
+ * (its bits may then differ from run to run); the others force one path to
+ * compare. */
 typedef enum graft_cpu_conv {
   GRAFT_CPU_CONV_WINOGRAD = 0,      /* the ISA's Winograd for 3x3/1 (5x5/1), else oneDNN direct */
   GRAFT_CPU_CONV_DNNL_WINOGRAD,     /* oneDNN's Winograd where it has one (AVX-512), else direct */
@@ -47,6 +49,8 @@ typedef enum graft_cpu_conv {
   GRAFT_CPU_CONV_DIRECT,            /* oneDNN: direct convolution everywhere */
   GRAFT_CPU_CONV_AUTO,              /* oneDNN's own pick for 3x3/1 (Winograd at batch 8, not 1-2) */
   GRAFT_CPU_CONV_GEMM,              /* im2col + OpenBLAS sgemm on plain NCHW */
+  GRAFT_CPU_CONV_TUNED,             /* the candidates of each layer timed at planning, as
+                                       torch.backends.cudnn.benchmark (engine/cpu/conv_tune.c) */
 } graft_cpu_conv;
 
 /* The kernels of the CPU backend's own loops. Names: "auto", "generic". */

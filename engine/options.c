@@ -9,7 +9,8 @@ const char *const graft_cpu_conv_names[] = {"winograd",          "dnnl-winograd"
                                              "graft-winograd",    "graft-winograd-f2",
                                              "graft-winograd-f4", "graft-winograd-f6",
                                              "direct",            "auto",
-                                             "gemm",              NULL};
+                                             "gemm",              "tuned",
+                                             NULL};
 const char *const graft_cpu_kernels_names[] = {"auto", "generic", NULL};
 const char *const graft_cudnn_path_names[] = {"auto", "fused", "fallback", "split", "legacy",
                                               NULL};
@@ -17,7 +18,7 @@ const char *const graft_cuda_layout_names[] = {"auto", "nchw", "nhwc", NULL};
 
 /* The enums count up from 0 in the order of their names, in an int. */
 _Static_assert(GRAFT_PRECISION_BF16 == 2 && GRAFT_PRECISION_FP16_WEIGHTS == 3 &&
-                   GRAFT_CUDA_LAYOUT_NHWC == 2 && GRAFT_CPU_CONV_GEMM == 8 &&
+                   GRAFT_CUDA_LAYOUT_NHWC == 2 && GRAFT_CPU_CONV_TUNED == 9 &&
                    GRAFT_CPU_KERNELS_GENERIC == 1 && GRAFT_CUDNN_PATH_LEGACY == 4,
                "one name per value, in order");
 _Static_assert(sizeof(graft_precision) == sizeof(int) && sizeof(graft_cpu_conv) == sizeof(int) &&

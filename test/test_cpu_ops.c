@@ -6,7 +6,7 @@
  * and again on a channel-blocked input (the output of an identity 1x1
  * convolution, which is exact), so the oneDNN layouts are covered too. The
  * program runs on the default convolution path and again on the direct,
- * gemm and auto paths and on graft's Winograd with each 3x3 tile (GRAFT_CPU_CONV,
+ * gemm, auto and tuned paths and on graft's Winograd with each 3x3 tile (GRAFT_CPU_CONV,
  * read by the harness; test/CMakeLists.txt; those skip where graft's
  * Winograd cannot run).
  *
@@ -330,6 +330,64 @@ static void test_conv_errors(void) {
             graft_strerror(s));
   if (s == GRAFT_OK) F->plan_destroy(plan);
   tact_free(&in);
+}
+
+/* GRAFT_CPU_CONV=tuned: a layer's plan says it was timed (and, planned
+ * again, that it was chosen earlier), and gives exactly the bits of the
+ * path it names, planned on a backend forced onto that path: the tuning
+ * only chooses, it computes nothing of its own. */
+static void tuned_case(const char *name, int n, int c, int h, int w, int k, int r, int stride,
+                       int pad, const char *timed_where) {
+  float *x = frand((size_t)n * c * h * w, -1, 1), *wt = frand((size_t)k * c * r * r, -0.1, 0.1);
+  float *b = frand((size_t)k, -0.1, 0.1);
+  tact in = act_from_host(n, c, h, w, x, name), blocked = {0};
+  if (c >= 8) blocked = to_conv_layout(&in, name);
+  const tact *src = blocked.buf ? &blocked : &in;
+  graft_conv2d_params p = {c, k, r, stride, pad, true};
+  char how[2][256];
+  tact y[2];
+  for (int i = 0; i < 2; i++) {
+    graft_plan *plan;
+    CHECK_OK(F->conv2d_plan(be, &p, &src->a, wt, b, &y[i].a, &plan));
+    F->plan_describe(plan, how[i], sizeof how[i]);
+    y[i].buf = run_and_destroy(plan, src->buf, &y[i].a);
+    y[i].rows = act_to_host(&y[i].a, y[i].buf);
+  }
+  printf("tuned %s: %s; again: %s\n", name, how[0], how[1]);
+  /* timed where the backend line names a second path for this layer */
+  const bool one = !timed_where || !strstr(graft_backend_describe(be), timed_where);
+  CHECK_MSG(strstr(how[0], one ? "(tuned: the only candidate)" : "(tuned: fastest of"), "%s: %s",
+            name, how[0]);
+  CHECK_MSG(strstr(how[1], one ? "(tuned: the only candidate)" : "(tuned earlier: fastest of"),
+            "%s: %s", name, how[1]);
+  size_t count = count_of(&y[0].a);
+  check_exact("tuned", "planned again", y[1].rows, y[0].rows, count);
+  const char *path = strstr(how[0], "F(2x2")   ? "graft-winograd-f2"
+                     : strstr(how[0], "F(4x4") ? "graft-winograd-f4"
+                     : strstr(how[0], "F(6x6") ? "graft-winograd-f6"
+                     : strstr(how[0], "wino")  ? "dnnl-winograd"
+                                               : "direct";
+  graft_backend_options o = {.threads = be->threads};
+  CHECK_OK(graft_cpu_conv_parse(path, &o.cpu_conv));
+  graft_backend *forced = NULL;
+  CHECK_OK(graft_cpu_backend_create(&o, &forced));
+  graft_plan *plan;
+  graft_act out;
+  CHECK_OK(forced->iface->conv2d_plan(forced, &p, &src->a, wt, b, &out, &plan));
+  void *yb = be_alloc(out.bytes);
+  CHECK_OK(forced->iface->plan_run(plan, src->buf, yb));
+  forced->iface->plan_destroy(plan);
+  float *rows = act_to_host(&out, yb);
+  char label[64];
+  snprintf(label, sizeof label, "%s vs %s", name, path);
+  check_exact("tuned", label, rows, y[0].rows, count);
+  F->free(be, yb);
+  free(rows);
+  graft_backend_destroy(forced);
+  for (int i = 0; i < 2; i++) tact_free(&y[i]);
+  if (blocked.buf) tact_free(&blocked);
+  tact_free(&in);
+  free(x), free(wt), free(b);
 }
 
 /* ---------------------------------------------------------------- pooling */
@@ -934,6 +992,12 @@ int main(void) {
 
   for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) test_conv(&conv_cases[i]);
   test_conv_errors();
+  if (o.cpu_conv == GRAFT_CPU_CONV_TUNED) {
+    tuned_case("3x3 64->64 @20x20", 1, 64, 20, 20, 64, 3, 1, 1, "tuned per layer");
+    tuned_case("5x5 16->24 @13x12", 2, 16, 13, 12, 24, 5, 1, 2, "graft Winograd");
+    tuned_case("11x11/4 3->40 @59x61", 1, 3, 59, 61, 40, 11, 4, 2, "graft Winograd");
+    tuned_case("3x3/2 8->8 @9x9", 1, 8, 9, 9, 8, 3, 2, 1, NULL); /* oneDNN direct alone */
+  }
   test_pools();
 
   const int lin[][3] = {{1, 37, 19}, {4, 37, 19}, {7, 37, 19},

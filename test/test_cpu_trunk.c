@@ -1,7 +1,8 @@
 /* Whole trunks, planned from the layer tables of models/arch.h with random
  * weights, through every CPU convolution path (the default, with the ISA's
  * Winograd; oneDNN direct and auto; im2col+GEMM; graft's Winograd with each
- * tile size, where it can run): each against a double-precision reference
+ * tile size, where it can run; tuned, which times each layer's candidates
+ * and prints what it chose): each against a double-precision reference
  * and the others against the GEMM one, relative L2 error <= 1e-4 (Winograd's
  * transforms cost bits: VGG16 at 224x224, 13 of its convolutions, is the
  * case that shows how many). Sizes other than
@@ -18,7 +19,7 @@
 
 static const char *paths[] = {"gemm",           "winograd",          "direct",
                               "auto",           "graft-winograd-f2", "graft-winograd-f4",
-                              "graft-winograd-f6"};
+                              "graft-winograd-f6", "tuned"};
 #define N_PATHS (int)(sizeof paths / sizeof *paths)
 #define GEMM 0
 
@@ -76,9 +77,10 @@ static double *reference_trunk(const graft_arch *a, float **w, float **b, int n,
   return cur;
 }
 
-/* The trunk on a backend: plan every layer, run them in order. */
+/* The trunk on a backend: plan every layer, run them in order; with `say`,
+ * print how each convolution runs. */
 static void backend_trunk(graft_backend *be, const graft_arch *a, float **w, float **b, int n,
-                          int h, int wd, const float *x, float *rows) {
+                          int h, int wd, const float *x, float *rows, bool say) {
   ref_act t = ref_to_act(be, n, 3, h, wd, x, false);
   for (int i = 0; i < a->n_trunk; i++) {
     const graft_layer *l = &a->trunk[i];
@@ -90,6 +92,12 @@ static void backend_trunk(graft_backend *be, const graft_arch *a, float **w, flo
       CHECK_OK(be->iface->maxpool2d_plan(be, &l->u.pool, &t.a, &next.a, &plan));
     else
       CHECK_OK(be->iface->adaptive_avgpool2d_plan(be, &l->u.avgpool, &t.a, &next.a, &plan));
+    if (say && l->kind == GRAFT_LAYER_CONV2D) {
+      char how[256];
+      be->iface->plan_describe(plan, how, sizeof how);
+      printf("  layer %2d %4d->%-4d @%dx%d: %s\n", i, l->u.conv.in_c, l->u.conv.out_c, t.a.h,
+             t.a.w, how);
+    }
     ref_run(be, plan, &t, &next);
     ref_act_free(be, &t);
     t = next;
@@ -113,7 +121,7 @@ static void run_case(graft_backend *const *bes, const char *arch, int n, int h, 
     rows[p] = NULL;
     if (!bes[p]) continue;
     rows[p] = ref_alloc_floats(rows_n);
-    backend_trunk(bes[p], &a, wts, bias, n, h, w, x, rows[p]);
+    backend_trunk(bes[p], &a, wts, bias, n, h, w, x, rows[p], strcmp(paths[p], "tuned") == 0);
     graft_test_diff d = graft_test_compare(graft_test_f(rows[p]), graft_test_d(ref), NULL, rows_n);
     double rel = d.rel;
     size_t zeros = 0;

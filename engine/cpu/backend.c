@@ -126,10 +126,16 @@ static void plan_destroy(graft_plan *plan) {
   if (plan) plan->destroy(plan);
 }
 
+static void plan_describe(graft_plan *plan, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s", plan->what[0] ? plan->what : "?");
+}
+
 static void cpu_destroy(graft_backend *b) {
   cpu_backend *be = cpu_of(b);
   graft__dnnl_release(be);
   free(be->scratch);
+  free(be->tuned);
+  free(be->tune_junk);
   free(be);
 }
 
@@ -166,6 +172,7 @@ static const graft_backend_iface cpu_iface = {
     .linear_backward_sgd = graft__cpu_linear_backward_sgd,
     .linear_forward_rows = graft__cpu_linear_forward_rows,
     .linear_forward_f16w = graft__cpu_linear_forward_f16w,
+    .plan_describe = plan_describe,
 };
 
 /* F16C (CPUID leaf 1, ECX bit 29): asked of the CPU itself, since clang's
@@ -179,7 +186,7 @@ graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_back
   static const graft_backend_options defaults = {0};
   if (!o) o = &defaults;
   *out = NULL;
-  if ((unsigned)o->cpu_conv > GRAFT_CPU_CONV_GEMM)
+  if ((unsigned)o->cpu_conv > GRAFT_CPU_CONV_TUNED)
     return graft__fail(GRAFT_EINVAL, "CPU convolution path %d", (int)o->cpu_conv);
   if ((unsigned)o->cpu_kernels > GRAFT_CPU_KERNELS_GENERIC)
     return graft__fail(GRAFT_EINVAL, "CPU kernels %d", (int)o->cpu_kernels);
@@ -195,6 +202,9 @@ graft_status graft_cpu_backend_create(const graft_backend_options *o, graft_back
   cpu_backend *be = calloc(1, sizeof *be);
   if (!be) return graft__fail(GRAFT_ENOMEM, "out of memory");
   be->conv_path = o->cpu_conv;
+  long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  if (llc <= 0) llc = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  be->cache_bytes = llc > 0 ? (size_t)llc : (size_t)32 << 20;
   if (o->cpu_kernels == GRAFT_CPU_KERNELS_AUTO) {
     be->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     be->f16c = f16c;

@@ -9,6 +9,8 @@
  *   graft-winograd      graft's Winograd (winograd.c); -f2, -f4 force its tile
  *   direct, auto        oneDNN direct everywhere, oneDNN's own choice
  *   gemm                im2col + OpenBLAS sgemm on plain NCHW (conv_gemm.c)
+ *   tuned               each layer's candidates among the above timed when
+ *                       it is planned, the fastest kept (conv_tune.c)
  * oneDNN's layers run on channel-blocked activations (dnnl.c); graft's
  * Winograd reads and writes the same nChw8c, so the trunk needs no reorders
  * between the two. */
@@ -30,6 +32,7 @@ graft_status graft__cpu_conv_choose(cpu_backend *be, char *what, size_t cap) {
   be->wino_m = 0;
   switch (be->conv_path) {
     case GRAFT_CPU_CONV_WINOGRAD:
+    case GRAFT_CPU_CONV_TUNED:
       be->wino = be->block == 16 ? CPU_WINO_DNNL : graft_ok ? CPU_WINO_GRAFT : CPU_WINO_NONE;
       break;
     case GRAFT_CPU_CONV_DNNL_WINOGRAD: be->wino = CPU_WINO_DNNL; break;
@@ -58,6 +61,11 @@ graft_status graft__cpu_conv_choose(cpu_backend *be, char *what, size_t cap) {
                                        : "F(4x4|2x2,3x3) F(4x4,5x5)";
   if (be->conv_path == GRAFT_CPU_CONV_GEMM)
     snprintf(what, cap, "im2col+sgemm convolutions");
+  else if (be->conv_path == GRAFT_CPU_CONV_TUNED && be->wino == CPU_WINO_GRAFT)
+    snprintf(what, cap, "convolutions tuned per layer: graft Winograd F(2x2|4x4|6x6,3x3) "
+                        "F(2x2|4x4,5x5), oneDNN direct");
+  else if (be->conv_path == GRAFT_CPU_CONV_TUNED && be->wino == CPU_WINO_DNNL)
+    snprintf(what, cap, "convolutions tuned per layer: oneDNN Winograd, oneDNN direct");
   else if (be->conv_path == GRAFT_CPU_CONV_AUTO)
     snprintf(what, cap, "oneDNN auto convolutions");
   else if (be->wino == CPU_WINO_GRAFT)
@@ -80,6 +88,14 @@ graft_status graft__cpu_conv2d_plan(graft_backend *b, const graft_conv2d_params 
   if (p->out_c < 1) return graft__fail(GRAFT_EINVAL, "convolution with %d outputs", p->out_c);
   if (be->conv_path == GRAFT_CPU_CONV_GEMM)
     return graft__gemm_conv_plan(be, p, in, w, bias, out, plan);
+  if (be->conv_path == GRAFT_CPU_CONV_TUNED)
+    return graft__cpu_conv_tuned_plan(be, p, in, w, bias, out, plan);
+  return graft__cpu_conv_path_plan(be, p, in, w, bias, out, plan);
+}
+
+graft_status graft__cpu_conv_path_plan(cpu_backend *be, const graft_conv2d_params *p,
+                                       const graft_act *in, const float *w, const float *bias,
+                                       graft_act *out, graft_plan **plan) {
   /* graft's takes 3x3/1 and 5x5/1 on nChw8c; the first layer (plain NCHW,
    * 3 channels) and strided ones stay on oneDNN. */
   if (be->wino == CPU_WINO_GRAFT && graft__wino_fits(be, p, in))

@@ -5,6 +5,7 @@
  * y[n] [K, P*Q] = W [K, C*R*S] x col(x[n]) [C*R*S, P*Q] */
 #include <cblas.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,7 @@ graft_status graft__gemm_conv_plan(cpu_backend *be, const graft_conv2d_params *p
   memcpy(g->bias, b, (size_t)p->out_c * sizeof(float));
   *out = (graft_act){in->n, p->out_c, g->oh, g->ow, 0,
                      cpu_act_bytes(in->n, p->out_c, g->oh, g->ow, 0)};
+  snprintf(head->what, sizeof head->what, "im2col + OpenBLAS sgemm");
   *plan = head;
   return GRAFT_OK;
 }

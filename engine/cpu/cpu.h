@@ -45,6 +45,10 @@ typedef struct cpu_backend {
   bool f16c; /* and F16C (linear_f16.c's AVX2 kernel needs all three) */
   float *scratch; /* our loops' workspace (graft__cpu_scratch), grown to the largest need */
   size_t scratch_floats;
+  struct cpu_tuned *tuned; /* GRAFT_CPU_CONV_TUNED: choices made so far, by shape (conv_tune.c) */
+  int n_tuned, cap_tuned;
+  size_t cache_bytes; /* the last level cache's */
+  float *tune_junk;   /* 2 * cache_bytes written once, read to flush it (conv_tune.c) */
 } cpu_backend;
 
 /* Every CPU plan starts with this head. */
@@ -52,6 +56,7 @@ struct graft_plan {
   graft_status (*run)(graft_plan *plan, const void *x, void *y);
   void (*destroy)(graft_plan *plan);
   cpu_backend *be;
+  char what[128]; /* how it runs, for logs, tests and benchmarks (plan_describe) */
 };
 
 static inline cpu_backend *cpu_of(graft_backend *be) { return (cpu_backend *)be; }
@@ -91,6 +96,15 @@ graft_status graft__cpu_conv_choose(cpu_backend *be, char *what, size_t cap);
 graft_status graft__cpu_conv2d_plan(graft_backend *be, const graft_conv2d_params *p,
                                     const graft_act *in, const float *w, const float *b,
                                     graft_act *out, graft_plan **plan);
+/* The layer on the path be->wino and be->wino_m say, without tuning. */
+graft_status graft__cpu_conv_path_plan(cpu_backend *be, const graft_conv2d_params *p,
+                                       const graft_act *in, const float *w, const float *b,
+                                       graft_act *out, graft_plan **plan);
+
+/* ---- engine/cpu/conv_tune.c: GRAFT_CPU_CONV_TUNED, the fastest candidate per shape ---- */
+graft_status graft__cpu_conv_tuned_plan(cpu_backend *be, const graft_conv2d_params *p,
+                                        const graft_act *in, const float *w, const float *b,
+                                        graft_act *out, graft_plan **plan);
 
 /* ---- engine/cpu/dnnl.c: the only file that sees oneDNN ---- */
 graft_status graft__dnnl_init(cpu_backend *be);

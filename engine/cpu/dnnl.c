@@ -156,6 +156,14 @@ static graft_status finish_plan(cpu_backend *be, dnnl_primitive_desc_t pd, dnnl_
   const dnnl_memory_desc_t *dst =
       dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, p->dst_arg);
   const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  const char *impl = NULL;
+  dnnl_primitive_kind_t kind = dnnl_undefined_primitive;
+  if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
+    impl = NULL;
+  if (dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &kind) != dnnl_success)
+    kind = dnnl_undefined_primitive;
+  snprintf(p->head.what, sizeof p->head.what, "oneDNN %s %s", dnnl_prim_kind2str(kind),
+           impl ? impl : "?");
   DNNL_CHECK(st, fail, dnnl_memory_create(&p->src, src, d->engine, DNNL_MEMORY_NONE));
   DNNL_CHECK(st, fail, dnnl_memory_create(&p->dst, dst, d->engine, DNNL_MEMORY_NONE));
   size_t need = scr ? dnnl_memory_desc_get_size(scr) : 0;
@@ -332,6 +340,7 @@ static graft_status chain_to_blocked(cpu_backend *be, graft_plan *first, const g
   }
   chain_plan *c = (chain_plan *)head;
   c->first = first;
+  snprintf(head->what, sizeof head->what, "%.80s, reordered", first->what);
   if (posix_memalign(&c->mid, 64, mid->bytes ? mid->bytes : 64) != 0) {
     c->mid = NULL;
     st = graft__fail(GRAFT_ENOMEM, "convolution output of %zu bytes", mid->bytes);

@@ -2,6 +2,7 @@
  * path), PyTorch's adaptive average pooling in any of our layouts, and the
  * plain copy plan. */
 #include <float.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,9 @@ typedef struct pool_plan {
 
 static void destroy(graft_plan *plan) { free(plan); }
 
+static graft_status run_copy(graft_plan *plan, const void *x, void *y);
+static graft_status run_max(graft_plan *plan, const void *xv, void *yv);
+
 static graft_status new_pool(cpu_backend *be, const graft_act *in, const graft_act *out,
                              graft_status (*run)(graft_plan *, const void *, void *),
                              graft_plan **plan) {
@@ -22,6 +26,8 @@ static graft_status new_pool(cpu_backend *be, const graft_act *in, const graft_a
   pool_plan *p = (pool_plan *)*plan;
   p->in = *in;
   p->out = *out;
+  snprintf((*plan)->what, sizeof (*plan)->what, "%s",
+           run == run_copy ? "copy" : run == run_max ? "max pooling" : "adaptive average pooling");
   return GRAFT_OK;
 }
 

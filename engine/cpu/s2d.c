@@ -21,6 +21,7 @@
  * transforms cost more than the multiplies saved (0.8-0.9 ms direct, 1.8-2.0
  * Winograd), so stride 1 is left to oneDNN. */
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,6 +132,8 @@ graft_status graft__s2d_conv_plan(cpu_backend *be, const graft_conv2d_params *cp
     s2d_destroy(head);
     return st;
   }
+  snprintf(head->what, sizeof head->what, "space to depth %dx%d, then %.90s", cp->stride,
+           cp->stride, p->inner->what);
   *plan = head;
   return GRAFT_OK;
 }

@@ -32,6 +32,7 @@
  * transforms take a quarter of the time at 64 channels, less above. */
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -270,6 +271,8 @@ graft_status graft__wino_conv_plan(cpu_backend *be, const graft_conv2d_params *c
     wino_destroy(head);
     return st;
   }
+  snprintf(head->what, sizeof head->what, "graft Winograd F(%dx%d,%dx%d), %s of %d tiles",
+           p->m, p->m, p->r, p->r, p->team ? "team blocks" : "thread blocks", p->block);
   *out = (graft_act){in->n, cp->out_c, p->oh, p->ow, 8, 0};
   out->bytes = cpu_act_bytes(out->n, out->c, p->oh, p->ow, 8);
   *plan = head;
