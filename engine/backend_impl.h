@@ -152,6 +152,17 @@ typedef struct graft_backend_iface {
    * plan of a trunk run through trunk_run, how that trunk ran too ("trunk
    * captured as a CUDA graph, 12 replay(s)"). */
   void (*plan_describe)(graft_plan *plan, char *buf, size_t cap);
+
+  /* Optional (NULL: linear_forward_rows at one row too). One row's Linear
+   * forward with the bits of linear_forward_rows, skipping the row's zero
+   * inputs: wt is w transposed ([in][out]), made once by linear_cols_make
+   * (GRAFT_EUNSUPPORTED where the backend has no such kernel); w is read
+   * instead where the row has few zeros. */
+  graft_status (*linear_cols_make)(graft_backend *be, const graft_linear_params *p,
+                                   const float *w, float *wt);
+  graft_status (*linear_forward_cols)(graft_backend *be, const graft_linear_params *p,
+                                      const float *x, const float *w, const float *wt,
+                                      const float *b, float *y);
 } graft_backend_iface;
 
 struct graft_backend {

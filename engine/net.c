@@ -215,6 +215,7 @@ void graft_net_destroy(graft_net *net) {
   if (!net) return;
   const graft_backend_iface *f = net->be->iface;
   graft__net_train_free(net);
+  graft__net_cols_free(net);
   for (int i = 0; i < TRUNK_SLOTS; i++) trunk_release(net, &net->trunks[i]);
   for (int i = 0; i < GRAFT_MAX_CLASSIFIER; i++)
     if (net->classifier_out[i]) f->free(net->be, net->classifier_out[i]);
@@ -262,6 +263,46 @@ graft_status graft_net_trunk(graft_net *net, int n, const float *input_host) {
   return trunk_resident(net, n);
 }
 
+void graft__net_cols_free(graft_net *net) {
+  for (int i = 0; i < GRAFT_MAX_CLASSIFIER; i++)
+    if (net->classifier_cols[i]) {
+      net->be->iface->free(net->be, net->classifier_cols[i]);
+      net->classifier_cols[i] = NULL;
+    }
+  net->cols_calls = 0;
+}
+
+/* Whether one-row forwards take the backend's zero-skipping kernel
+ * (linear_forward_cols), making its transposed weights at the second such
+ * forward: a single classification does not pay for the transposition
+ * (VGG16's 494 MB, ~0.1 s), a stream of them does, and holds that much more
+ * memory. Not while the net trains (its weights change every step); never
+ * where the backend has no such kernel or no memory for it. */
+static bool cols_ready(graft_net *net) {
+  const graft_arch *a = net->a;
+  const graft_backend_iface *f = net->be->iface;
+  if (net->cols_off || net->train || net->classifier_f16 || !f->linear_forward_cols) return false;
+  if (net->classifier_cols[a->head]) return true;
+  if (++net->cols_calls < 2) return false;
+  graft_status s = GRAFT_OK;
+  for (int i = 0; s == GRAFT_OK && i < a->n_classifier; i++) {
+    const graft_layer *l = &a->classifier[i];
+    if (l->kind != GRAFT_LAYER_LINEAR) continue;
+    const graft_param *w = graft_arch_weight(a, l);
+    s = graft__net_alloc(net, w->count * sizeof(float), (void **)&net->classifier_cols[i],
+                         "transposed classifier");
+    if (s == GRAFT_OK)
+      s = f->linear_cols_make(net->be, &l->u.linear,
+                              net->classifier_params + (w->offset - a->classifier_offset),
+                              net->classifier_cols[i]);
+  }
+  if (s == GRAFT_OK) return true;
+  graft__net_cols_free(net); /* the row kernel then: the same bits */
+  graft_clear_detail();
+  net->cols_off = true;
+  return false;
+}
+
 /* Inference forward of the classifier; returns the logits buffer. */
 graft_status graft__classifier_forward(graft_net *net, int n, bool rows, const float **logits) {
   const graft_arch *a = net->a;
@@ -269,11 +310,20 @@ graft_status graft__classifier_forward(graft_net *net, int n, bool rows, const f
   graft_status (*forward)(graft_backend *, const graft_linear_params *, int, const float *,
                           const float *, const float *, float *) =
       rows && f->linear_forward_rows ? f->linear_forward_rows : f->linear_forward;
+  const bool cols = rows && n == 1 && f->linear_forward_rows && cols_ready(net);
   const float *x = net->features;
   for (int i = 0; i < a->n_classifier; i++) {
     const graft_layer *l = &a->classifier[i];
     if (l->kind != GRAFT_LAYER_LINEAR) continue; /* dropout: identity at inference */
     const graft_param *w = graft_arch_weight(a, l), *b = graft_arch_bias(a, l);
+    if (cols) {
+      GRAFT_TRY(f->linear_forward_cols(
+          net->be, &l->u.linear, x, net->classifier_params + (w->offset - a->classifier_offset),
+          net->classifier_cols[i], net->classifier_params + (b->offset - a->classifier_offset),
+          net->classifier_out[i]));
+      x = net->classifier_out[i];
+      continue;
+    }
     if (net->classifier_f16) { /* GRAFT_PRECISION_FP16_WEIGHTS */
       GRAFT_TRY(f->linear_forward_f16w(
           net->be, &l->u.linear, n, x, net->classifier_f16 + (w->offset - a->classifier_offset),
@@ -396,6 +446,11 @@ const char *graft_net_describe(graft_net *net, char *buf, size_t cap) {
       memcpy(prev, cur, sizeof prev);
       same = 1;
     }
+  }
+  if (net->classifier_cols[net->a->head] && at < cap) {
+    int k = snprintf(buf + at, cap - at, "%sclassifier at one row: transposed weights, zero "
+                     "inputs skipped", at ? " | " : "");
+    if (k > 0) at = (size_t)k < cap - at ? at + (size_t)k : cap - 1;
   }
   if (t->forward && f->replay_describe && at < cap) {
     f->replay_describe(t->forward, cur, sizeof cur);

@@ -34,6 +34,12 @@ struct graft_net {
   uint16_t *classifier_f16;   /* GRAFT_PRECISION_FP16_WEIGHTS: the same as fp16 bits (the
                                  Linear weights are read from it, the biases from the fp32) */
   float *classifier_out[GRAFT_MAX_CLASSIFIER]; /* each linear's output [eval_rows, out] */
+  /* Each Linear's weights transposed, for one-row forwards that skip zero
+   * inputs (iface linear_forward_cols): made at the second such forward of a
+   * net that does not train, dropped when the weights change. */
+  float *classifier_cols[GRAFT_MAX_CLASSIFIER];
+  int cols_calls;       /* one-row forwards so far */
+  bool cols_off;        /* the backend has no such kernel, or no memory for it */
   float *probs;         /* [eval_rows, K] */
   const float *logits;  /* the last graft_net_forward's logits (backend memory) */
   struct graft_net_train *train; /* NULL until graft_net_train_init */
@@ -46,6 +52,8 @@ struct graft_net {
 graft_status graft__classifier_forward(graft_net *net, int n, bool rows, const float **logits);
 
 void graft__net_train_free(graft_net *net);
+/* Drop the transposed classifier weights (their weights changed, or the net ends). */
+void graft__net_cols_free(graft_net *net);
 
 /* Backend memory for one of the net's buffers; a failure says what it was for. */
 graft_status graft__net_alloc(graft_net *net, size_t bytes, void **out, const char *what);

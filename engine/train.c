@@ -73,6 +73,7 @@ graft_status graft_net_train_init(graft_net *net, graft_trainable which, float d
     return graft__fail(GRAFT_EUNSUPPORTED, "precision fp16-weights is for inference; "
                                            "training runs in fp32");
   graft__net_train_free(net);
+  graft__net_cols_free(net); /* a training net's weights change every step */
   struct graft_net_train *t = calloc(1, sizeof *t);
   if (!t) return graft__fail(GRAFT_ENOMEM, "out of memory");
   net->train = t;
@@ -263,6 +264,7 @@ graft_status graft_net_set_classifier(graft_net *net, const float *classifier_ho
                                       const float *momentum_host) {
   const graft_arch *a = net->a;
   size_t classifier_bytes = (a->n_floats - a->classifier_offset) * sizeof(float);
+  graft__net_cols_free(net);
   GRAFT_TRY(F(net)->upload(net->be, net->classifier_params, classifier_host, classifier_bytes));
   if (momentum_host && net->train) {
     GRAFT_TRY(F(net)->upload(net->be, net->train->momentum, momentum_host,

@@ -7,6 +7,9 @@
  *  - linear_forward_rows (engine/cpu/linear_rows.c) against double, and each
  *    row's bits the same in groups of any size (OpenBLAS's linear_forward is
  *    reported beside it, not held to that);
+ *  - linear_forward_cols (engine/cpu/linear_cols.c) on rows of 0 to 100%
+ *    zeros: the bits of linear_forward_rows; and a net that does not train
+ *    giving one row alone (through it) the bits of that row among 4;
  *  - a net (AlexNet's classifier on random features): the fused training
  *    step against the unfused one (the same backend with the entry taken
  *    out), and evaluation of 64 cached rows against groups of 4, 5 and 1,
@@ -310,6 +313,81 @@ static void test_rows(graft_backend *be, int n, int in, int out, bool relu) {
   free(x), free(w), free(b), free(y), free(yg), free(ref), free(mag);
 }
 
+/* ------------------------------------------------ linear_forward_cols */
+
+/* One row with `zeros` of its inputs zero (some -0), through the
+ * zero-skipping kernel on transposed weights: the bits of
+ * linear_forward_rows. The generic kernels have none (GRAFT_EUNSUPPORTED). */
+static void test_cols(graft_backend *be, int in, int out, bool relu, double zeros) {
+  const graft_backend_iface *F = be->iface;
+  graft_linear_params lp = {in, out, relu};
+  const double ws = 1.0 / sqrt(in);
+  float *x = frand(in, 0, 2), *w = frand((size_t)out * in, -ws, ws), *b = frand(out, -0.2, 0.2);
+  float *wt = falloc((size_t)out * in), *y = falloc(out), *yc = falloc(out);
+  int skipped = 0;
+  for (int j = 0; j < in; j++)
+    if (graft_rng_double(&rng) < zeros) {
+      x[j] = j % 3 ? 0.0f : -0.0f;
+      skipped++;
+    }
+  graft_status s = F->linear_cols_make(be, &lp, w, wt);
+  const bool generic = strstr(graft_backend_describe(be), "generic kernels") != NULL;
+  char what[128];
+  snprintf(what, sizeof what, "cols %dx%d%s, %d of %d inputs zero, vs rows", in, out,
+           relu ? " relu" : "", skipped, in);
+  if (generic) {
+    CHECK_MSG(s == GRAFT_EUNSUPPORTED, "generic kernels: %s", graft_strerror(s));
+    printf("%-52s refused on the generic kernels: %s\n", what, graft_detail());
+    graft_clear_detail();
+  } else {
+    CHECK_OK(s);
+    CHECK_OK(F->linear_forward_rows(be, &lp, 1, x, w, b, y));
+    CHECK_OK(F->linear_forward_cols(be, &lp, x, w, wt, b, yc));
+    same_bits(what, yc, y, out, false);
+    if (zeros == 0.5 && !relu) control_bits("control: cols with one bit flipped", yc, out);
+  }
+  free(x), free(w), free(b), free(wt), free(y), free(yc);
+}
+
+/* A net that does not train: one-row forwards (the second on, through the
+ * transposed weights) give each row the bits it has among 4; new weights
+ * (graft_net_set_classifier) drop the transposed ones, and the rows follow. */
+static void test_net_cols(graft_model *m) {
+  enum { B = 4 };
+  graft_backend *be = backend(2, "auto");
+  graft_net *net;
+  CHECK_OK(graft_net_create(be, &m->arch, m->params, B, 64, 64, &net));
+  const int dim = m->arch.feature_dim, k = m->arch.num_classes;
+  const size_t head = m->arch.n_floats - m->arch.classifier_offset;
+  float *rows = frand((size_t)B * dim, 0, 3), probs[B * 2], all[B * 2], one[2];
+  for (size_t i = 0; i < (size_t)B * dim; i++)
+    if (graft_rng_double(&rng) < 0.4) rows[i] = 0.0f; /* as after a ReLU */
+  float *h = falloc(head);
+  for (int round = 0; round < 2; round++) {
+    CHECK_OK(graft_net_put_features(net, B, rows));
+    CHECK_OK(graft_net_classify_features(net, B, probs, all));
+    for (int rep = 0; rep < 3; rep++) /* the first one-row forward on w, then transposed */
+      for (int r = 0; r < B; r++) {
+        CHECK_OK(graft_net_put_features(net, 1, rows + (size_t)r * dim));
+        CHECK_OK(graft_net_classify_features(net, 1, probs, one));
+        char what[96];
+        snprintf(what, sizeof what, "net%s: row %d alone (pass %d) vs among 4",
+                 round ? ", new weights" : "", r, rep + 1);
+        same_bits(what, one, all + (size_t)r * k, (size_t)k, false);
+        char how[3000];
+        bool cols = strstr(graft_net_describe(net, how, sizeof how), "zero inputs skipped");
+        CHECK_MSG(cols == (rep > 0 || r > 0), "%s: %s", what, how);
+      }
+    /* new weights: the head's scaled */
+    CHECK_OK(graft_net_get_classifier(net, h, NULL));
+    for (size_t i = 0; i < head; i++) h[i] *= 1.5f;
+    CHECK_OK(graft_net_set_classifier(net, h, NULL));
+  }
+  graft_net_destroy(net);
+  graft_backend_destroy(be);
+  free(rows), free(h);
+}
+
 /* ------------------------------------------------ a net */
 
 /* A copy of be's table with entries taken out; be then uses it. */
@@ -339,6 +417,7 @@ static graft_model *random_alexnet(void) {
 static void test_net(void) {
   enum { B = 4, STEPS = 3 };
   graft_model *m = random_alexnet();
+  test_net_cols(m);
   graft_backend *bf = backend(2, "auto"), *bu = backend(2, "auto"), *bn = backend(2, "auto");
   const graft_backend_iface *orig_u = bu->iface, *orig_n = bn->iface;
   graft_backend_iface *tu = strip(bu, false, true), *tn = strip(bn, true, false);
@@ -451,6 +530,13 @@ int main(void) {
       test_rows(generic, 64, rshapes[i][0], rshapes[i][1], relu);
     }
   test_rows(be, 7, 300, 50, true);
+
+  const int cshapes[][2] = {{37, 19}, {1000, 67}, {4096, 2}, {2053, 130}, {9216, 301}};
+  const double shares[] = {0.0, 0.5, 0.95, 1.0};
+  for (size_t i = 0; i < sizeof cshapes / sizeof cshapes[0]; i++)
+    for (size_t z = 0; z < sizeof shares / sizeof shares[0]; z++)
+      for (int relu = 0; relu < 2; relu++) test_cols(be, cshapes[i][0], cshapes[i][1], relu, shares[z]);
+  test_cols(generic, 300, 50, true, 0.5);
 
   test_net();
 

@@ -173,6 +173,8 @@ static const graft_backend_iface cpu_iface = {
     .linear_forward_rows = graft__cpu_linear_forward_rows,
     .linear_forward_f16w = graft__cpu_linear_forward_f16w,
     .plan_describe = plan_describe,
+    .linear_cols_make = graft__cpu_linear_cols_make,
+    .linear_forward_cols = graft__cpu_linear_forward_cols,
 };
 
 /* F16C (CPUID leaf 1, ECX bit 29): asked of the CPU itself, since clang's

@@ -179,6 +179,11 @@ graft_status graft__cpu_sgd_step(graft_backend *be, size_t count, const graft_sg
                                  float *param, const float *grad, float *buf);
 
 /* ---- engine/cpu/linear_rows.c, linear_f16.c, linear_sgd.c (see backend_impl.h) ---- */
+graft_status graft__cpu_linear_cols_make(graft_backend *be, const graft_linear_params *p,
+                                         const float *w, float *wt);
+graft_status graft__cpu_linear_forward_cols(graft_backend *be, const graft_linear_params *p,
+                                            const float *x, const float *w, const float *wt,
+                                            const float *b, float *y);
 graft_status graft__cpu_linear_forward_rows(graft_backend *be, const graft_linear_params *p,
                                             int n, const float *x, const float *w,
                                             const float *b, float *y);
