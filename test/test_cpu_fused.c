@@ -535,7 +535,8 @@ int main(void) {
   const double shares[] = {0.0, 0.5, 0.95, 1.0};
   for (size_t i = 0; i < sizeof cshapes / sizeof cshapes[0]; i++)
     for (size_t z = 0; z < sizeof shares / sizeof shares[0]; z++)
-      for (int relu = 0; relu < 2; relu++) test_cols(be, cshapes[i][0], cshapes[i][1], relu, shares[z]);
+      for (int relu = 0; relu < 2; relu++)
+        test_cols(be, cshapes[i][0], cshapes[i][1], relu, shares[z]);
   test_cols(generic, 300, 50, true, 0.5);
 
   test_net();

@@ -117,8 +117,9 @@ graft_status graft__cpu_linear_forward_cols(graft_backend *bk, const graft_linea
   const int in = p->in, out = p->out, blocks = (in + COLS_KB - 1) / COLS_KB;
   const int threads = graft__cpu_team((double)in * out);
   /* scratch: the nonzero inputs and their groups' starts, and per thread 8
-   * lanes over its outputs (a multiple of 16 floats apart, 64-byte aligned) */
-  const size_t stride = (size_t)((out + 15) / 16 / threads + 2) * 16;
+   * lanes over its outputs (a multiple of 16 floats apart, 64-byte aligned;
+   * room for all of them, should the team run smaller than asked) */
+  const size_t stride = (size_t)((out + 15) / 16 + 1) * 16;
   const size_t head = ((size_t)in + (size_t)blocks * 9 + 1 + 15) / 16 * 16;
   float *ws;
   GRAFT_TRY(graft__cpu_scratch(be, head + (size_t)threads * 8 * stride, &ws));
