@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <math.h>
 #include <stdarg.h>
@@ -107,6 +108,26 @@ static const char *env(const char *var) {
   return v && *v ? v : NULL;
 }
 
+/* Where tuned cuDNN plans are kept: GRAFT_CUDNN_TUNE_CACHE, "none" for
+ * nowhere, else $XDG_CACHE_HOME/graft/cudnn-tuned.tsv or
+ * ~/.cache/graft/cudnn-tuned.tsv (the folders made if missing; if they
+ * cannot be, the backend says once that its choices are not kept). */
+static const char *tune_cache_path(void) {
+  static char path[4096];
+  const char *v = env("GRAFT_CUDNN_TUNE_CACHE");
+  if (v) return strcmp(v, "none") == 0 ? NULL : v;
+  const char *xdg = env("XDG_CACHE_HOME"), *home = env("HOME");
+  if (!xdg && !home) return NULL;
+  int n = xdg ? snprintf(path, sizeof path, "%s", xdg)
+              : snprintf(path, sizeof path, "%s/.cache", home);
+  if (n < 0 || (size_t)n + 32 >= sizeof path) return NULL;
+  mkdir(path, 0700);
+  strcat(path, "/graft");
+  mkdir(path, 0700);
+  strcat(path, "/cudnn-tuned.tsv");
+  return path;
+}
+
 bool app_backend_options(const char *device, long long threads, const char *precision,
                          graft_backend_options *o) {
   *o = (graft_backend_options){0};
@@ -134,6 +155,7 @@ bool app_backend_options(const char *device, long long threads, const char *prec
   }
   v = env("GRAFT_CUDNN_TUNE");
   o->cudnn_tune = v && strcmp(v, "1") == 0;
+  o->cudnn_tune_cache = o->cudnn_tune ? tune_cache_path() : NULL;
   v = env("GRAFT_CUDA_GRAPHS");
   o->cuda_eager = v && strcmp(v, "0") == 0;
   o->default_gpu = job.local_rank;

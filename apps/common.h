@@ -42,6 +42,9 @@ bool app_parse_double(const char *s, double lo, double hi, double *out);
  * GRAFT_CPU_KERNELS (auto|generic), GRAFT_CUDNN_PATH
  * (auto|fused|fallback|split|legacy), GRAFT_CUDA_LAYOUT (auto|nchw|nhwc),
  * GRAFT_CUDNN_TUNE (1: time the top engine configs, keep the fastest),
+ * GRAFT_CUDNN_TUNE_CACHE (with it: the file that keeps those choices across
+ * runs; "none": not kept; default $XDG_CACHE_HOME/graft/cudnn-tuned.tsv or
+ * ~/.cache/graft/cudnn-tuned.tsv),
  * GRAFT_CUDA_GRAPHS (0: off). Unset or empty: the default. false after printing what is wrong. */
 bool app_backend_options(const char *device, long long threads, const char *precision,
                          graft_backend_options *o);

@@ -42,7 +42,9 @@
 # it: commit it to bench/cudnn-devices/, and the next run's forced rungs are
 # held to this card's own description): a run killed from outside still
 # returns what it did. A step's "NOTE: ..." line, if any, is its note in the
-# table.
+# table. The tuned steps keep their cuDNN choices in LOGDIR/cudnn-tuned.tsv
+# (GRAFT_CUDNN_TUNE_CACHE): a later tuned step of the same shapes times
+# nothing, and the file comes back with the logs.
 #
 # What runs: the bundle .device/bundle.tar.xz made by bench/device-bundle.sh
 # (the GPU machine has the driver, cuDNN, cuBLAS and a python with torch, but
@@ -290,6 +292,8 @@ export GRAFT_DATA=$DATA GRAFT_DEFAULT_DATA=$DATA
 export GRAFT_CUDNN_DEVICES=${GRAFT_CUDNN_DEVICES:-$ROOT/.device/cudnn-devices}
 [ -d "$GRAFT_CUDNN_DEVICES" ] || GRAFT_CUDNN_DEVICES=$ROOT/../shared/docs/cudnn-devices
 export GRAFT_CUDNN_DEVICE_JSON_OUT=$LOGS/cudnn-devices
+# the tuned steps' choices, kept across them and brought back with the logs
+export GRAFT_CUDNN_TUNE_CACHE=$LOGS/cudnn-tuned.tsv
 DEV=cuda
 DRY=${GRAFT_CHECK_DRY_RUN:-}
 [ -n "$DRY" ] && DEV=cpu

@@ -94,6 +94,11 @@ typedef struct graft_backend_options {
    * kept (per shape, in this backend). Off (the default): the first config
    * that finalizes, in the heuristics' order, the same every run. */
   bool cudnn_tune;
+  /* With cudnn_tune: a file that keeps the tuned choices across runs (per
+   * card, library versions and graph; engine/cuda/tune_cache.c), so that a
+   * later run times nothing it timed before. NULL: the process's life only.
+   * A file that is not such a file is refused. */
+  const char *cudnn_tune_cache;
   bool cuda_eager;              /* the trunk op by op, never captured as a CUDA graph */
   /* The GPU that "cuda" and "auto" take when no index is named: this one
    * modulo the GPUs the process sees (the programs give each process of a

@@ -31,7 +31,7 @@
 
 /* Bumped whenever this header, graft_backend, graft_backend_iface or
  * graft_backend_options changes. */
-#define GRAFT_CUDA_MODULE_ABI 5
+#define GRAFT_CUDA_MODULE_ABI 6
 #define GRAFT_CUDA_MODULE_FILE "libgraft_cuda.so"
 #define GRAFT_CUDA_MODULE_ENTRY "graft_cuda_module_open"
 

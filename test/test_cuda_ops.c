@@ -277,6 +277,46 @@ static void trunk_ops(graft_backend *be, const char *path, graft_precision prec,
   }
 }
 
+/* Tuned choices kept on disk (the cudnn_tune_cache option): a second
+ * backend on the same file times nothing and takes the first one's engine;
+ * the plans it makes from the file are held to the CPU as any other. */
+static void tuned_from_disk(void) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/cudnn-tuned.tsv", graft_test_tmpdir("cuda_tune_cache"));
+  remove(path);
+  const graft_backend_options o = {.cudnn_tune = true, .cudnn_tune_cache = path};
+  graft_conv2d_params p = {64, 128, 3, 1, 1, true};
+  graft_act in = {8, 64, 56, 56, 0, (size_t)8 * 64 * 56 * 56 * 4}, out;
+  float *w = rand_host((size_t)128 * 64 * 9, -0.05f, 0.05f), *b = rand_host(128, -0.1f, 0.1f);
+  int64_t engine[2] = {-1, -1};
+  int tuned[2] = {0, 0};
+  bool earlier[2] = {true, false};
+  for (int run = 0; run < 2; run++) {
+    graft_backend *bp = NULL;
+    graft_plan *plan = NULL;
+    CHECK_OK(graft__cuda_create(0, &o, &bp));
+    if (!bp) break;
+    CHECK_OK(bp->iface->conv2d_plan(bp, &p, &in, w, b, &out, &plan));
+    if (plan) {
+      char what[400];
+      bp->iface->plan_describe(plan, what, sizeof what);
+      printf("tuned, run %d on %s: %s\n", run + 1, path, what);
+      engine[run] = plan->engine;
+      tuned[run] = plan->tuned;
+      earlier[run] = plan->tuned_earlier;
+      bp->iface->plan_destroy(plan);
+    }
+    if (run == 1) trunk_ops(bp, "auto", GRAFT_PRECISION_FP32, true);
+    graft_backend_destroy(bp);
+  }
+  CHECK_MSG(tuned[0] > 1 && !earlier[0], "first run: %d timed", tuned[0]);
+  CHECK_MSG(earlier[1] && engine[1] == engine[0] && tuned[1] == tuned[0],
+            "second run: engine %ld (first %ld), from the file: %d", (long)engine[1],
+            (long)engine[0], (int)earlier[1]);
+  free(w);
+  free(b);
+}
+
 /* A small trunk run plan by plan, then through trunk_run three times. */
 static void trunk_capture(graft_backend *be) {
   graft_conv2d_params c1 = {3, 16, 5, 2, 2, true}, c2 = {16, 32, 3, 1, 1, true};
@@ -605,6 +645,7 @@ int main(void) {
     trunk_ops(bp, "auto", prec, true);
     graft_backend_destroy(bp);
   }
+  tuned_from_disk();
   /* the last line, which bench/device-check.sh puts in its table */
   if (refused_notes)
     printf("NOTE: %d forced rung(s) refused by this GPU where %s planned one (above)\n",

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "engine/cuda/cuda.h"
+#include "engine/base/log.h"
 #include "harness.h"
 #include "models/arch.h"
 
@@ -334,6 +335,149 @@ static void tuned_pick(void) {
     }
 }
 
+/* Tuned choices kept on disk (engine/cuda/tune_cache.c), with the made-up
+ * timer: a first run times and writes; a run from the file times nothing
+ * and finalizes the same engine and knobs; other cards, keys and modes time
+ * again; broken lines are skipped and dropped when the file is next
+ * written; a choice the heuristics no longer offer is timed again and
+ * replaced; a file of another format is refused and left as it was; a file
+ * that cannot be written is said once and planning goes on. */
+static int warnings;
+static void count_warning(const char *msg, void *user) {
+  (void)user;
+  printf("  warning: %s\n", msg);
+  warnings++;
+}
+
+static int count_lines(const char *path) {
+  char *text = slurp(path);
+  int n = 0;
+  for (char *at = text; at && *at; at++) n += *at == '\n';
+  free(text);
+  return n;
+}
+
+/* Plan sh through cache c as card d, mode A or FALLBACK; how many timed. */
+static int plan_cached(int d, graft__tune_cache *c, const char *key, cudnnBackendHeurMode_t mode,
+                       graft__cudnn_plan *p) {
+  const graft__conv_shape sh = {8, 64, 56, 56, 128, 3, 1, 1, true, false};
+  graft__cudnn_target t = targets[d];
+  t.time = fake_timer;
+  t.tune_top = 4;
+  t.tune_cache = c;
+  t.tune_key = key;
+  timed = 0;
+  fail_timer = false;
+  CHECK_OK(graft__conv_graph(&t, &sh, true, mode, GRAFT_PRECISION_FP32, p));
+  return timed;
+}
+
+static graft__tune_cache *open_as(const char *path, int d) {
+  char who[64];
+  snprintf(who, sizeof who, "deviceless %s", device_names[d]);
+  graft__tune_cache *c = NULL;
+  CHECK_OK(graft__tune_cache_open(path, who, &c));
+  return c;
+}
+
+static void tune_cache_writes_and_reads(const char *path) {
+  graft__cudnn_plan p, q;
+  for (int d = 0; d < N_DEV; d++) {
+    graft__tune_cache *c = open_as(path, d);
+    int first = plan_cached(d, c, "test conv", CUDNN_HEUR_MODE_A, &p);
+    CHECK_MSG(first > 1 && !p.tuned_earlier, "%s: %d timed", device_names[d], first);
+    CHECK(plan_cached(d, c, "test conv", CUDNN_HEUR_MODE_FALLBACK, &q) > 1); /* its own key */
+    graft__cudnn_plan_release(&q);
+    graft__tune_cache_close(c);
+    /* the header, each card before with 3 choices, this one with 2 */
+    CHECK_MSG(count_lines(path) == 1 + 3 * d + 2, "%s: %d lines", path, count_lines(path));
+    c = open_as(path, d); /* a later run */
+    CHECK_MSG(plan_cached(d, c, "test conv", CUDNN_HEUR_MODE_A, &q) == 0,
+              "%s: a kept choice was timed again", device_names[d]);
+    CHECK(q.tuned_earlier && q.tuned == p.tuned && q.tuned_ms == p.tuned_ms);
+    CHECK_MSG(q.engine == p.engine && q.workspace == p.workspace, "%s: engine %ld, kept %ld",
+              device_names[d], (long)q.engine, (long)p.engine);
+    graft__cudnn_plan_release(&q);
+    CHECK(plan_cached(d, c, "another conv", CUDNN_HEUR_MODE_A, &q) > 1);
+    graft__cudnn_plan_release(&q);
+    printf("tune cache on %s: first run timed %d, the next none (engine %ld)\n",
+           device_names[d], first, (long)p.engine);
+    graft__cudnn_plan_release(&p);
+    graft__tune_cache_close(c);
+  }
+}
+
+static void tune_cache_broken(const char *path) {
+  /* broken lines, and a choice for an engine the heuristics do not offer */
+  FILE *f = fopen(path, "a");
+  CHECK(f != NULL);
+  if (!f) return;
+  fprintf(f, "garbage\nno\ttabs\tenough\ndeviceless h100\tx\t1\t-\t1\t2\n");
+  for (int i = 0; i < 1500; i++) fputc('z', f);
+  fprintf(f, "\ndeviceless h100\tstale, heuristics A\t999999\t-\t4\t1\n");
+  fprintf(f, "deviceless h100\ttruncated\t12\t-\t4");
+  fclose(f);
+  const int before = count_lines(path);
+  warnings = 0;
+  graft__tune_cache *c = open_as(path, 1);
+  CHECK_MSG(warnings == 1, "%d warnings for the broken lines", warnings);
+  graft__cudnn_plan p;
+  CHECK(plan_cached(1, c, "test conv", CUDNN_HEUR_MODE_A, &p) == 0); /* still there */
+  graft__cudnn_plan_release(&p);
+  CHECK(plan_cached(1, c, "stale", CUDNN_HEUR_MODE_A, &p) > 1);
+  const graft__tune_line *l = graft__tune_cache_find(c, "deviceless h100", "stale, heuristics A");
+  CHECK(l && l->engine == p.engine);
+  graft__cudnn_plan_release(&p);
+  graft__tune_cache_close(c);
+  /* rewritten: the broken lines gone (4 whole ones and the unfinished last),
+   * the stale choice replaced where it was */
+  CHECK_MSG(count_lines(path) == before - 4, "%d lines, %d before", count_lines(path), before);
+  /* the engine alone does not make the choice: its knobs must match too */
+  c = open_as(path, 1);
+  l = graft__tune_cache_find(c, "deviceless h100", "test conv, heuristics A");
+  CHECK(l && graft__tune_cache_put(c, "knobs, heuristics A", l->engine, "2=99", 4, 1.0) ==
+                 GRAFT_OK);
+  CHECK(plan_cached(1, c, "knobs", CUDNN_HEUR_MODE_A, &p) > 1);
+  graft__cudnn_plan_release(&p);
+  graft__tune_cache_close(c);
+}
+
+static void tune_cache_refusals(const char *dir, const char *path) {
+  char other[4200], nowhere[4200];
+  snprintf(other, sizeof other, "%s/not-ours.txt", dir);
+  snprintf(nowhere, sizeof nowhere, "%s/missing-folder/cudnn-tuned.tsv", dir);
+  FILE *f = fopen(other, "w");
+  CHECK(f && fputs("my notes\n", f) >= 0 && fclose(f) == 0);
+  graft__tune_cache *c = NULL;
+  CHECK(graft__tune_cache_open(other, "deviceless h100", &c) == GRAFT_EFORMAT && !c);
+  printf("refused: %s\n", graft_detail());
+  CHECK(count_lines(other) == 1);
+  graft_clear_detail();
+  c = open_as(nowhere, 0);
+  warnings = 0;
+  graft__cudnn_plan p;
+  CHECK(plan_cached(0, c, "test conv", CUDNN_HEUR_MODE_A, &p) > 1); /* planned all the same */
+  graft__cudnn_plan_release(&p);
+  CHECK(plan_cached(0, c, "another conv", CUDNN_HEUR_MODE_A, &p) > 1);
+  graft__cudnn_plan_release(&p);
+  CHECK_MSG(warnings == 1, "%d warnings for a file that cannot be written", warnings);
+  graft__tune_cache_close(c);
+  (void)path;
+}
+
+static void tune_cache(void) {
+  const char *dir = graft_test_tmpdir("cudnn_tune_cache");
+  char path[4200];
+  snprintf(path, sizeof path, "%s/cudnn-tuned.tsv", dir);
+  remove(path);
+  graft_set_log(count_warning, NULL);
+  tune_cache_writes_and_reads(path);
+  tune_cache_broken(path);
+  tune_cache_refusals(dir, path);
+  graft_set_log(NULL, NULL);
+  graft_clear_detail();
+}
+
 /* No argument: every layer at batch 1, 4, 8, 64 (224x224) and 2 (256x300).
  * "quick" (the quick tier): batch 1 only. */
 int main(int argc, char **argv) {
@@ -363,6 +507,7 @@ int main(int argc, char **argv) {
     free(json);
   }
   tuned_pick();
+  tune_cache();
   printf("columns per device: fused/A, fused/FALLBACK, split/A; each "
          "e<engine id><notes> <viable>/<heuristics results> <workspace>; notes: T TF32, F FFT, "
          "W Winograd (4, 6, D: 4x4, 6x6, 13x13 tiles); * = the plan graft runs\n");

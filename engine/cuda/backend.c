@@ -189,11 +189,11 @@ static void plan_destroy(graft_plan *plan) {
 static void plan_describe(graft_plan *plan, char *buf, size_t cap) {
   char engine[160] = "", trunk[320] = "";
   if (plan->engine >= 0) {
-    char notes[96], tuned[64] = "";
+    char notes[96], tuned[96] = "";
     graft__notes_text(plan->notes, notes, sizeof notes);
     if (plan->tuned > 1)
-      snprintf(tuned, sizeof tuned, ", fastest of %d timed (%.3g ms)", plan->tuned,
-               plan->tuned_ms);
+      snprintf(tuned, sizeof tuned, ", fastest of %d timed (%.3g ms%s)", plan->tuned,
+               plan->tuned_ms, plan->tuned_earlier ? ", by an earlier run" : "");
     snprintf(engine, sizeof engine, ", engine %ld%s%s%s", (long)plan->engine,
              notes[0] ? ", " : "", notes, tuned);
   }
@@ -257,6 +257,7 @@ static void cuda_destroy(graft_backend *b) {
   if (be->flag) cudaFree(be->flag);
   if (be->flag_host) cudaFreeHost(be->flag_host);
   if (be->compute_mark) cudaEventDestroy(be->compute_mark);
+  graft__tune_cache_close(be->tune_cache);
   if (be->cublas) cublasDestroy(be->cublas);
   if (be->cublas_ws) cudaFree(be->cublas_ws);
   if (be->cudnn) cudnnDestroy(be->cudnn);
@@ -350,6 +351,18 @@ static graft_status setup(cuda_backend *be) {
   return GRAFT_OK;
 }
 
+/* The tune cache, its choices those of this card and these libraries. */
+static graft_status open_tune_cache(cuda_backend *be, const graft_backend_options *o,
+                                    const struct cudaDeviceProp *prop) {
+  int driver = 0;
+  cudaDriverGetVersion(&driver);
+  char who[GRAFT__TUNE_WHO];
+  snprintf(who, sizeof who, "%.80s, sm_%d, %d SMs, %zu MiB; driver %d, cuDNN %zu; graft %s",
+           prop->name, be->sm, prop->multiProcessorCount, be->total_mem >> 20, driver,
+           cudnnGetVersion(), GRAFT_VERSION);
+  return graft__tune_cache_open(o->cudnn_tune_cache, who, &be->tune_cache);
+}
+
 graft_status graft__cuda_create(int device, const graft_backend_options *o, graft_backend **out) {
   static const graft_backend_options defaults = {0};
   if (!o) o = &defaults;
@@ -385,6 +398,7 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   be->total_mem = prop.totalGlobalMem;
   snprintf(be->base.name, sizeof be->base.name, "cuda:%d", device);
   graft_status s = setup(be);
+  if (s == GRAFT_OK && o->cudnn_tune && o->cudnn_tune_cache) s = open_tune_cache(be, o, &prop);
   if (s != GRAFT_OK) {
     graft__context(s, "%s (%.96s)", be->base.name, prop.name);
     cuda_destroy(&be->base);

@@ -190,6 +190,13 @@ static graft_status graph_rung(cuda_backend *be, conv_plan *c, enum rung r) {
       t.time_ctx = &tc;
       t.tune_top = TUNE_TOP;
     }
+    char tune_key[GRAFT__TUNE_KEY];
+    snprintf(tune_key, sizeof tune_key, "conv %dx%dx%dx%d to %d, %dx%d/%d pad %d%s, %s %s, rung %d",
+             c->s.n, c->s.c, c->s.h, c->s.w, c->s.k, c->s.r, c->s.r, c->s.stride, c->s.pad,
+             c->s.relu ? " relu" : "", graft_precision_name(be->base.precision),
+             c->layout & GRAFT__CUDA_NHWC ? "NHWC" : "NCHW", (int)r);
+    t.tune_cache = be->tune_cache;
+    t.tune_key = tune_key;
     graft__cudnn_plan p;
     graft_status s;
     if (r == RUNG_SPLIT) {
@@ -227,6 +234,7 @@ static graft_status graph_rung(cuda_backend *be, conv_plan *c, enum rung r) {
   c->head.notes = cached->notes;
   c->head.tuned = cached->tuned;
   c->head.tuned_ms = cached->tuned_ms;
+  c->head.tuned_earlier = cached->tuned_earlier;
   return GRAFT_OK;
 }
 

@@ -69,7 +69,42 @@ typedef struct graft__cudnn_target {
   graft_status (*time)(void *time_ctx, const graft__cudnn_plan *candidate, double *ms);
   void *time_ctx;
   int tune_top;
+  /* Tuned choices kept on disk (NULL: none): a choice recorded for this
+   * card and tune_key (the graph's shape, precision, layout and rung; the
+   * heuristics mode is added) is finalized without timing anything when the
+   * heuristics still offer it; a new choice is recorded. */
+  struct graft__tune_cache *tune_cache;
+  const char *tune_key;
 } graft__cudnn_target;
+
+/* ---- tuned choices on disk (tune_cache.c) ---- */
+#define GRAFT__TUNE_WHO 192
+#define GRAFT__TUNE_KEY 160
+#define GRAFT__TUNE_KNOBS 256
+typedef struct graft__tune_line {
+  char who[GRAFT__TUNE_WHO];   /* the card and library versions */
+  char key[GRAFT__TUNE_KEY];   /* the graph */
+  int64_t engine;              /* CUDNN_ATTR_ENGINE_GLOBAL_INDEX */
+  char knobs[GRAFT__TUNE_KNOBS]; /* "type=value,..." or "-" */
+  int timed;                   /* configs timed */
+  double ms;                   /* the chosen one's time */
+} graft__tune_line;
+typedef struct graft__tune_cache graft__tune_cache;
+
+/* Open the file at path for the card and libraries `who` (a missing file
+ * holds no choice; one not of this format is refused, GRAFT_EFORMAT, and
+ * never written). Lines that do not parse are skipped, said once. */
+graft_status graft__tune_cache_open(const char *path, const char *who, graft__tune_cache **out);
+void graft__tune_cache_close(graft__tune_cache *c);
+const char *graft__tune_cache_who(const graft__tune_cache *c);
+/* The choice recorded for who and key, or NULL. */
+const graft__tune_line *graft__tune_cache_find(const graft__tune_cache *c, const char *who,
+                                               const char *key);
+/* Record a choice for this cache's card and rewrite the file (read again
+ * first: other processes' new lines are kept); said through graft__warn the
+ * first time writing fails. */
+graft_status graft__tune_cache_put(graft__tune_cache *c, const char *key, int64_t engine,
+                                   const char *knobs, int timed, double ms);
 
 #define GRAFT__CUDNN_TUNE_MAX 8
 
@@ -93,6 +128,7 @@ struct graft__cudnn_plan {
   cudnnBackendHeurMode_t mode;
   int tuned;             /* candidates timed (0: not tuned, the first plan) */
   double tuned_ms;       /* the chosen one's time (-1: none could be timed) */
+  bool tuned_earlier;    /* tuned and tuned_ms are an earlier run's, from the tune cache */
 };
 
 /* What an engine (or a legacy algorithm) does to the numbers, as cuDNN's
@@ -259,6 +295,7 @@ typedef struct cuda_backend {
   int act_layout;               /* the trunk's graft_act.layout (GRAFT__CUDA_* bits) */
   bool eager;                   /* never capture the trunk as a CUDA graph */
   bool tune;                    /* time the top engine configs of each new graph */
+  graft__tune_cache *tune_cache; /* tuned choices on disk (NULL: none) */
   bool capturing;               /* a whole forward is being captured (graph.c) */
   void *workspace;              /* one cuDNN workspace, grown to the largest plan */
   size_t workspace_bytes;
@@ -288,6 +325,7 @@ struct graft_plan {
   unsigned notes;   /* that engine's GRAFT__NOTE_* */
   int tuned;        /* engine configs timed to choose it (0: the first plan) */
   double tuned_ms;  /* its time then */
+  bool tuned_earlier; /* timed by an earlier run (the tune cache) */
   cuda_trunk_graph *captured;
 };
 

@@ -228,6 +228,92 @@ static const char *mode_name(cudnnBackendHeurMode_t m) {
                                                                       : "INSTANT";
 }
 
+/* The config's knob choices as "type=value,..." ("-": none) into buf. */
+static graft_status cfg_knobs(cudnnBackendDescriptor_t cfg, char *buf, size_t cap) {
+  cudnnBackendDescriptor_t knob[CUDNN_KNOB_TYPE_COUNTS] = {0};
+  int64_t n = 0, made = 0;
+  graft_status s = GRAFT_OK;
+  for (; s == GRAFT_OK && made < CUDNN_KNOB_TYPE_COUNTS; made++)
+    s = CU_STEP(cudnn, cudnnBackendCreateDescriptor(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR,
+                                                    &knob[made]));
+  if (s == GRAFT_OK)
+    s = CU_STEP(cudnn, cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES,
+                                                CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                                CUDNN_KNOB_TYPE_COUNTS, &n, knob));
+  size_t at = 0;
+  snprintf(buf, cap, "-");
+  for (int64_t i = 0; s == GRAFT_OK && i < n; i++) {
+    cudnnBackendKnobType_t type;
+    int64_t value = 0, got = 0;
+    s = CU_STEP(cudnn, cudnnBackendGetAttribute(knob[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE,
+                                                CUDNN_TYPE_KNOB_TYPE, 1, &got, &type));
+    if (s == GRAFT_OK)
+      s = CU_STEP(cudnn, cudnnBackendGetAttribute(knob[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE,
+                                                  CUDNN_TYPE_INT64, 1, &got, &value));
+    int w = s == GRAFT_OK ? snprintf(buf + at, cap - at, "%s%d=%lld", at ? "," : "", (int)type,
+                                     (long long)value)
+                          : 0;
+    if (s == GRAFT_OK && (w < 0 || (size_t)w >= cap - at))
+      s = graft__fail(GRAFT_ELIMIT, "%lld knob choices do not fit %zu bytes", (long long)n, cap);
+    at += s == GRAFT_OK ? (size_t)w : 0;
+  }
+  for (int64_t i = 0; i < made; i++)
+    if (knob[i]) cudnnBackendDestroyDescriptor(knob[i]);
+  return s;
+}
+
+/* The tune cache's key for this graph: the target's plus the mode. */
+static void full_key(const graft__cudnn_target *t, cudnnBackendHeurMode_t mode, char *buf,
+                     size_t cap) {
+  snprintf(buf, cap, "%s, heuristics %s", t->tune_key, mode_name(mode));
+}
+
+/* The choice the tune cache holds for this graph, finalized without timing:
+ * the allowed config of that engine and knobs, if the heuristics still offer
+ * it and it finalizes; *chosen_out -1 otherwise. */
+static graft_status from_cache(const graft__cudnn_target *t, graft__cudnn_plan *p,
+                               cudnnBackendDescriptor_t *cfgs, const cfg_info *info, int64_t n,
+                               graft_precision prec, const char *key, int *chosen_out) {
+  *chosen_out = -1;
+  const graft__tune_line *l =
+      graft__tune_cache_find(t->tune_cache, graft__tune_cache_who(t->tune_cache), key);
+  for (int64_t i = 0; l && i < n; i++) {
+    char knobs[GRAFT__TUNE_KNOBS], why[320];
+    if (!allowed(&info[i], prec) || info[i].engine != l->engine) continue;
+    GRAFT_TRY(cfg_knobs(cfgs[i], knobs, sizeof knobs));
+    if (strcmp(knobs, l->knobs) != 0) continue;
+    p->tried++;
+    cudnnBackendDescriptor_t plan = try_plan(t, cfgs[i], why, sizeof why);
+    if (!plan) return GRAFT_OK; /* the card refuses it now: time again */
+    int64_t got = 0;
+    graft_status s = CU_STEP(cudnn, cudnnBackendGetAttribute(
+                                        plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                        CUDNN_TYPE_INT64, 1, &got, &p->workspace));
+    if (s != GRAFT_OK) {
+      cudnnBackendDestroyDescriptor(plan);
+      return s;
+    }
+    p->plan = plan;
+    p->tuned = l->timed;
+    p->tuned_ms = l->ms;
+    p->tuned_earlier = true;
+    *chosen_out = (int)i;
+    return GRAFT_OK;
+  }
+  return GRAFT_OK;
+}
+
+/* Record a timed choice in the tune cache; a failure to write is said once
+ * (graft__tune_cache_put) and changes nothing else. */
+static void remember(const graft__cudnn_target *t, const graft__cudnn_plan *p,
+                     cudnnBackendDescriptor_t cfg, const char *key) {
+  char knobs[GRAFT__TUNE_KNOBS];
+  if (p->tuned_ms < 0 || cfg_knobs(cfg, knobs, sizeof knobs) != GRAFT_OK ||
+      graft__tune_cache_put(t->tune_cache, key, p->engine, knobs, p->tuned, p->tuned_ms) !=
+          GRAFT_OK)
+    graft_clear_detail();
+}
+
 /* Time each candidate plan with the target's timer (p's uids name the
  * tensors); the index of the fastest. A candidate the timer cannot run is
  * never chosen unless none can be (then the first, which the trial run
@@ -339,11 +425,17 @@ graft_status graft__cudnn_plan_graph(const graft__cudnn_target *t, graft__cudnn_
     if (allowed(&info[i], prec)) p->viable++;
   }
   int chosen = -1;
-  if (s == GRAFT_OK) s = choose_plan(t, p, cfgs, info, n, mode, prec, &chosen);
+  char key[GRAFT__TUNE_KEY + 32] = "";
+  const bool cache = t->time && t->tune_top > 1 && t->tune_cache && t->tune_key;
+  if (cache) full_key(t, mode, key, sizeof key);
+  if (s == GRAFT_OK && cache) s = from_cache(t, p, cfgs, info, n, prec, key, &chosen);
+  if (s == GRAFT_OK && chosen < 0) s = choose_plan(t, p, cfgs, info, n, mode, prec, &chosen);
   if (chosen >= 0) {
     p->engine = info[chosen].engine;
     p->tensor_core = info[chosen].tensor_core;
     p->notes = info[chosen].notes;
+    if (s == GRAFT_OK && cache && !p->tuned_earlier && p->tuned > 1)
+      remember(t, p, cfgs[chosen], key);
   }
   /* The chosen config and the heuristics stay with the plan (whether a plan
    * needs them alive is not documented); the other configs go now. */
