@@ -142,13 +142,15 @@ static graft_status evict(cpu_backend *be, const float *x, size_t x_floats, floa
 }
 
 /* The timing shape: the layer's, on fewer images where its input and output
- * would pass TUNE_BYTES. */
-static graft_act timing_input(const graft_conv2d_params *p, const graft_act *in) {
+ * (in the widest channel block a candidate writes: graft's 8, oneDNN's
+ * be->block) would pass TUNE_BYTES. */
+static graft_act timing_input(const cpu_backend *be, const graft_conv2d_params *p,
+                              const graft_act *in) {
   graft_act tin = *in;
   const int oh = graft_out_dim(in->h, p->kernel, p->stride, p->pad);
   const int ow = graft_out_dim(in->w, p->kernel, p->stride, p->pad);
   const size_t per_image =
-      cpu_act_bytes(1, in->c, in->h, in->w, in->layout) + cpu_act_bytes(1, p->out_c, oh, ow, 8);
+      cpu_act_bytes(1, in->c, in->h, in->w, in->layout) + cpu_act_bytes(1, p->out_c, oh, ow, be->block > 8 ? be->block : 8);
   if ((size_t)in->n * per_image > TUNE_BYTES) {
     tin.n = (int)(TUNE_BYTES / per_image);
     if (tin.n < 1) tin.n = 1;
@@ -204,7 +206,7 @@ graft_status graft__cpu_conv_tuned_plan(cpu_backend *be, const graft_conv2d_para
     note(*plan, "tuned: the only candidate");
     return GRAFT_OK;
   }
-  const graft_act tin = timing_input(p, in);
+  const graft_act tin = timing_input(be, p, in);
   graft_plan *plans[TUNE_MAX] = {0};
   graft_act outs[TUNE_MAX];
   double best[TUNE_MAX];

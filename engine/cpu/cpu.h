@@ -179,6 +179,17 @@ graft_status graft__cpu_sgd_step(graft_backend *be, size_t count, const graft_sg
                                  float *param, const float *grad, float *buf);
 
 /* ---- engine/cpu/linear_rows.c, linear_f16.c, linear_sgd.c (see backend_impl.h) ---- */
+
+/* The order of the sums of a Linear forward whose rows do not depend on
+ * their company, defined once for its kernels (linear_tile.inc, and
+ * linear_cols.c, which must give the same bits): per output, blocks of
+ * GRAFT__LINEAR_KB inputs, each summed in 8 lanes that are then added as
+ * graft__lanes_sum does. */
+#define GRAFT__LINEAR_KB 1024
+static inline float graft__lanes_sum(float l0, float l1, float l2, float l3, float l4, float l5,
+                                     float l6, float l7) {
+  return ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7));
+}
 graft_status graft__cpu_linear_cols_make(graft_backend *be, const graft_linear_params *p,
                                          const float *w, float *wt);
 graft_status graft__cpu_linear_forward_cols(graft_backend *be, const graft_linear_params *p,

@@ -13,7 +13,7 @@
  * transposed layout it is a whole row of `out` floats never read.
  *
  * The same bits as linear_forward_rows: per output, y = b + s_0 + s_1 + ...
- * where s_k covers the k-th block of LT_KB inputs, 8 lanes (lane l takes the
+ * where s_k covers the k-th block of GRAFT__LINEAR_KB inputs (cpu.h), 8 lanes (lane l takes the
  * block's inputs l, l+8, ... in order, fused multiply-add), the lanes added
  * as ((0+4)+(2+6))+((1+5)+(3+7)), then the block's last len%8 inputs one at
  * a time (multiply, then add). Here the lanes are 8 arrays over the thread's
@@ -29,7 +29,7 @@
 
 #include "engine/cpu/cpu.h"
 
-#define COLS_KB 1024     /* linear_tile.inc's LT_KB: the blocks of the sums */
+#define KB GRAFT__LINEAR_KB /* the blocks of the sums (cpu.h) */
 #define COLS_AHEAD 2     /* the nonzero input whose weights are asked for ahead */
 #define COLS_DENSE 0.9   /* above this share of nonzero inputs, the row kernel */
 
@@ -74,14 +74,14 @@ __attribute__((target("avx2,fma"))) static void lane_avx2(float *lane, int len, 
   }
 }
 
-/* One block's end: y += ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)), then the tail
+/* One block's end: y += the lanes' sum (graft__lanes_sum), then the tail
  * inputs (nonzero ones) one at a time into the block's sum first. */
 static void block_end(float *y, const float *lane, size_t stride, int len, const int *tail,
                       int tails, const float *x, const float *wt, size_t ldw) {
   for (int o = 0; o < len; o++) {
     const float *l = lane + o;
-    float s = ((l[0] + l[4 * stride]) + (l[2 * stride] + l[6 * stride])) +
-              ((l[stride] + l[5 * stride]) + (l[3 * stride] + l[7 * stride]));
+    float s = graft__lanes_sum(l[0], l[stride], l[2 * stride], l[3 * stride], l[4 * stride],
+                               l[5 * stride], l[6 * stride], l[7 * stride]);
     for (int k = 0; k < tails; k++) s = s + x[tail[k]] * wt[(size_t)tail[k] * ldw + o];
     y[o] += s;
   }
@@ -95,7 +95,7 @@ static void cols_part(const graft_linear_params *p, const float *x, const float 
                       int lo, int hi, float *y) {
   const int in = p->in, len = hi - lo;
   for (int o = lo; o < hi; o++) y[o] = b[o];
-  for (int k = 0; k * COLS_KB < in; k++) {
+  for (int k = 0; k * KB < in; k++) {
     for (int l = 0; l < 8; l++) {
       float *ln = lane + (size_t)l * stride;
       memset(ln, 0, (size_t)len * sizeof(float));
@@ -114,7 +114,7 @@ graft_status graft__cpu_linear_forward_cols(graft_backend *bk, const graft_linea
                                             const float *x, const float *w, const float *wt,
                                             const float *b, float *y) {
   cpu_backend *be = cpu_of(bk);
-  const int in = p->in, out = p->out, blocks = (in + COLS_KB - 1) / COLS_KB;
+  const int in = p->in, out = p->out, blocks = (in + KB - 1) / KB;
   const int threads = graft__cpu_team((double)in * out);
   /* scratch: the nonzero inputs and their groups' starts, and per thread 8
    * lanes over its outputs (a multiple of 16 floats apart, 64-byte aligned;
@@ -126,7 +126,7 @@ graft_status graft__cpu_linear_forward_cols(graft_backend *bk, const graft_linea
   int *nz = (int *)ws, *at = nz + in;
   int count = 0;
   for (int k = 0; k < blocks; k++) {
-    const int i0 = k * COLS_KB, end = in - i0 < COLS_KB ? in : i0 + COLS_KB;
+    const int i0 = k * KB, end = in - i0 < KB ? in : i0 + KB;
     const int lanes_end = i0 + (end - i0) / 8 * 8;
     for (int g = 0; g < 8; g++) {
       at[k * 9 + g] = count;
