@@ -410,12 +410,14 @@ graft_status graft__cuda_create(int device, const graft_backend_options *o, graf
   size_t dnn = cudnnGetVersion();
   snprintf(be->base.description, sizeof be->base.description,
            "%s: %.96s (sm_%d, %zu MiB), driver %d.%d, runtime %d.%d, cuDNN %zu.%zu.%zu "
-           "graphs%s%s, trunk %s %s, cuBLAS %d.%d",
+           "graphs%s%s%s, trunk %s %s, cuBLAS %d.%d",
            be->base.name, prop.name, be->sm, be->total_mem >> 20, driver / 1000,
            driver % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, dnn / 10000,
            dnn / 100 % 100, dnn % 100, path ? ", path " : "",
-           path ? graft_cudnn_path_name(path) : "", nhwc ? "NHWC" : "NCHW",
-           bf16 ? "bf16" : "fp32", cublas_v / 10000, cublas_v / 100 % 100);
+           path ? graft_cudnn_path_name(path) : "",
+           !be->tune ? "" : be->tune_cache ? ", tuned (kept on disk)" : ", tuned",
+           nhwc ? "NHWC" : "NCHW", bf16 ? "bf16" : "fp32", cublas_v / 10000,
+           cublas_v / 100 % 100);
   *out = &be->base;
   return GRAFT_OK;
 }

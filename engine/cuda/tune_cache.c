@@ -17,9 +17,9 @@
  * the next write. A file that does not start with the header is not ours:
  * it is refused and never written.
  *
- * Writing: the whole file to "<path>.<pid>.tmp" beside it, then renamed
- * over the path, so that a reader sees the old file or the new one, never
- * half. Before writing it reads the file again and keeps what other
+ * Writing: the whole file to "<path>.<pid>.tmp" beside it, flushed to disk,
+ * then renamed over the path, so that a reader sees the old file or the new
+ * one, never half. Before writing it reads the file again and keeps what other
  * processes (an MPI job's ranks on one machine) added meanwhile; two
  * writers at the same moment can still lose one's new line, which the
  * next run times again. */
@@ -199,6 +199,7 @@ static graft_status write_all(const graft__tune_cache *c) {
   }
   int err = ok ? 0 : errno;
   if (fflush(f) != 0 && !err) err = errno ? errno : EIO;
+  if (!err && fsync(fileno(f)) != 0) err = errno; /* whole on disk before it is renamed */
   if (fclose(f) != 0 && !err) err = errno ? errno : EIO;
   if (!err && rename(tmp, c->path) != 0) err = errno;
   if (err) {
