@@ -280,7 +280,10 @@ static graft_status from_cache(const graft__cudnn_target *t, graft__cudnn_plan *
   for (int64_t i = 0; l && i < n; i++) {
     char knobs[GRAFT__TUNE_KNOBS], why[320];
     if (!allowed(&info[i], prec) || info[i].engine != l->engine) continue;
-    GRAFT_TRY(cfg_knobs(cfgs[i], knobs, sizeof knobs));
+    if (cfg_knobs(cfgs[i], knobs, sizeof knobs) != GRAFT_OK) { /* not comparable: no match */
+      graft_clear_detail();
+      continue;
+    }
     if (strcmp(knobs, l->knobs) != 0) continue;
     p->tried++;
     cudnnBackendDescriptor_t plan = try_plan(t, cfgs[i], why, sizeof why);
