@@ -442,7 +442,7 @@ static void tune_cache_broken(const char *path) {
   graft__tune_cache_close(c);
 }
 
-static void tune_cache_refusals(const char *dir, const char *path) {
+static void tune_cache_refusals(const char *dir) {
   char other[4200], nowhere[4200];
   snprintf(other, sizeof other, "%s/not-ours.txt", dir);
   snprintf(nowhere, sizeof nowhere, "%s/missing-folder/cudnn-tuned.tsv", dir);
@@ -462,18 +462,18 @@ static void tune_cache_refusals(const char *dir, const char *path) {
   graft__cudnn_plan_release(&p);
   CHECK_MSG(warnings == 1, "%d warnings for a file that cannot be written", warnings);
   graft__tune_cache_close(c);
-  (void)path;
 }
 
-static void tune_cache(void) {
-  const char *dir = graft_test_tmpdir("cudnn_tune_cache");
+static void tune_cache(bool quick) {
+  /* its own folder per mode: ctest -j runs the two at once */
+  const char *dir = graft_test_tmpdir(quick ? "cudnn_tune_cache_quick" : "cudnn_tune_cache");
   char path[4200];
   snprintf(path, sizeof path, "%s/cudnn-tuned.tsv", dir);
   remove(path);
   graft_set_log(count_warning, NULL);
   tune_cache_writes_and_reads(path);
   tune_cache_broken(path);
-  tune_cache_refusals(dir, path);
+  tune_cache_refusals(dir);
   graft_set_log(NULL, NULL);
   graft_clear_detail();
 }
@@ -507,7 +507,7 @@ int main(int argc, char **argv) {
     free(json);
   }
   tuned_pick();
-  tune_cache();
+  tune_cache(quick);
   printf("columns per device: fused/A, fused/FALLBACK, split/A; each "
          "e<engine id><notes> <viable>/<heuristics results> <workspace>; notes: T TF32, F FFT, "
          "W Winograd (4, 6, D: 4x4, 6x6, 13x13 tiles); * = the plan graft runs\n");
