@@ -149,8 +149,9 @@ static graft_act timing_input(const cpu_backend *be, const graft_conv2d_params *
   graft_act tin = *in;
   const int oh = graft_out_dim(in->h, p->kernel, p->stride, p->pad);
   const int ow = graft_out_dim(in->w, p->kernel, p->stride, p->pad);
-  const size_t per_image =
-      cpu_act_bytes(1, in->c, in->h, in->w, in->layout) + cpu_act_bytes(1, p->out_c, oh, ow, be->block > 8 ? be->block : 8);
+  const int out_block = be->block > 8 ? be->block : 8;
+  const size_t per_image = cpu_act_bytes(1, in->c, in->h, in->w, in->layout) +
+                           cpu_act_bytes(1, p->out_c, oh, ow, out_block);
   if ((size_t)in->n * per_image > TUNE_BYTES) {
     tin.n = (int)(TUNE_BYTES / per_image);
     if (tin.n < 1) tin.n = 1;

@@ -5,8 +5,8 @@
  *
  * The file is text, a header line, then one choice per line, six fields
  * separated by tabs:
- *   who     the card and its libraries (graft__cuda_tune_who): a choice
- *           is used only by the card and library versions that made it
+ *   who     the card and its libraries (open_tune_cache, backend.c): a
+ *           choice is used only by the card and library versions that made it
  *   key     the graph: op, shape, precision, layout, rung, heuristics mode
  *   engine  the config's CUDNN_ATTR_ENGINE_GLOBAL_INDEX
  *   knobs   its knob choices, "type=value,..." ("-": none)
