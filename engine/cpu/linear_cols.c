@@ -17,8 +17,8 @@
  * lanes (lane l takes the block's inputs l, l+8, ... in order, fused
  * multiply-add), the lanes added as graft__lanes_sum does, then the
  * block's last len%8 inputs one at a time (multiply, then add). Here the
- * lanes are 8 arrays over the thread's outputs, and an input that is zero leaves its lane as it was, as its
- * fused multiply-add would (a lane starts at +0 and adding +-0 to +0 or to a
+ * lanes are 8 arrays over the thread's outputs, and an input that is zero
+ * leaves its lane as it was, as its fused multiply-add would (a lane starts at +0 and adding +-0 to +0 or to a
  * nonzero value changes nothing; only a lane that is -0, which takes a
  * product underflowing to -0 first, could tell the difference, in the sign
  * of a zero; and a zero input against an infinite weight, which the
