@@ -13,16 +13,16 @@
  * transposed layout it is a whole row of `out` floats never read.
  *
  * The same bits as linear_forward_rows: per output, y = b + s_0 + s_1 + ...
- * where s_k covers the k-th block of GRAFT__LINEAR_KB inputs (cpu.h), 8
- * lanes (lane l takes the block's inputs l, l+8, ... in order, fused
- * multiply-add), the lanes added as graft__lanes_sum does, then the
- * block's last len%8 inputs one at a time (multiply, then add). Here the
- * lanes are 8 arrays over the thread's outputs, and an input that is zero
- * leaves its lane as it was, as its fused multiply-add would (a lane starts at +0 and adding +-0 to +0 or to a
- * nonzero value changes nothing; only a lane that is -0, which takes a
- * product underflowing to -0 first, could tell the difference, in the sign
- * of a zero; and a zero input against an infinite weight, which the
- * loaders refuse). AVX2 + FMA only: the generic kernels keep the row kernel. */
+ * where s_k covers the k-th block of GRAFT__LINEAR_KB inputs (cpu.h), 8 lanes
+ * (lane l takes the block's inputs l, l+8, ... in order, fused multiply-add),
+ * the lanes added as graft__lanes_sum does, then the block's last len%8
+ * inputs one at a time (multiply, then add). Here the lanes are 8 arrays over
+ * the thread's outputs, and an input that is zero leaves its lane as it was,
+ * as its fused multiply-add would (a lane starts at +0 and adding +-0 to +0
+ * or to a nonzero value changes nothing; only a lane that is -0, which takes
+ * a product underflowing to -0 first, could tell the difference, in the sign
+ * of a zero; and a zero input against an infinite weight, which the loaders
+ * refuse). AVX2 + FMA only: the generic kernels keep the row kernel. */
 #include <immintrin.h>
 #include <omp.h>
 #include <string.h>
