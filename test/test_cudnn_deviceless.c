@@ -464,6 +464,53 @@ static void tune_cache_refusals(const char *dir) {
   graft__tune_cache_close(c);
 }
 
+/* A file of n choices: "other card" keys o0.., then this card's keys c0... */
+static void write_choices(const char *path, int others, int ours) {
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (!f) return;
+  fprintf(f, "# graft tuned cuDNN plans, format 1\n");
+  for (int i = 0; i < others; i++) fprintf(f, "other card\to%d\t%d\t-\t4\t1\n", i, i);
+  for (int i = 0; i < ours; i++) fprintf(f, "deviceless h100\tc%d\t%d\t-\t4\t1\n", i, i);
+  CHECK(fclose(f) == 0);
+}
+
+static bool kept(graft__tune_cache *c, const char *who, const char *key) {
+  return graft__tune_cache_find(c, who, key) != NULL;
+}
+
+/* At most GRAFT__TUNE_MAX_LINES choices: the oldest dropped, other cards'
+ * first, never the new one; a file of far more is read only so far. */
+static void tune_cache_bound(const char *dir) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/full.tsv", dir);
+  const int max = GRAFT__TUNE_MAX_LINES;
+  write_choices(path, 3, max);
+  graft__tune_cache *c = open_as(path, 1);
+  CHECK_OK(graft__tune_cache_put(c, "new", 7, "-", 4, 1.0));
+  CHECK_MSG(count_lines(path) == 1 + max, "%d lines, at most %d choices", count_lines(path), max);
+  CHECK(!kept(c, "other card", "o2") && !kept(c, "deviceless h100", "c0"));
+  CHECK(kept(c, "deviceless h100", "c1") && kept(c, "deviceless h100", "new"));
+  graft__tune_cache_close(c);
+  write_choices(path, max, 2); /* others' oldest go, this card's stay */
+  c = open_as(path, 1);
+  CHECK_OK(graft__tune_cache_put(c, "new", 7, "-", 4, 1.0));
+  CHECK(count_lines(path) == 1 + max && !kept(c, "other card", "o2"));
+  CHECK(kept(c, "other card", "o3") && kept(c, "deviceless h100", "c0"));
+  graft__tune_cache_close(c);
+  write_choices(path, 4 * max + 10, 0);
+  warnings = 0;
+  c = open_as(path, 1);
+  CHECK_MSG(warnings == 1, "%d warnings for a file of too many choices", warnings);
+  char last[32];
+  snprintf(last, sizeof last, "o%d", 4 * max); /* the first not read */
+  CHECK(kept(c, "other card", "o0") && !kept(c, "other card", last));
+  CHECK_OK(graft__tune_cache_put(c, "new", 7, "-", 4, 1.0));
+  CHECK(count_lines(path) == 1 + max && kept(c, "deviceless h100", "new"));
+  graft__tune_cache_close(c);
+  printf("tune cache: at most %d choices, the oldest dropped\n", max);
+}
+
 static void tune_cache(bool quick) {
   /* its own folder per mode: ctest -j runs the two at once */
   const char *dir = graft_test_tmpdir(quick ? "cudnn_tune_cache_quick" : "cudnn_tune_cache");
@@ -474,6 +521,7 @@ static void tune_cache(bool quick) {
   tune_cache_writes_and_reads(path);
   tune_cache_broken(path);
   tune_cache_refusals(dir);
+  tune_cache_bound(dir);
   graft_set_log(NULL, NULL);
   graft_clear_detail();
 }

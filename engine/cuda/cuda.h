@@ -81,6 +81,7 @@ typedef struct graft__cudnn_target {
 #define GRAFT__TUNE_WHO 192
 #define GRAFT__TUNE_KEY 160
 #define GRAFT__TUNE_KNOBS 256
+#define GRAFT__TUNE_MAX_LINES 1024 /* a file's choices, all cards together */
 typedef struct graft__tune_line {
   char who[GRAFT__TUNE_WHO];   /* the card and library versions */
   char key[GRAFT__TUNE_KEY];   /* the graph */
@@ -101,7 +102,8 @@ const char *graft__tune_cache_who(const graft__tune_cache *c);
 const graft__tune_line *graft__tune_cache_find(const graft__tune_cache *c, const char *who,
                                                const char *key);
 /* Record a choice for this cache's card and rewrite the file (read again
- * first: other processes' new lines are kept); said through graft__warn the
+ * first: other processes' new lines are kept; the oldest dropped beyond
+ * GRAFT__TUNE_MAX_LINES, other cards' first); said through graft__warn the
  * first time writing fails. */
 graft_status graft__tune_cache_put(graft__tune_cache *c, const char *key, int64_t engine,
                                    const char *knobs, int timed, double ms);

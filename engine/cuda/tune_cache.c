@@ -12,10 +12,14 @@
  *   knobs   its knob choices, "type=value,..." ("-": none)
  *   timed   how many configs were timed
  *   ms      the chosen one's time
- * Other cards' and versions' lines are kept as they are. A line that does
- * not parse is skipped (counted; graft__warn says so once) and left out of
- * the next write. A file that does not start with the header is not ours:
- * it is refused and never written.
+ * Other cards' and versions' lines are kept as they are, up to
+ * GRAFT__TUNE_MAX_LINES in all: beyond that a write drops the oldest lines
+ * (the file's first), other cards' and versions' before this one's. A line
+ * that does not parse is skipped (counted; graft__warn says so once) and
+ * left out of the next write; a file of more than 4 x GRAFT__TUNE_MAX_LINES
+ * choices, which graft never writes, is read that far (said once). A file
+ * that does not start with the header is not ours: it is refused and never
+ * written.
  *
  * Writing: the whole file to "<path>.<pid>.tmp" beside it, flushed to disk,
  * then renamed over the path, so that a reader sees the old file or the new
@@ -40,6 +44,7 @@ struct graft__tune_cache {
   graft__tune_line *lines;
   int n, cap;
   int skipped; /* lines of the file that did not parse */
+  bool cut;    /* the file held more choices than are read */
   bool warned; /* a failure to write was said */
 };
 
@@ -82,9 +87,14 @@ static bool parse_line(char *text, graft__tune_line *l) {
   return !errno && *end == '\0' && end != at && l->ms >= 0 && l->ms < 1e9;
 }
 
+/* Keys first: they differ within a few bytes, a card's lines share its long who. */
+static bool same(const graft__tune_line *l, const char *who, const char *key) {
+  return strcmp(l->key, key) == 0 && strcmp(l->who, who) == 0;
+}
+
 static graft_status add(graft__tune_cache *c, const graft__tune_line *l) {
   for (int i = 0; i < c->n; i++)
-    if (strcmp(c->lines[i].who, l->who) == 0 && strcmp(c->lines[i].key, l->key) == 0) {
+    if (same(&c->lines[i], l->who, l->key)) {
       c->lines[i] = *l;
       return GRAFT_OK;
     }
@@ -134,6 +144,10 @@ static graft_status load(graft__tune_cache *c, bool keep_ours) {
       skipped++;
       continue;
     }
+    if (c->n >= 4 * GRAFT__TUNE_MAX_LINES) {
+      c->cut = true;
+      break;
+    }
     const graft__tune_line *have = keep_ours ? graft__tune_cache_find(c, l.who, l.key) : NULL;
     if (!have) s = add(c, &l);
   }
@@ -163,6 +177,9 @@ graft_status graft__tune_cache_open(const char *path, const char *who, graft__tu
   if (c->skipped)
     graft__warn("%s: %d line(s) that are not tuned plans skipped (left out when it is next "
                 "written)", path, c->skipped);
+  if (c->cut)
+    graft__warn("%s: more than %d tuned plans; the rest were not read (the oldest are dropped "
+                "when it is next written)", path, 4 * GRAFT__TUNE_MAX_LINES);
   *out = c;
   return GRAFT_OK;
 }
@@ -179,8 +196,7 @@ const char *graft__tune_cache_who(const graft__tune_cache *c) { return c->who; }
 const graft__tune_line *graft__tune_cache_find(const graft__tune_cache *c, const char *who,
                                                const char *key) {
   for (int i = 0; c && i < c->n; i++)
-    if (strcmp(c->lines[i].who, who) == 0 && strcmp(c->lines[i].key, key) == 0)
-      return &c->lines[i];
+    if (same(&c->lines[i], who, key)) return &c->lines[i];
   return NULL;
 }
 
@@ -209,6 +225,24 @@ static graft_status write_all(const graft__tune_cache *c) {
   return GRAFT_OK;
 }
 
+/* At most GRAFT__TUNE_MAX_LINES lines: the oldest dropped, other cards' and
+ * versions' first, then this card's, never the choice just made (key). */
+static void trim(graft__tune_cache *c, const char *key) {
+  for (int pass = 0; pass < 2 && c->n > GRAFT__TUNE_MAX_LINES; pass++) {
+    int excess = c->n - GRAFT__TUNE_MAX_LINES, kept = 0;
+    for (int i = 0; i < c->n; i++) {
+      const graft__tune_line *l = &c->lines[i];
+      bool ours = strcmp(l->who, c->who) == 0;
+      bool drop = excess > 0 && (pass == 0 ? !ours : strcmp(l->key, key) != 0);
+      if (drop)
+        excess--;
+      else
+        c->lines[kept++] = *l;
+    }
+    c->n = kept;
+  }
+}
+
 graft_status graft__tune_cache_put(graft__tune_cache *c, const char *key, int64_t engine,
                                    const char *knobs, int timed, double ms) {
   graft__tune_line l = {.engine = engine, .timed = timed, .ms = ms};
@@ -223,7 +257,10 @@ graft_status graft__tune_cache_put(graft__tune_cache *c, const char *key, int64_
   GRAFT_TRY(add(c, &l));
   /* what other processes wrote meanwhile, ours kept where both have a key */
   graft_status s = load(c, true);
-  if (s == GRAFT_OK) s = write_all(c);
+  if (s == GRAFT_OK) {
+    trim(c, l.key);
+    s = write_all(c);
+  }
   if (s != GRAFT_OK && !c->warned) {
     c->warned = true;
     graft__warn("tuned cuDNN plans not kept: %s; later runs time them again", graft_detail());
