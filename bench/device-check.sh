@@ -16,7 +16,7 @@
 #   classify_*_cuda     classify on cuda vs on the CPU, fp32-strict: every
 #                       probability within 1e-4, the same top-1 (near ties
 #                       of the CPU's top two, closer than that, excepted);
-#                       classify_vgg16_bf16 the same in bf16 within 4e-2:
+#                       classify_vgg16_bf16 the same in bf16 within 1e-2:
 #                       bf16's error against fp32 and its top-1 agreement
 #   bench_*             graft and PyTorch (bench/torch_gpu_bench.py) timing the
 #                       same thing: the model on a device-resident batch, batch
@@ -389,9 +389,12 @@ import json, os, sys
 # norm (models_*_cuda), and a probability moves by at most half the largest
 # change of a logit, so 1e-4 leaves a wide margin. Top-1 must agree unless
 # the CPU's top two are closer than TOL (a near tie either may break).
-# bf16 (classify_vgg16_bf16): TOL 4e-2, the whole-net bound of test_cuda_ops
-# (4 x 2e-2 relative to the logits' norm) halved; what it measures is bf16's
-# error against fp32 on the shared images, and the line below says it.
+# bf16 (classify_vgg16_bf16): TOL 1e-2. bench/bf16_accuracy.py's emulation
+# of graft's bf16 rounding moves this model's probabilities (export_torchvision
+# --seed 5, 3 classes) by 3.2e-4 at most over the 153 shared validation
+# images, top-1 153 of 153 (PyTorch's autocast: 3.5e-4): 1e-2 leaves 30x for
+# the GPU's own order of sums and cuBLAS's conversions. What it measures is
+# bf16's error against fp32 on these images, and the line below says it.
 TOL = float(os.environ.get("CLASSIFY_TOL", "1e-4"))
 gpu = [json.loads(l) for l in open(sys.argv[1])]
 cpu = [json.loads(l) for l in open(sys.argv[2])]
@@ -415,7 +418,7 @@ PY
 export -f classify_cuda
 step classify_alexnet_cuda 60 gpu classify_cuda alexnet
 step classify_vgg16_cuda 90 gpu classify_cuda vgg16
-step classify_vgg16_bf16 60 gpu classify_cuda vgg16 bf16 4e-2
+step classify_vgg16_bf16 60 gpu classify_cuda vgg16 bf16 1e-2
 
 # ---- 6. benchmarks: graft, then PyTorch, the same call ----
 for arch in alexnet vgg16; do
@@ -454,7 +457,10 @@ step bench_torch_bf16 90 peer torch_rows_bf16
 # losses within 1e-2 relative, accuracies equal (an image that flips fails
 # it): PyTorch's own bf16 and fp32 runs of this recipe differ by at most
 # 6e-5 in their losses (measured on a CPU), so 1e-2 leaves graft's bf16 the
-# room of a different accumulation order and rounding points.
+# room of a different accumulation order and rounding points. graft's fp32 on
+# the CPU against this bf16 reference, on the bundle's images: losses within
+# 3.8e-5, accuracies equal; but they are all 0.5 (this random trunk's
+# classifier puts every image in one class), so the losses are the check.
 finetune_bf16() {
   [ -n "$PY" ] || { echo "SKIP: no python with torch, torchvision and h5py"; return 77; }
   [ -d "$DATA/hymenoptera" ] || { echo "SKIP: no images at $DATA/hymenoptera"; return 77; }
