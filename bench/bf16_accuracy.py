@@ -102,11 +102,16 @@ def graft_bf16(model, x):
     layers = [m for m in model.classifier if not isinstance(m, torch.nn.Dropout)]
     for i, m in enumerate(layers):
         if isinstance(m, torch.nn.Linear):
-            x = bf(x) @ bf(m.weight).t() + bf(m.bias)
-            if i + 1 < len(layers) and isinstance(layers[i + 1], torch.nn.ReLU):
-                x = F.relu(x)
-            x = bf(x)
+            relu = i + 1 < len(layers) and isinstance(layers[i + 1], torch.nn.ReLU)
+            x = linear_bf16(x, m.weight, m.bias, relu)
     return x
+
+
+def linear_bf16(x, w, b, relu):
+    """A Linear layer as graft's bf16 runs it: the operands rounded, the
+    product in fp32, plus the bias rounded, the ReLU, the output rounded."""
+    y = bf(x) @ bf(w).t() + bf(b)
+    return bf(F.relu(y) if relu else y)
 
 
 def autocast_bf16(model, x):

@@ -4,7 +4,8 @@
 # logits by a bf16-sized amount, between 1e-4 and 1e-1 of their norm (1.6e-2
 # here, as PyTorch's autocast: 1.4e-2), so that an emulation that rounds
 # nothing, or rounds wrongly, fails; stay within 5e-2 of autocast's logits;
-# and keep every top-1.
+# and keep every top-1. Then bench/bf16_training.py (one seed): test_cuda_ops'
+# whole-net bf16 tolerances must hold what its emulation gives.
 . "$(dirname "$0")/lib.sh"
 need_python
 need_data
@@ -39,4 +40,9 @@ check "graft vs autocast" 0 5e-2
 n=${#imgs[@]}
 [ "$(echo "$out" | grep -c "top-1 agreement $n of $n")" = 3 ] && ok "every top-1 kept" ||
   fail "a top-1 changed"
+if out=$("$PY" "$GRAFT_SOURCE_DIR/bench/bf16_training.py" --seeds 1 2>&1); then
+  ok "test_cuda_ops' bf16 tolerances hold the emulated errors: $(echo "$out" | sed -n 1p)"
+else
+  fail "bf16_training.py: $out"
+fi
 finish

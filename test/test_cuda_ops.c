@@ -61,8 +61,22 @@
  * independent and partly cancel: about sqrt(2/3) u from the inputs plus
  * u / sqrt(3) from the output, 5e-3 in norm. 2e-2 = 5u holds the worst case
  * of every element with room; a whole net (several such layers and the
- * classifier) is allowed 4x that. Not yet run on a GPU. */
+ * classifier) is allowed 4x that. Not yet run on a GPU; emulated on the CPU
+ * (bench/bf16_accuracy.py, bench/bf16_training.py): whole_net's logits
+ * within 4.4e-3 over 8 seeds, a seeded VGG16's within 6.8e-3. */
 #define BF16_TOL 2e-2
+
+/* A bf16 classifier's gradients after training steps, relative to the
+ * CPU's fp32 (whole_net's momentum): not a rounding-sized error. Where a
+ * hidden unit's fp32 pre-activation lies within bf16's error of zero, the
+ * two forwards disagree on its ReLU, and its whole gradient row is kept by
+ * one and zeroed by the other; the error in norm grows as the square root
+ * of the fraction of units flipped. bench/bf16_training.py emulates
+ * whole_net in PyTorch over 8 seeds: the momentum within 3.5e-2 to 5.0e-2
+ * of fp32's (the first two Linear layers' up to 7.7e-2, the last one's 3e-3);
+ * with fp32's ReLU masks it would be 3.3e-3. 0.15 = 3x the worst: a wrong
+ * GEMM or scale is off by O(1). */
+#define BF16_TRAIN_TOL 0.15
 
 static graft_backend *cpu;
 static uint64_t seed_counter = 1;
@@ -560,7 +574,7 @@ static void whole_net(graft_backend *be, graft_precision prec) {
   CHECK_OK(graft_net_get_classifier(nc, hc, mc));
   CHECK_OK(graft_net_get_classifier(ng, hg, mg));
   expect_close("alexnet classifier after 3 steps", hg, hc, head, bf16 ? 1e-3 : 1e-5);
-  expect_close("alexnet momentum after 3 steps", mg, mc, count, bf16 ? 2 * BF16_TOL : 1e-4);
+  expect_close("alexnet momentum after 3 steps", mg, mc, count, bf16 ? BF16_TRAIN_TOL : 1e-4);
   graft_net_destroy(nc);
   graft_net_destroy(ng);
   graft_model_free(m);
