@@ -62,7 +62,8 @@ def model_of(seed):
 
 
 def step(params, buf, feats, labels, masks, emulate):
-    """One training step of the classifier [(w, b)] x 3; returns the losses."""
+    """One training step of the classifier, params [(w, b)] x 3 and their momentum
+    buf (None before the first step): the new params, the new buf, the losses."""
     x, inputs, outs = feats, [], []
     for j, (w, b) in enumerate(params):
         if j < 2:
@@ -78,7 +79,8 @@ def step(params, buf, feats, labels, masks, emulate):
     loss = -p[range(B), labels].log()
     dy = (p - F.one_hot(labels, K).float()) / B
     grads = [None] * 3
-    def mm(a, c):
+
+    def mm(a, c):  # a GEMM: in bf16, cuBLAS rounds both operands
         return bf(a) @ bf(c) if emulate else a @ c
 
     for j in (2, 1, 0):
@@ -97,8 +99,12 @@ def step(params, buf, feats, labels, masks, emulate):
     return new_params, new_buf, loss
 
 
+def flat_layers(pairs):
+    return [torch.cat([w.flatten(), b.flatten()]) for w, b in pairs]
+
+
 def flat(pairs):
-    return torch.cat([t.flatten() for pair in pairs for t in pair])
+    return torch.cat(flat_layers(pairs))
 
 
 def one_seed(seed):
@@ -127,10 +133,6 @@ def one_seed(seed):
         out["momentum by layer"] = [rel(a, b) for a, b in zip(flat_layers(state[True][1]),
                                                               flat_layers(state[False][1]))]
     return out
-
-
-def flat_layers(pairs):
-    return [torch.cat([w.flatten(), b.flatten()]) for w, b in pairs]
 
 
 def main():
