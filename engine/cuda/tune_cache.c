@@ -92,10 +92,12 @@ static bool same(const graft__tune_line *l, const char *who, const char *key) {
   return strcmp(l->key, key) == 0 && strcmp(l->who, who) == 0;
 }
 
-static graft_status add(graft__tune_cache *c, const graft__tune_line *l) {
+/* l as a new line, or in place of the line of its card and key (left as it
+ * was when keep is true). */
+static graft_status add(graft__tune_cache *c, const graft__tune_line *l, bool keep) {
   for (int i = 0; i < c->n; i++)
     if (same(&c->lines[i], l->who, l->key)) {
-      c->lines[i] = *l;
+      if (!keep) c->lines[i] = *l;
       return GRAFT_OK;
     }
   if (c->n == c->cap) {
@@ -148,8 +150,7 @@ static graft_status load(graft__tune_cache *c, bool keep_ours) {
       c->cut = true;
       break;
     }
-    const graft__tune_line *have = keep_ours ? graft__tune_cache_find(c, l.who, l.key) : NULL;
-    if (!have) s = add(c, &l);
+    s = add(c, &l, keep_ours);
   }
   if (s == GRAFT_OK && ferror(f)) s = graft__fail(GRAFT_EIO, "%s: read error", c->path);
   fclose(f);
@@ -254,7 +255,7 @@ graft_status graft__tune_cache_put(graft__tune_cache *c, const char *key, int64_
   if (timed < 2 || timed > GRAFT__CUDNN_TUNE_MAX || !(ms >= 0 && ms < 1e9) || engine < 0)
     return graft__fail(GRAFT_EINVAL, "tuned cuDNN plan: engine %lld, %d timed, %g ms",
                        (long long)engine, timed, ms);
-  GRAFT_TRY(add(c, &l));
+  GRAFT_TRY(add(c, &l, false));
   /* what other processes wrote meanwhile, ours kept where both have a key */
   graft_status s = load(c, true);
   if (s == GRAFT_OK) {
